@@ -1,0 +1,66 @@
+#pragma once
+// ActivationSource: a model that turns token ids into activations at named hook points.
+//
+// Hook names follow TransformerLens ("blocks.8.hook_resid_pre"). A source tokenizes text itself
+// (tokenizers belong to models), runs the model capturing any number of hooks in one pass, and can
+// run it again with one hook's activation replaced, which is how evaluation splices an SAE in.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "saelab/export.hpp"
+
+namespace saelab {
+
+struct SAELAB_API SourceInfo {
+  std::string model_id;          // "gpt2", a path, or "random:<seed>"
+  std::string config_hash;       // SHA-256 of the model's config and weights identity
+  std::string tokenizer_sha256;  // identity of the tokenizer files
+  std::int64_t vocab_size = 0;
+  std::int64_t max_context = 0;  // longest sequence the model accepts
+  std::int32_t bos_token = -1;   // token prepended to every sequence (GPT-2: <|endoftext|>)
+  std::int32_t eos_token = -1;   // token placed between documents
+  std::map<std::string, std::int64_t> hooks;  // every hook point -> its width d
+};
+
+// Output of a run with a hook replaced: what CE-loss evaluation and steering need.
+struct SAELAB_API ModelOutput {
+  torch::Tensor logits;  // [batch, seq, vocab]  (may be undefined if not requested)
+  torch::Tensor loss;    // [batch, seq - 1] next-token cross-entropy per position
+};
+
+// Replaces a hook's activation: receives [batch, seq, d], returns the same shape.
+using HookFn = std::function<torch::Tensor(const torch::Tensor&)>;
+
+class SAELAB_API ActivationSource {
+ public:
+  static constexpr const char* kKind = "source";
+  virtual ~ActivationSource() = default;
+
+  virtual const SourceInfo& info() const = 0;
+
+  virtual std::vector<std::int32_t> tokenize(std::string_view text) const = 0;
+  virtual std::string decode(const std::vector<std::int32_t>& tokens) const = 0;
+
+  // tokens [batch, seq] int64 -> hook name -> [batch, seq, d] float32 on the source's device.
+  // Stops the forward pass after the last block a requested hook needs.
+  virtual std::map<std::string, torch::Tensor> run_with_hooks(
+      const torch::Tensor& tokens, const std::vector<std::string>& hooks) = 0;
+
+  // Runs the whole model with `hook`'s activation replaced by fn(activation).
+  virtual ModelOutput run_with_replacement(const torch::Tensor& tokens, const std::string& hook,
+                                           const HookFn& fn, bool want_logits) = 0;
+
+  // Direct logit effect of directions written at `hook`: directions [n, d] -> [n, vocab].
+  // Undefined tensor when the hook is not in the residual stream.
+  virtual torch::Tensor logit_effects(const torch::Tensor& directions, const std::string& hook) = 0;
+
+  virtual torch::Device device() const = 0;
+};
+
+}  // namespace saelab

@@ -1,0 +1,104 @@
+#pragma once
+// ActivationStore: activations harvested once, read many times.
+//
+// A writer appends rows and commits them in durable units (shards); after a crash, a writer opened
+// with resume=true reports how many rows are committed, and harvesting continues from there. A
+// reader streams shuffled batches with bounded memory and a cursor that a training checkpoint can
+// save and restore exactly.
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/types.h>
+
+#include "saelab/export.hpp"
+
+namespace saelab {
+
+// Identity of what was harvested. Stores refuse to mix rows of different identities.
+struct SAELAB_API StoreMeta {
+  std::string model_id;
+  std::string config_hash;
+  std::string hook;
+  std::int64_t d = 0;
+  std::string dtype = "float16";  // on-disk dtype: float32 | float16 | bfloat16
+  std::int64_t context_size = 0;
+  bool prepend_bos = true;
+  bool exclude_bos = true;
+  std::string tokenizer_sha256;
+  std::string corpus_fingerprint;
+  std::string saelab_version;
+};
+SAELAB_API nlohmann::json to_json(const StoreMeta& m);
+SAELAB_API StoreMeta store_meta_from_json(const nlohmann::json& j, const std::string& where);
+
+// Rows with their provenance, so every activation can be traced back to its text.
+struct SAELAB_API ActivationRows {
+  torch::Tensor activations;  // [n, d] float32
+  torch::Tensor tokens;       // [n] int32
+  torch::Tensor sequence;     // [n] int64, global sequence index in corpus order
+  torch::Tensor position;     // [n] int32, position within the sequence
+};
+
+// Computed while harvesting; used to scale inputs to mean norm sqrt(d).
+struct SAELAB_API NormStats {
+  std::int64_t rows = 0;
+  double mean_norm = 0.0;
+  std::vector<double> mean;  // [d]
+};
+
+class SAELAB_API ActivationStoreWriter {
+ public:
+  virtual ~ActivationStoreWriter() = default;
+  // Rows already durable when the writer was opened (resume), plus what it committed since.
+  virtual std::int64_t committed_rows() const = 0;
+  virtual std::int64_t committed_sequences() const = 0;
+  virtual void append(const ActivationRows& rows) = 0;
+  // Makes everything appended so far durable; a crash afterwards loses none of it.
+  virtual void commit() = 0;
+  // Commits and records the final statistics. The store is complete afterwards.
+  virtual void finish(const NormStats& stats) = 0;
+};
+
+struct SAELAB_API ReaderOptions {
+  std::uint64_t seed = 0;
+  std::int64_t buffer_rows = std::int64_t(1) << 19;  // rows mixed in memory
+  std::int64_t batch_rows = 4096;
+  torch::Device device = torch::kCPU;
+  bool shuffle = true;
+};
+
+class SAELAB_API ActivationReader {
+ public:
+  virtual ~ActivationReader() = default;
+  // Next batch; epochs continue forever in a new permutation each time. [batch_rows, d] float32.
+  virtual torch::Tensor next_batch() = 0;
+  // Next batch with provenance (for reports); same order as next_batch.
+  virtual ActivationRows next_rows() = 0;
+  virtual std::int64_t rows_per_epoch() const = 0;
+  virtual std::int64_t d() const = 0;
+  // Exact position in the stream: restoring it yields the batches the original would have produced.
+  virtual nlohmann::json cursor() const = 0;
+  virtual void restore(const nlohmann::json& cursor) = 0;
+};
+
+class SAELAB_API ActivationStore {
+ public:
+  static constexpr const char* kKind = "store";
+  virtual ~ActivationStore() = default;
+  // resume=false on an existing non-empty store is an error (never overwrite silently).
+  virtual std::unique_ptr<ActivationStoreWriter> open_writer(const std::filesystem::path& dir,
+                                                             const StoreMeta& meta, bool resume) = 0;
+  virtual std::unique_ptr<ActivationReader> open_reader(const std::filesystem::path& dir,
+                                                        const ReaderOptions& opts) = 0;
+  virtual StoreMeta meta(const std::filesystem::path& dir) = 0;
+  virtual std::optional<NormStats> stats(const std::filesystem::path& dir) = 0;
+  // Human-readable summary; verify=true checks every shard's checksums.
+  virtual nlohmann::json info(const std::filesystem::path& dir, bool verify) = 0;
+};
+
+}  // namespace saelab

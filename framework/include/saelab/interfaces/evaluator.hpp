@@ -1,0 +1,33 @@
+#pragma once
+// Evaluator: measures a trained SAE (L0, explained variance, CE loss recovered, dead latents, ...).
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "saelab/export.hpp"
+#include "saelab/interfaces/activation_source.hpp"
+#include "saelab/interfaces/activation_store.hpp"
+#include "saelab/interfaces/sae.hpp"
+
+namespace saelab {
+
+class TokenBatches;
+
+struct SAELAB_API EvalContext {
+  SaeArchitecture& sae;
+  ActivationSource* source;  // null when only stored activations are available (no CE metrics)
+  std::string hook;
+  TokenBatches* tokens;      // held-out token sequences for spliced evaluation (may be null)
+  ActivationReader* reader;  // held-out activations (may be null)
+  double input_scale = 1.0;  // multiply raw activations by this before the SAE (folded SAEs: 1)
+};
+
+class SAELAB_API Evaluator {
+ public:
+  static constexpr const char* kKind = "evaluator";
+  virtual ~Evaluator() = default;
+  // Returns the metrics as a JSON object; written to eval.json by the framework.
+  virtual nlohmann::json evaluate(EvalContext& ctx) = 0;
+};
+
+}  // namespace saelab

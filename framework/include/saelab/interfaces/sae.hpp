@@ -1,0 +1,61 @@
+#pragma once
+// SaeArchitecture: a sparse autoencoder, x [batch, d_in] -> latents [batch, d_sae] -> x̂ [batch, d_in].
+//
+// Parameters use SAELens names and layouts so that saved SAEs load in Python unchanged:
+//   W_enc [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_in], b_dec [d_in], threshold [d_sae] (JumpReLU).
+// The trainer calls before_optimizer_step() after backward (e.g. to project out the gradient parallel
+// to unit-norm decoder rows) and after_optimizer_step() after Adam (e.g. to renormalise them).
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+#include "saelab/export.hpp"
+
+namespace saelab {
+
+struct SAELAB_API SaeOutput {
+  torch::Tensor latents;         // [batch, d_sae] after the nonlinearity (sparse)
+  torch::Tensor reconstruction;  // [batch, d_in]
+  torch::Tensor pre_activations; // [batch, d_sae] before the nonlinearity (for auxiliary losses)
+  // [batch] differentiable estimate of the number of active latents, for architectures with learned
+  // thresholds (JumpReLU's straight-through L0). Undefined otherwise.
+  torch::Tensor l0_estimate;
+};
+
+struct SAELAB_API SaeShape {
+  std::int64_t d_in = 0;
+  std::int64_t d_sae = 0;
+};
+
+using TensorMap = std::map<std::string, torch::Tensor>;
+
+class SAELAB_API SaeArchitecture : public torch::nn::Module {
+ public:
+  static constexpr const char* kKind = "sae";
+
+  // SAELens architecture name written to cfg.json: "standard", "topk", "batchtopk", "jumprelu".
+  virtual std::string architecture() const = 0;
+  virtual SaeShape shape() const = 0;
+
+  virtual SaeOutput forward(const torch::Tensor& x) = 0;          // x [batch, d_in]
+  virtual torch::Tensor encode(const torch::Tensor& x) = 0;        // -> [batch, d_sae]
+  virtual torch::Tensor decode(const torch::Tensor& latents) = 0;  // -> [batch, d_in]
+
+  // Every tensor to save, by SAELens name, and the inverse. load_state checks names and shapes.
+  virtual TensorMap state() const = 0;
+  virtual void load_state(const TensorMap& tensors) = 0;
+  // Architecture-specific cfg.json keys (e.g. {"k": 32}).
+  virtual nlohmann::json extra_config() const { return nlohmann::json::object(); }
+
+  virtual void before_optimizer_step() {}
+  virtual void after_optimizer_step() {}
+  // Inputs were multiplied by `factor` during training; fold it back so the saved SAE takes raw
+  // activations: W_enc *= factor, b_dec /= factor, W_dec... (each architecture knows its own).
+  virtual void fold_input_scale(double factor) = 0;
+};
+
+}  // namespace saelab
