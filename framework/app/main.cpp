@@ -1,0 +1,3 @@
+#include <iostream>
+#include "saelab/plugin_host.hpp"
+int main() { std::cout << saelab::plugin_registry().all().size() << "\n"; }
