@@ -32,6 +32,8 @@ OptionSchema build_schema() {
   s.string("harvest.store_dir", "", "Store directory; empty means <run>/store");
 
   s.plugin("store", "store", "hdf5", "Where harvested activations are kept (ActivationStore plugin)");
+
+  s.plugins("train.callbacks", "callback", {}, "Trainer callbacks (metrics sinks, early stopping), each {plugin: name, ...}");
   return s;
 }
 }  // namespace
