@@ -6,7 +6,6 @@
 #include <sstream>
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 namespace saelab::test {
 
@@ -54,8 +53,7 @@ void write_bytes(const fs::path& path, const std::string& data) {
 }
 
 fs::path scratch_dir(const std::string& name) {
-  const fs::path dir = fs::path(SAELAB_BINARY_DIR) / "test-scratch" /
-                       (name + "." + std::to_string(::getpid()));
+  const fs::path dir = fs::path(SAELAB_BINARY_DIR) / "test-scratch" / name;
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;

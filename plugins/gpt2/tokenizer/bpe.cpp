@@ -7,7 +7,7 @@
 #include <climits>
 #include <cstring>
 #include <functional>
-#include <queue>
+#include <algorithm>
 
 #include "bpe_vocab.hpp"
 
@@ -69,21 +69,32 @@ void merge_heap(const Vocab& v, const unsigned char* p, std::size_t n,
     prev[i] = static_cast<std::int32_t>(i) - 1;
     next[i] = i + 1 < n ? static_cast<std::int32_t>(i + 1) : -1;
   }
-  // (rank << 32 | position): popping the smallest gives the lowest rank, leftmost first.
-  std::vector<std::uint64_t> storage;
-  storage.reserve(n);
-  std::priority_queue<std::uint64_t, std::vector<std::uint64_t>, std::greater<>> heap(
-      std::greater<>{}, std::move(storage));
-  auto push = [&](std::int32_t pos) {
+  // (rank << 32 | position): the smallest entry is the lowest rank, leftmost first.
+  std::vector<std::uint64_t> heap;
+  heap.reserve(n);
+  const std::greater<> later;  // std heaps are max-heaps; this makes a min-heap
+  auto entry = [&](std::int32_t pos) -> std::uint64_t {
     const std::int32_t nx = next[pos];
-    if (nx < 0) return;
+    if (nx < 0) return ~std::uint64_t{0};
     const MergeRule r = v.merges.find(id[pos], id[nx]);
-    if (r.rank >= 0) heap.push((std::uint64_t(std::uint32_t(r.rank)) << 32) | std::uint32_t(pos));
+    if (r.rank < 0) return ~std::uint64_t{0};
+    return (std::uint64_t(std::uint32_t(r.rank)) << 32) | std::uint32_t(pos);
   };
-  for (std::size_t i = 0; i + 1 < n; ++i) push(static_cast<std::int32_t>(i));
+  auto push = [&](std::int32_t pos) {
+    const std::uint64_t e = entry(pos);
+    if (e == ~std::uint64_t{0}) return;
+    heap.push_back(e);
+    std::push_heap(heap.begin(), heap.end(), later);
+  };
+  for (std::size_t i = 0; i + 1 < n; ++i) {
+    const std::uint64_t e = entry(static_cast<std::int32_t>(i));
+    if (e != ~std::uint64_t{0}) heap.push_back(e);
+  }
+  std::make_heap(heap.begin(), heap.end(), later);  // O(n), unlike n pushes
   while (!heap.empty()) {
-    const std::uint64_t top = heap.top();
-    heap.pop();
+    std::pop_heap(heap.begin(), heap.end(), later);
+    const std::uint64_t top = heap.back();
+    heap.pop_back();
     const auto rank = static_cast<std::int32_t>(top >> 32);
     const auto pos = static_cast<std::int32_t>(top & 0xffffffffu);
     if (id[pos] < 0 || next[pos] < 0) continue;
@@ -106,27 +117,32 @@ std::uint64_t TokenMap::hash(std::string_view s) { return std::hash<std::string_
 
 void TokenMap::reserve(std::size_t n) {
   const std::uint64_t size = table_size_for(n);
-  slots_.assign(size, 0);
+  slots_.assign(size, Slot{0, 0});
   mask_ = size - 1;
 }
 
 bool TokenMap::insert(const std::vector<std::string>& keys, std::int32_t id) {
   const std::string& key = keys[static_cast<std::size_t>(id)];
-  for (std::uint64_t i = hash(key) & mask_;; i = (i + 1) & mask_) {
-    if (slots_[i] == 0) {
-      slots_[i] = id + 1;
+  const std::uint64_t h = hash(key);
+  const auto tag = static_cast<std::uint32_t>(h >> 32);
+  for (std::uint64_t i = h & mask_;; i = (i + 1) & mask_) {
+    Slot& s = slots_[i];
+    if (s.id1 == 0) {
+      s = Slot{tag, id + 1};
       return true;
     }
-    if (keys[static_cast<std::size_t>(slots_[i] - 1)] == key) return false;
+    if (s.tag == tag && keys[static_cast<std::size_t>(s.id1 - 1)] == key) return false;
   }
 }
 
 std::int32_t TokenMap::find(const std::vector<std::string>& keys, std::string_view key) const {
   if (slots_.empty()) return -1;
-  for (std::uint64_t i = hash(key) & mask_;; i = (i + 1) & mask_) {
-    const std::int32_t s = slots_[i];
-    if (s == 0) return -1;
-    if (keys[static_cast<std::size_t>(s - 1)] == key) return s - 1;
+  const std::uint64_t h = hash(key);
+  const auto tag = static_cast<std::uint32_t>(h >> 32);
+  for (std::uint64_t i = h & mask_;; i = (i + 1) & mask_) {
+    const Slot& s = slots_[i];
+    if (s.id1 == 0) return -1;
+    if (s.tag == tag && keys[static_cast<std::size_t>(s.id1 - 1)] == key) return s.id1 - 1;
   }
 }
 

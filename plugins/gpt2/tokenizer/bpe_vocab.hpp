@@ -20,8 +20,12 @@ class TokenMap {
   bool insert(const std::vector<std::string>& keys, std::int32_t id);
 
  private:
+  struct Slot {
+    std::uint32_t tag;  // high hash bits: most mismatches are rejected without touching the key
+    std::int32_t id1;   // id + 1, 0 = empty
+  };
   static std::uint64_t hash(std::string_view s);
-  std::vector<std::int32_t> slots_;  // id + 1, 0 = empty
+  std::vector<Slot> slots_;
   std::uint64_t mask_ = 0;
 };
 
