@@ -2,8 +2,8 @@
 #include "saelab/checkpoint_dir.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
-#include <regex>
 
 #include <unistd.h>
 
@@ -23,10 +23,19 @@ constexpr int kVersion = 1;
 constexpr std::int64_t kMaxStep = 999'999'999'999;  // 12 digits
 constexpr std::uintmax_t kMaxJsonBytes = 256u << 20;
 
+bool all_digits(const std::string& s, std::size_t from, std::size_t to) {
+  if (from >= to || to > s.size()) return false;
+  for (std::size_t i = from; i < to; ++i)
+    if (s[i] < '0' || s[i] > '9') return false;
+  return true;
+}
+
 // File names a manifest may list: plain names in the checkpoint directory, never paths.
-const std::regex& file_name_re() {
-  static const std::regex re(R"(^[A-Za-z0-9_][A-Za-z0-9_.-]*$)");
-  return re;
+bool plain_file_name(const std::string& s) {
+  if (s.empty() || s[0] == '.' || s[0] == '-') return false;
+  for (char c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-') return false;
+  return true;
 }
 
 std::string padded(std::int64_t step) {
@@ -37,15 +46,21 @@ std::string padded(std::int64_t step) {
 
 // step-<12 digits> -> step; anything else -> nullopt.
 std::optional<std::int64_t> committed_step(const fs::path& p) {
-  static const std::regex re(R"(^step-(\d{12})$)");
-  std::smatch m;
-  std::string name = p.filename().string();
-  if (!std::regex_match(name, m, re)) return std::nullopt;
-  return std::stoll(m[1].str());
+  const std::string name = p.filename().string();
+  if (name.size() != 17 || name.compare(0, 5, "step-") != 0 || !all_digits(name, 5, 17))
+    return std::nullopt;
+  return std::stoll(name.substr(5));
+}
+
+// tmp-<12 digits> or trash-<12 digits>-<pid>: what interrupted writes leave behind.
+bool leftover_name(const std::string& name) {
+  if (name.size() == 16 && name.compare(0, 4, "tmp-") == 0) return all_digits(name, 4, 16);
+  return name.size() > 19 && name.compare(0, 6, "trash-") == 0 && all_digits(name, 6, 18) &&
+         name[18] == '-' && all_digits(name, 19, name.size());
 }
 
 void check_stem(const std::string& stem, const char* ext) {
-  SAELAB_CHECK(std::regex_match(stem, file_name_re()), Error, "checkpoint file name '", stem, ext,
+  SAELAB_CHECK(plain_file_name(stem), Error, "checkpoint file name '", stem, ext,
                "' is not allowed; names are [A-Za-z0-9_.-]+ and do not start with '.' or '-'");
   SAELAB_CHECK(stem + ext != kManifest, Error, "checkpoint file name '", stem, ext,
                "' is reserved for the manifest");
@@ -57,10 +72,8 @@ json manifest_entry(const fs::path& file) {
 
 // Leftovers of interrupted writes. Only this root's own naming patterns are touched.
 void remove_leftovers(const fs::path& root) {
-  static const std::regex re(R"(^(tmp-\d{12}|trash-\d{12}-\d+)$)");
   for (const auto& e : fs::directory_iterator(root)) {
-    std::string name = e.path().filename().string();
-    if (e.is_directory() && std::regex_match(name, re)) fs::remove_all(e.path());
+    if (e.is_directory() && leftover_name(e.path().filename().string())) fs::remove_all(e.path());
   }
 }
 
@@ -103,7 +116,7 @@ json read_json_file(const fs::path& file, const char* what) {
 std::optional<std::string> verify_files(const fs::path& dir, const json& files) {
   if (!files.is_object()) return std::string("manifest.json 'files' is not an object");
   for (const auto& [name, entry] : files.items()) {
-    if (!std::regex_match(name, file_name_re()) || name == kManifest || name == kMarker)
+    if (!plain_file_name(name) || name == kManifest || name == kMarker)
       return cat("manifest.json lists '", name, "', which is not a plain checkpoint file name");
     if (!entry.is_object() || !entry.contains("sha256") || !entry["sha256"].is_string() ||
         !entry.contains("size") || !entry["size"].is_number_unsigned())

@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <limits>
 #include <optional>
-#include <regex>
 
 #include <unistd.h>
 
@@ -43,6 +42,18 @@ std::string join(const std::vector<std::string>& items) {
   std::string s;
   for (const auto& i : items) s += (s.empty() ? "" : ", ") + i;
   return s;
+}
+
+// "blocks.<digits>.<rest>" -> the digits; anything else -> nullopt.
+std::optional<std::string> block_number(const std::string& hook) {
+  const std::string prefix = "blocks.";
+  if (hook.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
+  std::size_t end = hook.find('.', prefix.size());
+  if (end == std::string::npos || end == prefix.size() || end + 1 >= hook.size()) return std::nullopt;
+  std::string digits = hook.substr(prefix.size(), end - prefix.size());
+  for (char c : digits)
+    if (c < '0' || c > '9') return std::nullopt;
+  return digits;
 }
 
 // Typed access to cfg.json with errors that name the file, the key and the allowed values.
@@ -127,11 +138,9 @@ void validate_cfg(const json& cfg, const std::string& where) {
   r.str("model_name");
   std::string hook = r.str("hook_name");
   std::int64_t layer = r.integer("hook_layer", 0);
-  static const std::regex kBlock(R"(^blocks\.(\d+)\..*)");
-  std::smatch m;
-  if (std::regex_match(hook, m, kBlock))
-    SAELAB_CHECK(std::to_string(layer) == m[1].str(), FormatError, where, ": key 'hook_layer' is ",
-                 layer, " but hook_name \"", hook, "\" names layer ", m[1].str(), "; they must agree");
+  if (auto block = block_number(hook); block && block->size() <= 18)
+    SAELAB_CHECK(std::stoll(*block) == layer, FormatError, where, ": key 'hook_layer' is ",
+                 layer, " but hook_name \"", hook, "\" names layer ", *block, "; they must agree");
   r.null_or("hook_head_index", &json::is_number_integer, "an integer");
   r.integer("context_size", 1);
   r.boolean("prepend_bos");
@@ -223,12 +232,11 @@ std::vector<std::string> sae_weight_names(const std::string& architecture) {
 }
 
 std::int64_t parse_hook_layer(const std::string& hook_name) {
-  static const std::regex kBlock(R"(^blocks\.(\d{1,9})\..+)");
-  std::smatch m;
-  SAELAB_CHECK(std::regex_match(hook_name, m, kBlock), ConfigError, "hook name \"", hook_name,
+  auto block = block_number(hook_name);
+  SAELAB_CHECK(block && block->size() <= 9, ConfigError, "hook name \"", hook_name,
                "\" does not name a layer; expected blocks.<layer>.<hook>, e.g. "
                "\"blocks.8.hook_resid_pre\"");
-  return std::stoll(m[1].str());
+  return std::stoll(*block);
 }
 
 void validate_sae_directory(const SaeDirectory& sae, const std::string& where) {
