@@ -38,3 +38,24 @@ TEST(Options, DefaultsAndFailCarryTheKeyPath) {
 
 }  // namespace
 }  // namespace saelab
+
+namespace saelab {
+namespace {
+
+TEST(Options, SectionStripsThePrefixAndKeepsThePathForMessages) {
+  OptionSchema inner;
+  inner.real("lr", 4e-4, "Learning rate").above(0);
+  OptionSchema outer;
+  outer.string("name", "", "Name");
+  outer.add_section("train", inner);
+  ASSERT_NE(outer.find("train.lr"), nullptr);
+  EXPECT_EQ(outer.find("train.lr")->range_str(), "> 0");
+  Options all = default_options(outer, "");
+  Options train = all.section("train");
+  EXPECT_DOUBLE_EQ(train.real("lr"), 4e-4);
+  EXPECT_FALSE(train.has("name"));
+  EXPECT_EQ(train.key_path("lr"), "train.lr");
+}
+
+}  // namespace
+}  // namespace saelab
