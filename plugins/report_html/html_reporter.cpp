@@ -103,10 +103,9 @@ metrics::LatentFiringAccumulator first_pass(ScanInput& scan, ReportContext& ctx)
   metrics::LatentFiringAccumulator firing(ctx.sae.shape().d_sae);
   ScanBatch b;
   while (scan.next(b)) {
-    const auto rows = b.include.nonzero().squeeze(1);
-    if (rows.numel() == 0) continue;
-    auto x = b.x.index_select(0, rows.to(b.x.device()));
-    firing.add(apply_sae(ctx.sae, x, ctx.input_scale).latents);
+    // All rows go through the SAE, as in pass 2, so both passes see bit-identical activations.
+    auto latents = apply_sae(ctx.sae, b.x, ctx.input_scale).latents;
+    firing.add(latents.index_select(0, b.include.nonzero().squeeze(1).to(latents.device())));
   }
   SAELAB_CHECK(firing.tokens() > 0, Error, "report html: the scan for hook '", ctx.hook,
                "' found no tokens (", scan.description(), "); give a corpus or store with data");
