@@ -34,6 +34,13 @@ OptionSchema build_schema() {
   s.plugin("store", "store", "hdf5", "Where harvested activations are kept (ActivationStore plugin)");
 
   s.plugins("train.callbacks", "callback", {}, "Trainer callbacks (metrics sinks, early stopping), each {plugin: name, ...}");
+
+  s.plugin("evaluate.evaluator", "evaluator", "standard", "Evaluator plugin that writes eval.json");
+  s.integer("evaluate.skip_sequences", -1, "Corpus sequences to skip before evaluating; auto skips those harvested")
+      .autoable().at_least(0);
+  s.plugin("report.reporter", "reporter", "html", "Reporter plugin that writes report/");
+  s.integer("report.skip_sequences", -1, "Corpus sequences to skip before scanning; auto skips those harvested")
+      .autoable().at_least(0);
   return s;
 }
 }  // namespace
