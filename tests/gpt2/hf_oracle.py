@@ -13,6 +13,9 @@ Run with the oracle venv's python (SAELAB_ORACLE_PYTHON; `scripts/setup.sh --ora
         prefixed-untied  "transformer." names + an independent lm_head.weight
                          (tie_word_embeddings: false)
 
+  make ... --inputs IN --out OUT [--replace SPEC ...]
+      Both in one process (saves a Python start-up per test).
+
   run   --dir D --inputs IN.safetensors --out OUT.safetensors [--replace SPEC ...]
       Loads D with GPT2LMHeadModel.from_pretrained (transformers' own loader), runs
       IN["tokens"] [B, T] int64 and writes, all float32:
@@ -23,7 +26,6 @@ Run with the oracle venv's python (SAELAB_ORACLE_PYTHON; `scripts/setup.sh --ora
         SPEC = "<hook>=scale:<s>" or "<hook>=zero" replaces that hook's activation.
 """
 import argparse
-import json
 import sys
 
 import torch
@@ -171,12 +173,16 @@ def main():
     m.add_argument("--dtype", choices=list(DTYPES), default="F32")
     r = sub.add_parser("run")
     r.add_argument("--dir", required=True)
-    r.add_argument("--inputs", required=True)
-    r.add_argument("--out", required=True)
-    r.add_argument("--replace", action="append", default=[])
-    r.add_argument("--threads", type=int, default=1)
+    for q, required in [(m, False), (r, True)]:
+        q.add_argument("--inputs", required=required)
+        q.add_argument("--out", required=required)
+        q.add_argument("--replace", action="append", default=[])
+        q.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
-    make(args) if args.cmd == "make" else run(args)
+    if args.cmd == "make":
+        make(args)
+    if args.cmd == "run" or args.inputs:
+        run(args)
 
 
 if __name__ == "__main__":

@@ -24,15 +24,6 @@ struct Sizes {
   int n_layer, n_head, n_embd, n_positions, vocab;
 };
 
-void oracle_make(const fs::path& dir, const Sizes& s, const std::string& layout,
-                 const std::string& dtype, int seed) {
-  test::run_command(cat(test::oracle_python(), " ", test::oracle_script(), " make --dir '",
-                        dir.string(), "' --n-layer ", s.n_layer, " --n-head ", s.n_head,
-                        " --n-embd ", s.n_embd, " --n-positions ", s.n_positions, " --vocab ",
-                        s.vocab, " --seed ", seed, " --layout ", layout, " --dtype ", dtype),
-                    dir.parent_path() / "oracle_make.log");
-}
-
 // Replacements both sides apply: "<hook>=zero" or "<hook>=scale:<s>".
 HookFn replacement_fn(const std::string& spec) {
   const std::string op = spec.substr(spec.find('=') + 1);
@@ -41,30 +32,55 @@ HookFn replacement_fn(const std::string& spec) {
   return [s](const torch::Tensor& x) { return x * s; };
 }
 
-safetensors::TensorMap oracle_run(const fs::path& model, const fs::path& work,
-                                  const at::Tensor& tokens, const at::Tensor& directions,
-                                  const std::vector<std::string>& specs) {
-  safetensors::save(work / "inputs.safetensors", {{"tokens", tokens}, {"directions", directions}});
-  std::string cmd = cat(test::oracle_python(), " ", test::oracle_script(), " run --dir '",
-                        model.string(), "' --inputs '", (work / "inputs.safetensors").string(),
-                        "' --out '", (work / "oracle.safetensors").string(), "'");
-  for (const auto& s : specs) cmd += " --replace '" + s + "'";
-  test::run_command(cmd, work / "oracle_run.log");
-  return safetensors::load(work / "oracle.safetensors").tensors;
+// What both implementations are run on, and what transformers produced for it.
+struct Reference {
+  at::Tensor tokens, directions;
+  std::vector<std::string> specs;
+  safetensors::TensorMap out;
+};
+
+Reference inputs(const fs::path& work, std::int64_t vocab, std::int64_t d, std::int64_t batch,
+                 std::int64_t seq, std::vector<std::string> specs) {
+  at::manual_seed(1234);
+  Reference r{at::randint(vocab, {batch, seq}, at::kLong), at::randn({5, d}), std::move(specs), {}};
+  safetensors::save(work / "inputs.safetensors", {{"tokens", r.tokens}, {"directions", r.directions}});
+  return r;
+}
+
+std::string run_args(const fs::path& work, const Reference& r) {
+  std::string a = cat(" --inputs '", (work / "inputs.safetensors").string(), "' --out '",
+                      (work / "oracle.safetensors").string(), "'");
+  for (const auto& s : r.specs) a += " --replace '" + s + "'";
+  return a;
+}
+
+// transformers builds a random model into work/model and runs the inputs through it.
+void oracle_make_run(const fs::path& work, const Sizes& s, const std::string& layout,
+                     const std::string& dtype, int seed, Reference& r) {
+  fs::create_directories(work / "model");
+  test::run_command(cat(test::oracle_python(), " ", test::oracle_script(), " make --dir '",
+                        (work / "model").string(), "' --n-layer ", s.n_layer, " --n-head ",
+                        s.n_head, " --n-embd ", s.n_embd, " --n-positions ", s.n_positions,
+                        " --vocab ", s.vocab, " --seed ", seed, " --layout ", layout, " --dtype ",
+                        dtype, run_args(work, r)),
+                    work / "oracle.log");
+  r.out = safetensors::load(work / "oracle.safetensors").tensors;
+}
+
+// transformers loads the model saelab wrote into work/model and runs the inputs through it.
+void oracle_run(const fs::path& work, Reference& r) {
+  test::run_command(cat(test::oracle_python(), " ", test::oracle_script(), " run --dir '",
+                        (work / "model").string(), "'", run_args(work, r)),
+                    work / "oracle.log");
+  r.out = safetensors::load(work / "oracle.safetensors").tensors;
 }
 
 // Compares everything and prints one line per quantity.
-void compare_with_oracle(Gpt2Source& src, const fs::path& model, const fs::path& work,
-                         const std::vector<std::string>& specs, std::int64_t batch,
-                         std::int64_t seq, double tol = kTol) {
-  const auto& info = src.info();
-  at::manual_seed(1234);
-  const auto tokens = at::randint(info.vocab_size, {batch, seq}, at::kLong);
-  const auto directions = at::randn({5, src.config().n_embd});
-  const auto ref = oracle_run(model, work, tokens, directions, specs);
-
+void compare_with_oracle(Gpt2Source& src, const Reference& r, double tol = kTol) {
+  const auto& ref = r.out;
+  const auto& tokens = r.tokens;
   std::vector<std::string> hooks;
-  for (const auto& [name, d] : info.hooks) hooks.push_back(name);
+  for (const auto& [name, d] : src.info().hooks) hooks.push_back(name);
   const auto acts = src.run_with_hooks(tokens, hooks);  // every hook in one pass
   ASSERT_EQ(acts.size(), hooks.size());
   double worst = 0;
@@ -86,7 +102,7 @@ void compare_with_oracle(Gpt2Source& src, const fs::path& model, const fs::path&
   EXPECT_LE(dl, tol);
   EXPECT_LE(dloss, tol);
 
-  for (const auto& spec : specs) {
+  for (const auto& spec : r.specs) {
     const std::string hook = spec.substr(0, spec.find('='));
     const auto out = src.run_with_replacement(tokens, hook, replacement_fn(spec), true);
     const double a = max_abs_diff(out.logits, ref.at("replace:" + spec + ":logits"));
@@ -98,7 +114,7 @@ void compare_with_oracle(Gpt2Source& src, const fs::path& model, const fs::path&
     EXPECT_GT(max_abs_diff(out.loss, clean.loss), 1e-3) << spec;
   }
 
-  const auto effects = src.logit_effects(directions, "blocks.1.hook_resid_post");
+  const auto effects = src.logit_effects(r.directions, "blocks.1.hook_resid_post");
   const double de = max_abs_diff(effects, ref.at("logit_effects"));
   std::printf("  %-32s max|diff| = %.3g\n", "logit_effects", de);
   EXPECT_LE(de, tol);
@@ -119,51 +135,47 @@ TEST(Gpt2Oracle, Small12LayerHubLayoutMatchesTransformers) {
   // GPT-2 small's shape (vocabulary, context and all), hub names with the attn.bias buffers;
   // a short sequence keeps the test quick.
   const auto work = test::scratch_dir();
-  const auto model = work / "model";
-  fs::create_directories(model);
-  oracle_make(model, {12, 12, 768, 1024, 50257}, "hub", "F32", 7);
-  auto src = open(model);
+  auto r = inputs(work, 50257, 768, 2, 12, kSpecs);
+  oracle_make_run(work, {12, 12, 768, 1024, 50257}, "hub", "F32", 7, r);
+  auto src = open(work / "model");
   EXPECT_EQ(src->info().hooks.size(), 12u * 6 + 1);
   EXPECT_EQ(src->info().hooks.at("blocks.3.mlp.hook_post"), 3072);
-  compare_with_oracle(*src, model, work, kSpecs, 2, 12);
+  compare_with_oracle(*src, r);
   src.reset();
   fs::remove_all(work);  // 0.5 GB
 }
 
 TEST(Gpt2Oracle, PrefixedUntiedHeadMatchesTransformers) {
   const auto work = test::scratch_dir();
-  const auto model = work / "model";
-  fs::create_directories(model);
-  oracle_make(model, {2, 4, 64, 64, 500}, "prefixed-untied", "F32", 3);
-  auto src = open(model);
+  auto r = inputs(work, 500, 64, 3, 40, kSpecs);
+  oracle_make_run(work, {2, 4, 64, 64, 500}, "prefixed-untied", "F32", 3, r);
+  auto src = open(work / "model");
   // The head really is independent of wte here.
   EXPECT_FALSE(at::equal(src->model().unembedding(), src->model().wte->weight));
-  compare_with_oracle(*src, model, work, kSpecs, 3, 40);
+  compare_with_oracle(*src, r);
 }
 
 TEST(Gpt2Oracle, PrefixedTiedHeadMatchesTransformers) {
   const auto work = test::scratch_dir();
-  const auto model = work / "model";
-  fs::create_directories(model);
-  oracle_make(model, {3, 2, 32, 48, 300}, "prefixed", "F32", 4);
-  auto src = open(model);
+  auto r = inputs(work, 300, 32, 2, 48, kSpecs);  // the full context
+  oracle_make_run(work, {3, 2, 32, 48, 300}, "prefixed", "F32", 4, r);
+  auto src = open(work / "model");
   EXPECT_TRUE(src->model().unembedding().is_same(src->model().wte->weight));  // shared, not copied
-  compare_with_oracle(*src, model, work, kSpecs, 2, 48);  // the full context
+  compare_with_oracle(*src, r);
 }
 
 TEST(Gpt2Oracle, F16AndBF16FilesMatchTransformers) {
   for (const std::string dtype : {"F16", "BF16"}) {
     std::printf("%s weights:\n", dtype.c_str());
     const auto work = test::scratch_dir("." + dtype);
-    const auto model = work / "model";
-    fs::create_directories(model);
-    oracle_make(model, {2, 4, 64, 64, 500}, dtype == "F16" ? "hub" : "prefixed", dtype, 5);
-    for (const auto& e : safetensors::load_header(model / "model.safetensors").entries)
+    auto r = inputs(work, 500, 64, 2, 16, {kSpecs[0]});
+    oracle_make_run(work, {2, 4, 64, 64, 500}, dtype == "F16" ? "hub" : "prefixed", dtype, 5, r);
+    for (const auto& e : safetensors::load_header(work / "model" / "model.safetensors").entries)
       if (e.name.find("wte") != std::string::npos) {
         EXPECT_EQ(e.dtype, dtype);
       }
-    auto src = open(model);
-    compare_with_oracle(*src, model, work, {kSpecs[0]}, 2, 16);
+    auto src = open(work / "model");
+    compare_with_oracle(*src, r);
   }
 }
 
@@ -181,21 +193,22 @@ TEST(Gpt2Oracle, RandomWeightModeFilesLoadInTransformers) {
   init.ln_noise = 0.2;
   init.bias_std = 0.05;
   write_random_model(work / "model", init);
+  auto r = inputs(work, 400, 64, 2, 32, kSpecs);
+  oracle_run(work, r);
   auto src = open(work / "model");
-  compare_with_oracle(*src, work / "model", work, kSpecs, 2, 32);
+  compare_with_oracle(*src, r);
 }
 
 TEST(Gpt2Oracle, Bfloat16ComputeStaysCloseToTransformers) {
   const auto work = test::scratch_dir();
-  const auto model = work / "model";
-  fs::create_directories(model);
-  oracle_make(model, {2, 4, 64, 64, 500}, "hub", "F32", 6);
+  auto r = inputs(work, 500, 64, 2, 16, {kSpecs[0]});
+  oracle_make_run(work, {2, 4, 64, 64, 500}, "hub", "F32", 6, r);
   SourceOptions o;
-  o.model_dir = model;
+  o.model_dir = work / "model";
   o.dtype = torch::kBFloat16;
   Gpt2Source src(o);
   // bfloat16 keeps 8 bits of mantissa: agreement to a few 1e-2 is what it can give.
-  compare_with_oracle(src, model, work, {kSpecs[0]}, 2, 16, 0.15);
+  compare_with_oracle(src, r, 0.15);
 }
 
 }  // namespace
