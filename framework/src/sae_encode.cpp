@@ -11,6 +11,7 @@
 
 #include "saelab/error.hpp"
 #include "saelab/sae_math.hpp"
+#include "sae_pool_ctx.hpp"
 #include "sae_sparse_kernels.hpp"
 
 namespace saelab::sae_math {
@@ -28,7 +29,10 @@ EncoderGrads dense_encoder_backward(AutogradContext* ctx, const torch::Tensor& g
                                     const torch::Tensor& xc, const torch::Tensor& W_enc) {
   EncoderGrads g;
   if (ctx->needs_input_grad(0)) g.x = at::mm(grad_pre, W_enc.t());
-  if (ctx->needs_input_grad(1)) g.W_enc = at::mm(xc.t(), grad_pre);
+  if (ctx->needs_input_grad(1)) {
+    g.W_enc = take(pool_of(ctx), "enc.gW_enc", W_enc.sizes(), W_enc.options());
+    at::mm_out(g.W_enc, xc.t(), grad_pre);
+  }
   if (ctx->needs_input_grad(2) || ctx->needs_input_grad(3)) {
     auto s = grad_pre.sum(0);
     if (ctx->needs_input_grad(2)) g.b_enc = s;
@@ -40,15 +44,17 @@ EncoderGrads dense_encoder_backward(AutogradContext* ctx, const torch::Tensor& g
 struct EncodePreFn : public torch::autograd::Function<EncodePreFn> {
   static variable_list forward(AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& W_enc, const torch::Tensor& b_enc,
-                               const torch::Tensor& b_dec) {
+                               const torch::Tensor& b_dec, const PoolPtr& pool) {
+    save_pool(ctx, pool);
     auto xc = x - b_dec;
     ctx->save_for_backward({xc, W_enc});
-    return {at::addmm(b_enc, xc, W_enc)};
+    auto pre = take(pool, "enc.pre", {x.size(0), W_enc.size(1)}, W_enc.options());
+    return {at::addmm_out(pre, b_enc, xc, W_enc)};
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     auto g = dense_encoder_backward(ctx, grads[0], saved[0], saved[1]);
-    return {g.x, g.W_enc, g.b_enc, g.b_dec};
+    return {g.x, g.W_enc, g.b_enc, g.b_dec, torch::Tensor()};
   }
 };
 
@@ -63,10 +69,13 @@ struct SparseEncodeFn : public torch::autograd::Function<SparseEncodeFn> {
   // Outputs: values [nnz], pre [batch, d_sae], cols [nnz], offsets [batch + 1] (last two integer).
   static variable_list forward(AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& W_enc, const torch::Tensor& b_enc,
-                               const torch::Tensor& b_dec, const LatentSelector& select) {
+                               const torch::Tensor& b_dec, const LatentSelector& select,
+                               const PoolPtr& pool) {
     ctx->set_materialize_grads(false);
+    save_pool(ctx, pool);
     auto xc = x - b_dec;
-    auto pre = at::addmm(b_enc, xc, W_enc);
+    auto pre = take(pool, "enc.pre", {x.size(0), W_enc.size(1)}, W_enc.options());
+    at::addmm_out(pre, b_enc, xc, W_enc);
     SparseRows sel = select(pre);
     auto cols = sel.cols.contiguous();
     auto off = sel.row_offsets.contiguous();
@@ -93,19 +102,24 @@ struct SparseEncodeFn : public torch::autograd::Function<SparseEncodeFn> {
     if (g_values.defined()) gv = g_values * (values > 0).to(g_values.scalar_type());
     const std::int64_t B = xc.size(0), d_in = xc.size(1), d_sae = W_enc.size(1);
 
+    auto pool = pool_of(ctx);
     if (g_pre.defined() || ctx->needs_input_grad(0)) {
-      auto grad_pre = g_pre.defined() ? g_pre.clone(at::MemoryFormat::Contiguous)
-                                      : at::zeros({B, d_sae}, xc.options());
+      auto grad_pre = take(pool, "enc.grad_pre", {B, d_sae}, xc.options());
+      if (g_pre.defined()) {
+        grad_pre.copy_(g_pre);
+      } else {
+        grad_pre.zero_();
+      }
       if (gv.defined()) grad_pre.view({-1}).index_add_(0, flat, gv);
       auto g = dense_encoder_backward(ctx, grad_pre, xc, W_enc);
-      return {g.x, g.W_enc, g.b_enc, g.b_dec, torch::Tensor()};
+      return {g.x, g.W_enc, g.b_enc, g.b_dec, torch::Tensor(), torch::Tensor()};
     }
     if (!gv.defined()) return {torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(),
-                               torch::Tensor()};
+                               torch::Tensor(), torch::Tensor()};
     torch::Tensor gW_enc, gb_enc, gb_dec;
     if (ctx->needs_input_grad(1)) {
       // dW_enc[:, i] = Σ_{entries p of latent i} gv[p] xc[row(p)], built as rows of dW_encᵀ.
-      auto gWt = at::zeros({d_sae, d_in}, xc.options());  // [d_sae, d_in]
+      auto gWt = take(pool, "enc.gW_enc_t", {d_sae, d_in}, xc.options()).zero_();  // [d_sae, d_in]
       auto xcc = xc.contiguous();
       AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "sparse_encode_backward", [&] {
         constexpr std::int64_t line = 64 / sizeof(scalar_t);
@@ -120,39 +134,41 @@ struct SparseEncodeFn : public torch::autograd::Function<SparseEncodeFn> {
                                     std::min(d_in, s1 * line));
         });
       });
-      gW_enc = gWt.t();
+      gW_enc = take(pool, "enc.gW_enc", {d_in, d_sae}, xc.options()).copy_(gWt.t());
     }
     if (ctx->needs_input_grad(2) || ctx->needs_input_grad(3)) {
       auto s = at::zeros({d_sae}, xc.options()).index_add_(0, cols, gv);
       if (ctx->needs_input_grad(2)) gb_enc = s;
       if (ctx->needs_input_grad(3)) gb_dec = at::mv(W_enc, s).neg_();
     }
-    return {torch::Tensor(), gW_enc, gb_enc, gb_dec, torch::Tensor()};
+    return {torch::Tensor(), gW_enc, gb_enc, gb_dec, torch::Tensor(), torch::Tensor()};
   }
 };
 
 }  // namespace
 
 torch::Tensor encode_pre(const torch::Tensor& x, const torch::Tensor& W_enc,
-                         const torch::Tensor& b_enc, const torch::Tensor& b_dec) {
-  return EncodePreFn::apply(x, W_enc, b_enc, b_dec)[0];
+                         const torch::Tensor& b_enc, const torch::Tensor& b_dec,
+                         const PoolPtr& pool) {
+  return EncodePreFn::apply(x, W_enc, b_enc, b_dec, pool)[0];
 }
 
 SparseEncodeResult sparse_encode(const torch::Tensor& x, const torch::Tensor& W_enc,
                                  const torch::Tensor& b_enc, const torch::Tensor& b_dec,
-                                 const LatentSelector& select) {
-  auto out = SparseEncodeFn::apply(x, W_enc, b_enc, b_dec, select);
+                                 const LatentSelector& select, const PoolPtr& pool) {
+  auto out = SparseEncodeFn::apply(x, W_enc, b_enc, b_dec, select, pool);
   SparseEncodeResult r;
   r.latents = {out[0], out[2], out[3]};
   r.pre_activations = out[1];
   return r;
 }
 
-torch::Tensor densify(const SparseRows& z, std::int64_t d_sae) {
+torch::Tensor densify(const SparseRows& z, std::int64_t d_sae, const PoolPtr& pool) {
   const std::int64_t B = z.row_offsets.numel() - 1;
   auto flat = entry_rows(z.row_offsets, z.cols.numel()).mul_(d_sae).add_(z.cols);
-  return at::zeros({B * d_sae}, z.values.options())
-      .scatter(0, flat, z.values)
+  return take(pool, "densify", {B * d_sae}, z.values.options())
+      .zero_()
+      .scatter_(0, flat, z.values)
       .view({B, d_sae});
 }
 

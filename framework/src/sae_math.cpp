@@ -9,6 +9,21 @@
 
 namespace saelab::sae_math {
 
+torch::Tensor TensorPool::take(const std::string& slot, at::IntArrayRef sizes,
+                              const at::TensorOptions& o) {
+  auto& buf = buffers_[slot];
+  const bool reusable = buf.defined() && buf.use_count() == 1 && buf.storage().use_count() == 1 &&
+                        buf.sizes() == sizes && buf.dtype() == o.dtype() &&
+                        buf.device() == o.device();
+  if (!reusable) buf = at::empty(sizes, o);
+  return at::empty({0}, o).set_(buf.storage(), 0, sizes, buf.strides());
+}
+
+torch::Tensor take(const PoolPtr& pool, const std::string& slot, at::IntArrayRef sizes,
+                   const at::TensorOptions& o) {
+  return pool ? pool->take(slot, sizes, o) : at::empty(sizes, o);
+}
+
 torch::Tensor row_norms(const torch::Tensor& W) {
   SAELAB_CHECK(W.dim() == 2, Error, "row_norms: expected a matrix [rows, d], got ", W.sizes());
   return at::linalg_vector_norm(W, 2, {1}, /*keepdim=*/false, c10::nullopt);

@@ -11,6 +11,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "saelab/sae_math.hpp"
+#include "sae_pool_ctx.hpp"
 
 namespace saelab::sae_math {
 namespace {
@@ -21,12 +22,17 @@ using torch::autograd::variable_list;
 struct ReluSaeFn : public torch::autograd::Function<ReluSaeFn> {
   static variable_list forward(AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& W_enc, const torch::Tensor& b_enc,
-                               const torch::Tensor& W_dec, const torch::Tensor& b_dec) {
+                               const torch::Tensor& W_dec, const torch::Tensor& b_dec,
+                               const PoolPtr& pool) {
     ctx->set_materialize_grads(false);
-    auto xc = x - b_dec;                      // [batch, d_in]
-    auto pre = at::addmm(b_enc, xc, W_enc);   // [batch, d_sae]
-    auto z = at::relu(pre);                   // [batch, d_sae]
-    auto xhat = at::addmm(b_dec, z, W_dec);   // [batch, d_in]
+    save_pool(ctx, pool);
+    const std::int64_t B = x.size(0), d_sae = W_enc.size(1);
+    auto xc = x - b_dec;                                            // [batch, d_in]
+    auto pre = take(pool, "relu.pre", {B, d_sae}, W_enc.options());  // [batch, d_sae]
+    at::addmm_out(pre, b_enc, xc, W_enc);
+    auto z = take(pool, "relu.z", {B, d_sae}, W_enc.options());      // [batch, d_sae]
+    at::clamp_min_out(z, pre, 0);
+    auto xhat = at::addmm(b_dec, z, W_dec);                         // [batch, d_in]
     ctx->save_for_backward({xc, W_enc, W_dec, z});
     return {z, xhat, pre};
   }
@@ -41,11 +47,18 @@ struct ReluSaeFn : public torch::autograd::Function<ReluSaeFn> {
     const auto& G = grads[1];
     const auto& gp = grads[2];
 
+    auto pool = pool_of(ctx);
+    const std::int64_t B = z.size(0), d_sae = z.size(1), d_in = W_dec.size(1);
     torch::Tensor grad_pre;  // [batch, d_sae]
+    if (G.defined() || gz.defined()) grad_pre = take(pool, "relu.grad_pre", {B, d_sae}, z.options());
     if (G.defined()) {
-      grad_pre = gz.defined() ? at::addmm(gz, G, W_dec.t()) : at::mm(G, W_dec.t());
+      if (gz.defined()) {
+        at::addmm_out(grad_pre, gz, G, W_dec.t());
+      } else {
+        at::mm_out(grad_pre, G, W_dec.t());
+      }
     } else if (gz.defined()) {
-      grad_pre = gz.clone(at::MemoryFormat::Contiguous);
+      grad_pre.copy_(gz);
     }
     if (grad_pre.defined()) at::threshold_backward_out(grad_pre, grad_pre, z, 0);
     if (gp.defined()) grad_pre = grad_pre.defined() ? grad_pre.add_(gp) : gp;
@@ -57,9 +70,15 @@ struct ReluSaeFn : public torch::autograd::Function<ReluSaeFn> {
     torch::Tensor pre_sum;  // [d_sae]
     if (grad_pre.defined() && (need_b_enc || need_b_dec)) pre_sum = grad_pre.sum(0);
     if (grad_pre.defined() && need_x) gx = at::mm(grad_pre, W_enc.t());
-    if (grad_pre.defined() && need_W_enc) gW_enc = at::mm(xc.t(), grad_pre);
+    if (grad_pre.defined() && need_W_enc) {
+      gW_enc = take(pool, "relu.gW_enc", {d_in, d_sae}, z.options());
+      at::mm_out(gW_enc, xc.t(), grad_pre);
+    }
     if (need_b_enc) gb_enc = pre_sum;
-    if (G.defined() && need_W_dec) gW_dec = at::mm(z.t(), G);
+    if (G.defined() && need_W_dec) {
+      gW_dec = take(pool, "relu.gW_dec", {d_sae, d_in}, z.options());
+      at::mm_out(gW_dec, z.t(), G);
+    }
     if (need_b_dec) {
       if (G.defined()) gb_dec = G.sum(0);
       if (pre_sum.defined()) {
@@ -67,7 +86,7 @@ struct ReluSaeFn : public torch::autograd::Function<ReluSaeFn> {
         gb_dec = gb_dec.defined() ? gb_dec.sub_(through_enc) : through_enc.neg_();
       }
     }
-    return {gx, gW_enc, gb_enc, gW_dec, gb_dec};
+    return {gx, gW_enc, gb_enc, gW_dec, gb_dec, torch::Tensor()};
   }
 };
 
@@ -75,8 +94,8 @@ struct ReluSaeFn : public torch::autograd::Function<ReluSaeFn> {
 
 ReluSaeResult relu_sae(const torch::Tensor& x, const torch::Tensor& W_enc,
                        const torch::Tensor& b_enc, const torch::Tensor& W_dec,
-                       const torch::Tensor& b_dec) {
-  auto out = ReluSaeFn::apply(x, W_enc, b_enc, W_dec, b_dec);
+                       const torch::Tensor& b_dec, const PoolPtr& pool) {
+  auto out = ReluSaeFn::apply(x, W_enc, b_enc, W_dec, b_dec, pool);
   return {out[0], out[1], out[2]};
 }
 

@@ -13,6 +13,7 @@
 
 #include "saelab/error.hpp"
 #include "saelab/sae_math.hpp"
+#include "sae_pool_ctx.hpp"
 #include "sae_sparse_kernels.hpp"
 
 
@@ -136,7 +137,8 @@ namespace {
 struct SparseDecodeFn : public torch::autograd::Function<SparseDecodeFn> {
   static variable_list forward(AutogradContext* ctx, const torch::Tensor& values,
                                const torch::Tensor& W_dec, const torch::Tensor& cols,
-                               const torch::Tensor& offsets) {
+                               const torch::Tensor& offsets, const PoolPtr& pool) {
+    save_pool(ctx, pool);
     const std::int64_t B = offsets.numel() - 1, d = W_dec.size(1);
     auto v = values.contiguous();
     auto W = W_dec.contiguous();
@@ -165,7 +167,7 @@ struct SparseDecodeFn : public torch::autograd::Function<SparseDecodeFn> {
     const std::int64_t B = off.numel() - 1, d = W.size(1);
     torch::Tensor gv, gW;
     if (ctx->needs_input_grad(0)) gv = at::empty_like(v);
-    if (ctx->needs_input_grad(1)) gW = at::zeros_like(W);
+    if (ctx->needs_input_grad(1)) gW = take(pool_of(ctx), "dec.gW", W.sizes(), W.options()).zero_();
     AT_DISPATCH_FLOATING_TYPES(W.scalar_type(), "sparse_decode_backward", [&] {
       const auto* vp = v.data_ptr<scalar_t>();
       const auto* cp = cols.data_ptr<std::int64_t>();
@@ -188,13 +190,13 @@ struct SparseDecodeFn : public torch::autograd::Function<SparseDecodeFn> {
         });
       }
     });
-    return {gv, gW, torch::Tensor(), torch::Tensor()};
+    return {gv, gW, torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
 }  // namespace
 
-torch::Tensor sparse_decode(const SparseRows& z, const torch::Tensor& W_dec) {
+torch::Tensor sparse_decode(const SparseRows& z, const torch::Tensor& W_dec, const PoolPtr& pool) {
   SAELAB_CHECK(W_dec.dim() == 2, Error, "sparse_decode: W_dec must be [d_sae, d_in], got ",
                W_dec.sizes());
   SAELAB_CHECK(z.values.dim() == 1 && z.cols.sizes() == z.values.sizes(), Error,
@@ -219,7 +221,7 @@ torch::Tensor sparse_decode(const SparseRows& z, const torch::Tensor& W_dec) {
     SAELAB_CHECK(lo >= 0 && hi < d_sae, Error, "sparse_decode: latent index range [", lo, ", ",
                  hi, "] outside [0, ", d_sae, ")");
   }
-  return SparseDecodeFn::apply(z.values, W_dec, cols, off)[0];
+  return SparseDecodeFn::apply(z.values, W_dec, cols, off, pool)[0];
 }
 
 }  // namespace saelab::sae_math

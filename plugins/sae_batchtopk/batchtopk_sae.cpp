@@ -41,17 +41,17 @@ class BatchTopkSaeImpl : public SaeBase {
     check_input(x, "forward");
     SaeOutput out;
     if (!is_training()) {
-      out.pre_activations = sae_math::encode_pre(x, W_enc_, b_enc_, b_dec_);
+      out.pre_activations = sae_math::encode_pre(x, W_enc_, b_enc_, b_dec_, pool_);
       out.latents = thresholded(out.pre_activations);
       out.reconstruction = at::addmm(b_dec_, out.latents, W_dec_);
       return out;
     }
     auto enc = encode_batch(x);
     update_threshold(enc.latents.values);
-    out.latents = sae_math::densify(enc.latents, cfg_.d_sae);
+    out.latents = sae_math::densify(enc.latents, cfg_.d_sae, pool_);
     out.pre_activations = enc.pre_activations;
     out.reconstruction = cfg_k_.sparse_decode
-                             ? sae_math::sparse_decode(enc.latents, W_dec_) + b_dec_
+                             ? sae_math::sparse_decode(enc.latents, W_dec_, pool_) + b_dec_
                              : at::addmm(b_dec_, out.latents, W_dec_);
     return out;
   }
@@ -102,7 +102,8 @@ class BatchTopkSaeImpl : public SaeBase {
         x, W_enc_, b_enc_, b_dec_, [count, d_sae](const torch::Tensor& pre) {
           auto flat = sae_math::batch_topk_flat_indices(pre, count);
           return sae_math::rows_from_flat(torch::Tensor(), flat, pre.size(0), d_sae);
-        });
+        },
+        pool_);
   }
 
   void update_threshold(const torch::Tensor& values) {

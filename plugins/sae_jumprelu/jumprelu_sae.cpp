@@ -38,7 +38,7 @@ class JumpReluSaeImpl : public SaeBase {
   SaeOutput forward(const torch::Tensor& x) override {
     check_input(x, "forward");
     SaeOutput out;
-    out.pre_activations = sae_math::encode_pre(x, W_enc_, b_enc_, b_dec_);
+    out.pre_activations = sae_math::encode_pre(x, W_enc_, b_enc_, b_dec_, pool_);
     auto theta = log_threshold_.exp();
     out.latents = sae_math::jumprelu(out.pre_activations, theta, bandwidth_);
     out.l0_estimate = sae_math::heaviside_ste(out.pre_activations, theta, bandwidth_).sum(-1);

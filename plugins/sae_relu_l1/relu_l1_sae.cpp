@@ -21,7 +21,7 @@ class StandardSaeImpl : public SaeBase {
 
   SaeOutput forward(const torch::Tensor& x) override {
     check_input(x, "forward");
-    auto r = sae_math::relu_sae(x, W_enc_, b_enc_, W_dec_, b_dec_);
+    auto r = sae_math::relu_sae(x, W_enc_, b_enc_, W_dec_, b_dec_, pool_);
     SaeOutput out;
     out.latents = r.latents;
     out.reconstruction = r.reconstruction;

@@ -33,16 +33,16 @@ class TopkSaeImpl : public SaeBase {
     check_input(x, "forward");
     auto enc = encode_sparse(x);
     SaeOutput out;
-    out.latents = sae_math::densify(enc.latents, cfg_.d_sae);
+    out.latents = sae_math::densify(enc.latents, cfg_.d_sae, pool_);
     out.pre_activations = enc.pre_activations;
-    out.reconstruction = sparse_ ? sae_math::sparse_decode(enc.latents, W_dec_) + b_dec_
+    out.reconstruction = sparse_ ? sae_math::sparse_decode(enc.latents, W_dec_, pool_) + b_dec_
                                  : at::addmm(b_dec_, out.latents, W_dec_);
     return out;
   }
 
   torch::Tensor encode(const torch::Tensor& x) override {
     check_input(x, "encode");
-    return sae_math::densify(encode_sparse(x).latents, cfg_.d_sae);
+    return sae_math::densify(encode_sparse(x).latents, cfg_.d_sae, pool_);
   }
 
   nlohmann::json extra_config() const override {
@@ -57,7 +57,7 @@ class TopkSaeImpl : public SaeBase {
     return sae_math::sparse_encode(x, W_enc_, b_enc_, b_dec_, [k](const torch::Tensor& pre) {
       auto idx = sae_math::topk_indices(pre, k);
       return sae_math::uniform_rows(torch::Tensor(), idx);
-    });
+    }, pool_);
   }
 
   std::int64_t k_;

@@ -210,6 +210,43 @@ TEST(SaeArchitectures, UnitNormDecoderRowsSurviveAdamSteps) {
   }
 }
 
+// Buffers are reused step to step, but never while a previous result still references them.
+TEST(SaeArchitectures, ReusedBuffersNeverOverwriteLiveResults) {
+  for (const char* arch : kArchs) {
+    SCOPED_TRACE(arch);
+    auto sae = make_sae(arch, {{"d_in", std::int64_t(8)}, {"d_sae", std::int64_t(32)},
+                               {"k", arch == std::string("batchtopk") ? OptionValue(4.0)
+                                                                      : OptionValue(std::int64_t(4))}});
+    auto x1 = at::randn({5, 8}), x2 = at::randn({5, 8});
+    auto out1 = sae->forward(x1);
+    auto z1 = out1.latents.detach().clone(), p1 = out1.pre_activations.detach().clone();
+    auto out2 = sae->forward(x2);  // out1 is alive: its buffers must not be reused
+    EXPECT_TRUE(out1.latents.detach().equal(z1));
+    EXPECT_TRUE(out1.pre_activations.detach().equal(p1));
+    EXPECT_NE(out1.latents.data_ptr(), out2.latents.data_ptr());
+    // A gradient someone still holds after the parameter dropped it is not reused either.
+    (out1.reconstruction.pow(2).sum() + out1.latents.sum()).backward();
+    auto W_enc = sae->named_parameters()["W_enc"];
+    auto held = W_enc.grad();
+    auto g1 = held.clone();
+    W_enc.mutable_grad() = at::Tensor();
+    auto out3 = sae->forward(x2);
+    (out3.reconstruction.pow(2).sum() + out3.latents.sum()).backward();
+    EXPECT_TRUE(held.equal(g1));
+    EXPECT_NE(held.data_ptr(), W_enc.grad().data_ptr());
+  }
+  // Once the previous step's tensors are gone, the same memory is used again.
+  auto sae = make_sae("relu_l1", {{"d_in", std::int64_t(8)}, {"d_sae", std::int64_t(32)}});
+  auto x = at::randn({5, 8});
+  const void* first = nullptr;
+  {
+    auto out = sae->forward(x);
+    first = out.latents.data_ptr();
+  }
+  auto out = sae->forward(x);
+  EXPECT_EQ(out.latents.data_ptr(), first);
+}
+
 TEST(SaeArchitectures, FreeDecoderIsNotRenormalised) {
   auto sae = make_sae("relu_l1", {{"d_in", std::int64_t(6)}, {"d_sae", std::int64_t(8)},
                                   {"decoder_norm", std::string("free")}});

@@ -26,6 +26,7 @@
 #include "saelab/interfaces/sae.hpp"
 #include "saelab/options.hpp"
 #include "saelab/registry.hpp"
+#include "saelab/sae_math.hpp"
 
 namespace saelab {
 
@@ -83,6 +84,8 @@ class SAELAB_API SaeBase : public SaeArchitecture {
   torch::Tensor b_enc_;  // [d_sae]
   torch::Tensor W_dec_;  // [d_sae, d_in]
   torch::Tensor b_dec_;  // [d_in]
+  // Reused step-to-step buffers of the sae_math nodes (see sae_math::TensorPool).
+  sae_math::PoolPtr pool_ = c10::make_intrusive<sae_math::TensorPool>();
 };
 
 }  // namespace saelab

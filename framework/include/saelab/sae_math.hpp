@@ -6,12 +6,38 @@
 // Layouts: x [batch, d_in], W_enc [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_in], b_dec [d_in].
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <string>
 
+#include <ATen/core/ivalue.h>
 #include <torch/types.h>
 
 #include "saelab/export.hpp"
 
 namespace saelab::sae_math {
+
+// ---- buffer reuse -----------------------------------------------------------------------------
+
+// Large per-step buffers ([batch, d_sae] activations and gradients, weight gradients) kept from
+// one step to the next. A fresh allocation of that size is mmap-ed and page-faulted in on every
+// step, which costs several times a pass over the data. take() hands out a slot's buffer again
+// only when nothing else references its storage (the previous step's tensors, including a
+// gradient left in a parameter's .grad, are gone); otherwise it allocates a new one. The tensor
+// returned is a separate tensor object sharing the buffer's storage, so autograd can take it over
+// as a parameter's .grad.
+class SAELAB_API TensorPool : public torch::CustomClassHolder {
+ public:
+  torch::Tensor take(const std::string& slot, at::IntArrayRef sizes, const at::TensorOptions& o);
+  void clear() { buffers_.clear(); }
+
+ private:
+  std::map<std::string, torch::Tensor> buffers_;
+};
+using PoolPtr = c10::intrusive_ptr<TensorPool>;
+
+// A new tensor of `sizes` from `pool`'s `slot`, or a plain allocation when pool is null.
+SAELAB_API torch::Tensor take(const PoolPtr& pool, const std::string& slot, at::IntArrayRef sizes,
+                              const at::TensorOptions& o);
 
 // ---- decoder rows -----------------------------------------------------------------------------
 
@@ -50,7 +76,7 @@ struct SAELAB_API ReluSaeResult {
 // penalty of non-negative latents, see l1_abs_sum in loss_math.hpp) is never materialised.
 SAELAB_API ReluSaeResult relu_sae(const torch::Tensor& x, const torch::Tensor& W_enc,
                                   const torch::Tensor& b_enc, const torch::Tensor& W_dec,
-                                  const torch::Tensor& b_dec);
+                                  const torch::Tensor& b_dec, const PoolPtr& pool = {});
 
 // ---- sparse latents ---------------------------------------------------------------------------
 
@@ -74,7 +100,8 @@ SAELAB_API torch::Tensor batch_topk_flat_indices(const torch::Tensor& scores, st
 // The encoder (x - b_dec) W_enc + b_enc -> [batch, d_sae] as one autograd node whose backward
 // gets b_dec's gradient as -W_enc Σ_b grad (a GEMV) instead of a [batch, d_in] GEMM through x - b_dec.
 SAELAB_API torch::Tensor encode_pre(const torch::Tensor& x, const torch::Tensor& W_enc,
-                                    const torch::Tensor& b_enc, const torch::Tensor& b_dec);
+                                    const torch::Tensor& b_enc, const torch::Tensor& b_dec,
+                                    const PoolPtr& pool = {});
 
 // Chooses the active latents from the pre-activations [batch, d_sae] (called without autograd):
 // returns {cols, row_offsets} of a SparseRows (values are filled by sparse_encode).
@@ -91,10 +118,12 @@ struct SAELAB_API SparseEncodeResult {
 // pre_activations (auxk) switches the backward to the dense GEMMs.
 SAELAB_API SparseEncodeResult sparse_encode(const torch::Tensor& x, const torch::Tensor& W_enc,
                                             const torch::Tensor& b_enc, const torch::Tensor& b_dec,
-                                            const LatentSelector& select);
+                                            const LatentSelector& select,
+                                            const PoolPtr& pool = {});
 
 // Dense [batch, d_sae] latents holding the values of z (differentiable w.r.t. z.values).
-SAELAB_API torch::Tensor densify(const SparseRows& z, std::int64_t d_sae);
+SAELAB_API torch::Tensor densify(const SparseRows& z, std::int64_t d_sae,
+                                 const PoolPtr& pool = {});
 
 // Compressed rows for idx [batch, k] per-row indices (every row has k entries). values [batch, k]
 // may be undefined (a selection, as a LatentSelector returns).
@@ -105,7 +134,8 @@ SAELAB_API SparseRows rows_from_flat(const torch::Tensor& values, const torch::T
 
 // Σ_p values[p] W_dec[cols[p]] for every row: [batch, d_in], no bias. Differentiable w.r.t.
 // values and W_dec (gathered rows, no dense [batch, d_sae] GEMM in either direction).
-SAELAB_API torch::Tensor sparse_decode(const SparseRows& z, const torch::Tensor& W_dec);
+SAELAB_API torch::Tensor sparse_decode(const SparseRows& z, const torch::Tensor& W_dec,
+                                       const PoolPtr& pool = {});
 
 // ---- JumpReLU (Rajamanoharan et al. 2024, "Jumping Ahead") -------------------------------------
 
