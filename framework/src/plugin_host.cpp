@@ -112,10 +112,17 @@ PluginScan load_plugins(Registry& registry, const std::vector<fs::path>& dirs) {
 
 std::vector<fs::path> default_plugin_dirs() {
   std::vector<fs::path> dirs;
-  dirs.emplace_back(SAELAB_PLUGIN_BUILD_DIR);
+  // A framework library inside the build tree uses the build's plugins; an installed one uses
+  // <prefix>/lib/saelab/plugins next to it. Never both: the same plugin would register twice.
   boost::dll::fs::error_code ec;
-  auto self = boost::dll::this_line_location(ec);
-  if (!ec) dirs.push_back(fs::path(self.parent_path().string()) / ".." / SAELAB_PLUGIN_INSTALL_REL);
+  fs::path self(boost::dll::this_line_location(ec).string());
+  const fs::path build_tree(SAELAB_BUILD_TREE_DIR);
+  const std::string self_str = self.lexically_normal().string();
+  if (!ec && self_str.rfind(build_tree.lexically_normal().string(), 0) != 0) {
+    dirs.push_back((self.parent_path() / ".." / SAELAB_PLUGIN_INSTALL_REL).lexically_normal());
+  } else {
+    dirs.emplace_back(SAELAB_PLUGIN_BUILD_DIR);
+  }
   if (const char* env = std::getenv("SAELAB_PLUGIN_PATH")) {
     std::stringstream ss(env);
     std::string item;
