@@ -102,9 +102,9 @@ nlohmann::json run_harvest(StageContext& ctx) {
     rows += r.tokens.size(0);
     progress.update(rows);
   }
-  writer->finish(NormStats{});
+  NormStats stats = writer->finish();
   progress.finish();
-  return {{"rows", rows}, {"store", dir.string()}, {"hook", h.hook}, {"d", meta.d}};
+  return {{"rows", rows}, {"store", dir.string()}, {"hook", h.hook}, {"d", meta.d}, {"mean_norm", stats.mean_norm}};
 }
 
 }  // namespace saelab
