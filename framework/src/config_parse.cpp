@@ -241,6 +241,14 @@ Options parse_map(const Ctx& c, const YAML::Node& map, const OptionSchema& schem
         d.plugins.back().loc = where;
         out.set(spec.key, std::move(d));
       }
+    } else if (spec.type == OptionType::PluginList) {
+      Options::Entry d = e;
+      for (const auto& name : std::get<std::vector<std::string>>(spec.default_value)) {
+        if (!c.registry.find(spec.plugin_kind, name)) continue;
+        d.plugins.push_back(parse_plugin(c, YAML::Node(name), spec, full));
+        d.plugins.back().loc = where;
+      }
+      out.set(spec.key, std::move(d));
     } else if (spec.required) {
       fail(where, full, cat("is required (", spec.description, "); expected ", option_type_name(spec.type),
                             spec.range_str().empty() ? "" : ", " + spec.range_str()));

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "saelab/registry.hpp"
+#include "saelab/trainer.hpp"
 
 namespace saelab {
 
@@ -32,6 +33,20 @@ OptionSchema build_schema() {
   s.string("harvest.store_dir", "", "Store directory; empty means <run>/store");
 
   s.plugin("store", "store", "hdf5", "Where harvested activations are kept (ActivationStore plugin)");
+
+  s.plugin("train.sae", "sae", "relu_l1", "SAE architecture plugin (d_in comes from the activations)");
+  s.plugins("train.losses", "loss", {"mse", "l1"}, "Loss terms, each {plugin: name, ...}; their sum is minimised");
+  s.integer("train.shuffle_buffer_rows", std::int64_t(1) << 19, "Rows mixed in memory when reading the store")
+      .at_least(1);
+  s.add_section("train", train_schema());
+  s.plugins("train.callbacks", "callback", {}, "Trainer callbacks (metrics sinks, early stopping), each {plugin: name, ...}");
+
+  s.plugin("evaluate.evaluator", "evaluator", "standard", "Evaluator plugin that writes eval.json");
+  s.integer("evaluate.skip_sequences", -1, "Corpus sequences to skip before evaluating; auto skips those harvested")
+      .autoable().at_least(0);
+  s.plugin("report.reporter", "reporter", "html", "Reporter plugin that writes report/");
+  s.integer("report.skip_sequences", -1, "Corpus sequences to skip before scanning; auto skips those harvested")
+      .autoable().at_least(0);
   return s;
 }
 }  // namespace

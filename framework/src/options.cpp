@@ -133,6 +133,13 @@ OptionSpec& OptionSchema::plugins(const std::string& key, const std::string& kin
   return add(std::move(s));
 }
 
+void OptionSchema::add_section(const std::string& prefix, const OptionSchema& section) {
+  for (OptionSpec spec : section.specs()) {
+    spec.key = prefix + "." + spec.key;
+    add(std::move(spec));
+  }
+}
+
 const OptionSpec* OptionSchema::find(const std::string& key) const {
   for (auto& s : specs_) {
     if (s.key == key) return &s;
@@ -199,6 +206,15 @@ SourceLoc Options::where(const std::string& key) const {
 
 std::string Options::key_path(const std::string& key) const {
   return path_.empty() ? key : path_ + "." + key;
+}
+
+Options Options::section(const std::string& prefix) const {
+  Options out(key_path(prefix), loc_);
+  const std::string p = prefix + ".";
+  for (const auto& [key, e] : entries_) {
+    if (key.compare(0, p.size(), p) == 0) out.set(key.substr(p.size()), e);
+  }
+  return out;
 }
 
 void Options::fail(const std::string& key, const std::string& message) const {

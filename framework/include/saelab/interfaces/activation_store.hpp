@@ -25,7 +25,7 @@ struct SAELAB_API StoreMeta {
   std::string config_hash;
   std::string hook;
   std::int64_t d = 0;
-  std::string dtype = "float16";  // on-disk dtype: float32 | float16 | bfloat16
+  std::string dtype = "float16";  // on-disk dtype: float32 | float16 | bfloat16 (the store sets it)
   std::int64_t context_size = 0;
   bool prepend_bos = true;
   bool exclude_bos = true;
@@ -44,7 +44,8 @@ struct SAELAB_API ActivationRows {
   torch::Tensor position;     // [n] int32, position within the sequence
 };
 
-// Computed while harvesting; used to scale inputs to mean norm sqrt(d).
+// Computed by the writer from every row appended (float32 values as appended, before rounding to
+// the on-disk dtype), in row order; used to scale inputs to mean norm sqrt(d).
 struct SAELAB_API NormStats {
   std::int64_t rows = 0;
   double mean_norm = 0.0;
@@ -56,12 +57,16 @@ class SAELAB_API ActivationStoreWriter {
   virtual ~ActivationStoreWriter() = default;
   // Rows already durable when the writer was opened (resume), plus what it committed since.
   virtual std::int64_t committed_rows() const = 0;
+  // 1 + the largest sequence index committed (0 if none). Commits end on sequence boundaries, so a
+  // resumed harvest restarts at this corpus sequence and loses or repeats no token.
   virtual std::int64_t committed_sequences() const = 0;
   virtual void append(const ActivationRows& rows) = 0;
-  // Makes everything appended so far durable; a crash afterwards loses none of it.
+  // Makes everything appended so far durable; a crash afterwards loses none of it. Call it only
+  // between sequences: rows of an already committed sequence are refused afterwards.
   virtual void commit() = 0;
-  // Commits and records the final statistics. The store is complete afterwards.
-  virtual void finish(const NormStats& stats) = 0;
+  // Commits, records the statistics the writer accumulated from all rows of the store (resumed
+  // runs included) and marks the store complete; returns those statistics.
+  virtual NormStats finish() = 0;
 };
 
 struct SAELAB_API ReaderOptions {
@@ -96,6 +101,7 @@ class SAELAB_API ActivationStore {
   virtual std::unique_ptr<ActivationReader> open_reader(const std::filesystem::path& dir,
                                                         const ReaderOptions& opts) = 0;
   virtual StoreMeta meta(const std::filesystem::path& dir) = 0;
+  // The statistics recorded by finish(); nullopt while the store is incomplete.
   virtual std::optional<NormStats> stats(const std::filesystem::path& dir) = 0;
   // Human-readable summary; verify=true checks every shard's checksums.
   virtual nlohmann::json info(const std::filesystem::path& dir, bool verify) = 0;

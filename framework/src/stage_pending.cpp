@@ -1,9 +1,0 @@
-// Temporary: stages whose implementation lands with the trainer, evaluator and report work.
-#include "stages.hpp"
-
-namespace saelab {
-nlohmann::json run_harvest(StageContext&) { throw Error("the harvest stage is not available in this build yet"); }
-nlohmann::json run_train(StageContext&) { throw Error("the train stage is not available in this build yet"); }
-nlohmann::json run_evaluate(StageContext&) { throw Error("the evaluate stage is not available in this build yet"); }
-nlohmann::json run_report(StageContext&) { throw Error("the report stage is not available in this build yet"); }
-}  // namespace saelab
