@@ -117,65 +117,64 @@ struct CfgCase {
   std::vector<std::string> needles;
 };
 
-class BadCfg : public ::testing::TestWithParam<CfgCase> {};
+const CfgCase kBadCfgs[] = {
+    CfgCase{"MissingDSae", [](json& c) { c.erase("d_sae"); }, {"missing key 'd_sae'"}},
+    CfgCase{"DInIsString", [](json& c) { c["d_in"] = "768"; }, {"key 'd_in'", "string", "integer >= 1"}},
+    CfgCase{"DSaeZero", [](json& c) { c["d_sae"] = 0; }, {"key 'd_sae'", "integer >= 1"}},
+    CfgCase{"UnknownArchitecture", [](json& c) { c["architecture"] = "gated"; },
+            {"key 'architecture' is \"gated\"", "allowed: standard, topk, batchtopk, jumprelu"}},
+    CfgCase{"UnknownDtype", [](json& c) { c["dtype"] = "float8"; },
+            {"key 'dtype'", "\"float8\"", "allowed: float32, float64, float16, bfloat16"}},
+    CfgCase{"HookLayerMismatch", [](json& c) { c["hook_layer"] = 7; },
+            {"'hook_layer' is 7", "names layer 8", "must agree"}},
+    CfgCase{"PrependBosNotBool", [](json& c) { c["prepend_bos"] = 1; }, {"key 'prepend_bos'", "true or false"}},
+    CfgCase{"NormalizeActivations", [](json& c) { c["normalize_activations"] = "expected_average_only_in"; },
+            {"key 'normalize_activations'", "allowed: none"}},
+    CfgCase{"ScalingFactor", [](json& c) { c["finetuning_scaling_factor"] = true; },
+            {"'finetuning_scaling_factor' is true", "allowed: false"}},
+    CfgCase{"HeadIndexString", [](json& c) { c["hook_head_index"] = "0"; },
+            {"key 'hook_head_index'", "null or an integer"}},
+    CfgCase{"KwargsNotObject", [](json& c) { c["activation_fn_kwargs"] = json::array(); },
+            {"key 'activation_fn_kwargs'", "an object"}},
+    CfgCase{"TopKWithoutK", [](json& c) { c["architecture"] = "topk"; },
+            {"\"topk\" needs k", "[1, d_sae]"}},
+    CfgCase{"TopKTooLarge",
+            [](json& c) {
+              c["architecture"] = "topk";
+              c["k"] = 17;
+            },
+            {"k is 17 but d_sae is 16"}},
+    CfgCase{"TopKDisagree",
+            [](json& c) {
+              c["architecture"] = "topk";
+              c["k"] = 4;
+              c["activation_fn_kwargs"]["k"] = 5;
+            },
+            {"'k' is 4 but activation_fn_kwargs.k is 5", "must agree"}},
+    CfgCase{"NotAnObject", [](json& c) { c = json::array({1}); }, {"it must be a JSON object"}}};
 
-TEST_P(BadCfg, LoadNamesFileKeyAndAllowedValues) {
-  TempDir tmp;
-  SaeDirectory sae = make_sae("standard");
-  GetParam().mutate(sae.cfg);
-  fs::path dir = write_raw(tmp, sae.cfg, sae.weights);
-  try {
-    load_sae_directory(dir);
-    ADD_FAILURE() << "no error";
-  } catch (const FormatError& e) {
-    std::string msg = e.what();
-    std::cout << "  error: " << msg << "\n";
-    EXPECT_NE(msg.find((dir / "cfg.json").string()), std::string::npos) << msg;
-    for (const auto& n : GetParam().needles) EXPECT_NE(msg.find(n), std::string::npos) << n << "\n" << msg;
+// All cases in one TEST: every TEST is a process that pays libtorch's start-up cost.
+TEST(SaeIo, BadCfgNamesFileKeyAndAllowedValues) {
+  for (const CfgCase& c : kBadCfgs) {
+    SCOPED_TRACE(c.label);
+    TempDir tmp;
+    SaeDirectory sae = make_sae("standard");
+    c.mutate(sae.cfg);
+    fs::path dir = write_raw(tmp, sae.cfg, sae.weights);
+    try {
+      load_sae_directory(dir);
+      ADD_FAILURE() << "no error";
+    } catch (const FormatError& e) {
+      std::string msg = e.what();
+      std::cout << "  " << c.label << ": " << msg << "\n";
+      EXPECT_NE(msg.find((dir / "cfg.json").string()), std::string::npos) << msg;
+      for (const auto& n : c.needles) EXPECT_NE(msg.find(n), std::string::npos) << n << "\n" << msg;
+    }
+    // save validates with the same rules, so a bad SAE never reaches disk.
+    EXPECT_THROW(save_sae_directory(tmp / "out", sae), FormatError);
+    EXPECT_FALSE(fs::exists(tmp / "out"));
   }
-  // save validates with the same rules, so a bad SAE never reaches disk.
-  EXPECT_THROW(save_sae_directory(tmp / "out", sae), FormatError);
-  EXPECT_FALSE(fs::exists(tmp / "out"));
 }
-
-INSTANTIATE_TEST_SUITE_P(
-    Cases, BadCfg,
-    ::testing::Values(
-        CfgCase{"MissingDSae", [](json& c) { c.erase("d_sae"); }, {"missing key 'd_sae'"}},
-        CfgCase{"DInIsString", [](json& c) { c["d_in"] = "768"; }, {"key 'd_in'", "string", "integer >= 1"}},
-        CfgCase{"DSaeZero", [](json& c) { c["d_sae"] = 0; }, {"key 'd_sae'", "integer >= 1"}},
-        CfgCase{"UnknownArchitecture", [](json& c) { c["architecture"] = "gated"; },
-                {"key 'architecture' is \"gated\"", "allowed: standard, topk, batchtopk, jumprelu"}},
-        CfgCase{"UnknownDtype", [](json& c) { c["dtype"] = "float8"; },
-                {"key 'dtype'", "\"float8\"", "allowed: float32, float64, float16, bfloat16"}},
-        CfgCase{"HookLayerMismatch", [](json& c) { c["hook_layer"] = 7; },
-                {"'hook_layer' is 7", "names layer 8", "must agree"}},
-        CfgCase{"PrependBosNotBool", [](json& c) { c["prepend_bos"] = 1; }, {"key 'prepend_bos'", "true or false"}},
-        CfgCase{"NormalizeActivations", [](json& c) { c["normalize_activations"] = "expected_average_only_in"; },
-                {"key 'normalize_activations'", "allowed: none"}},
-        CfgCase{"ScalingFactor", [](json& c) { c["finetuning_scaling_factor"] = true; },
-                {"'finetuning_scaling_factor' is true", "allowed: false"}},
-        CfgCase{"HeadIndexString", [](json& c) { c["hook_head_index"] = "0"; },
-                {"key 'hook_head_index'", "null or an integer"}},
-        CfgCase{"KwargsNotObject", [](json& c) { c["activation_fn_kwargs"] = json::array(); },
-                {"key 'activation_fn_kwargs'", "an object"}},
-        CfgCase{"TopKWithoutK", [](json& c) { c["architecture"] = "topk"; },
-                {"\"topk\" needs k", "[1, d_sae]"}},
-        CfgCase{"TopKTooLarge",
-                [](json& c) {
-                  c["architecture"] = "topk";
-                  c["k"] = 17;
-                },
-                {"k is 17 but d_sae is 16"}},
-        CfgCase{"TopKDisagree",
-                [](json& c) {
-                  c["architecture"] = "topk";
-                  c["k"] = 4;
-                  c["activation_fn_kwargs"]["k"] = 5;
-                },
-                {"'k' is 4 but activation_fn_kwargs.k is 5", "must agree"}},
-        CfgCase{"NotAnObject", [](json& c) { c = json::array({1}); }, {"it must be a JSON object"}}),
-    [](const auto& p) { return std::string(p.param.label); });
 
 TEST(SaeIo, BadWeightsNameFileTensorAndExpectation) {
   TempDir tmp;
