@@ -21,8 +21,8 @@
 #include <nlohmann/json.hpp>
 
 #include "hooks.hpp"
-#include "saelab/error.hpp"
 #include "random_init.hpp"
+#include "saelab/error.hpp"
 #include "source.hpp"
 
 namespace fs = std::filesystem;
@@ -59,13 +59,13 @@ double forward_flops(const Config& c, std::int64_t blocks, std::int64_t batch, s
   return static_cast<double>(blocks) * (linear + attention);
 }
 
-double hf_seconds(const fs::path& model, const std::string& py, std::int64_t batch,
-                  std::int64_t seq, std::int64_t blocks, int threads, int iters) {
+double hf_seconds(const fs::path& model, const std::string& py, std::int64_t batch, std::int64_t seq,
+                  std::int64_t blocks, int threads, int iters) {
   const auto out = fs::path(SAELAB_BINARY_DIR) / "bench-tmp" / "hf_bench.json";
-  const std::string cmd = saelab::cat(
-      py, " ", SAELAB_SOURCE_DIR, "/bench/gpt2/hf_bench.py --dir '", model.string(),
-      "' --batch ", batch, " --seq ", seq, " --blocks ", blocks, " --threads ", threads,
-      " --iters ", iters, " > '", out.string(), "'");
+  const std::string cmd =
+      saelab::cat(py, " ", SAELAB_SOURCE_DIR, "/bench/gpt2/hf_bench.py --dir '", model.string(), "' --batch ",
+                  batch, " --seq ", seq, " --blocks ", blocks, " --threads ", threads, " --iters ", iters,
+                  " > '", out.string(), "'");
   if (std::system(cmd.c_str()) != 0) {
     std::printf("transformers benchmark failed: %s\n", cmd.c_str());
     return -1;
@@ -86,12 +86,20 @@ int main(int argc, char** argv) {
   std::string hook = "blocks.8.hook_resid_pre";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--threads") threads = std::stoi(v);
-    else if (k == "--iters") iters = std::stoi(v);
-    else if (k == "--batch") batch = std::stoll(v);
-    else if (k == "--seq") seq = std::stoll(v);
-    else if (k == "--hook") hook = v;
-    else { std::fprintf(stderr, "unknown option %s\n", k.c_str()); return 2; }
+    if (k == "--threads")
+      threads = std::stoi(v);
+    else if (k == "--iters")
+      iters = std::stoi(v);
+    else if (k == "--batch")
+      batch = std::stoll(v);
+    else if (k == "--seq")
+      seq = std::stoll(v);
+    else if (k == "--hook")
+      hook = v;
+    else {
+      std::fprintf(stderr, "unknown option %s\n", k.c_str());
+      return 2;
+    }
   }
   at::set_num_threads(threads);
   std::printf("threads: %d (at::get_num_threads() = %d)\n", threads, at::get_num_threads());
@@ -109,8 +117,8 @@ int main(int argc, char** argv) {
   so.model_dir = dir;
   Gpt2Source src(so);
   const auto point = parse_hook(hook, src.config());
-  const std::int64_t blocks = std::min(point.layer + 1, src.config().n_layer) -
-                              (point.kind == HookKind::ResidPre ? 1 : 0);
+  const std::int64_t blocks =
+      std::min(point.layer + 1, src.config().n_layer) - (point.kind == HookKind::ResidPre ? 1 : 0);
   const auto tokens = at::randint(src.config().vocab_size, {batch, seq}, at::kLong);
 
   const double s = best_seconds(iters, [&] { src.run_with_hooks(tokens, {hook}); });
@@ -118,8 +126,8 @@ int main(int argc, char** argv) {
   const double gflops = forward_flops(src.config(), blocks, batch, seq) / s / 1e9;
   std::printf("saelab %s [%lldx%lld], %lld blocks:\n", hook.c_str(), static_cast<long long>(batch),
               static_cast<long long>(seq), static_cast<long long>(blocks));
-  std::printf("  %.3f s/batch  %8.0f tokens/s  %6.1f GFLOP/s = %.0f%% of sgemm (target >= 60%%)\n",
-              s, tps, gflops, 100.0 * gflops / sgemm);
+  std::printf("  %.3f s/batch  %8.0f tokens/s  %6.1f GFLOP/s = %.0f%% of sgemm (target >= 60%%)\n", s, tps,
+              gflops, 100.0 * gflops / sgemm);
 
   const char* py = std::getenv("SAELAB_ORACLE_PYTHON");
   if (!py || !*py) {

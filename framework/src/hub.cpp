@@ -7,15 +7,14 @@
 #include <fstream>
 #include <map>
 #include <mutex>
-#include <regex>
 #include <vector>
 
 #include <curl/curl.h>
 #include <fcntl.h>
-#include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 #include <sys/file.h>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include "saelab/error.hpp"
 #include "saelab/fs_util.hpp"
@@ -35,9 +34,9 @@ std::string env(const char* name) {
 struct Response {
   long status = 0;
   CURLcode code = CURLE_OK;
-  std::string error;                          // curl's message when code != CURLE_OK
+  std::string error;                           // curl's message when code != CURLE_OK
   std::map<std::string, std::string> headers;  // of the final response, names lowercased
-  std::string body;                           // when no file sink was given, or an error body
+  std::string body;                            // when no file sink was given, or an error body
 };
 
 struct Sink {
@@ -97,8 +96,8 @@ int on_progress(void* user, curl_off_t total, curl_off_t now, curl_off_t, curl_o
   return 0;
 }
 
-Response http_get(const std::string& url, const FetchOptions& opt, std::FILE* file,
-                  std::uint64_t offset, Progress* progress) {
+Response http_get(const std::string& url, const FetchOptions& opt, std::FILE* file, std::uint64_t offset,
+                  Progress* progress) {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
@@ -139,10 +138,21 @@ Response http_get(const std::string& url, const FetchOptions& opt, std::FILE* fi
   return resp;
 }
 
+// A repository or revision name: starts with a letter or digit, then letters, digits, '.', '_',
+// '-' (and '/' in revisions), no "..", at most max_len characters.
+bool valid_name(const std::string& s, std::size_t max_len, bool allow_slash) {
+  if (s.empty() || s.size() > max_len || !std::isalnum(static_cast<unsigned char>(s[0])) ||
+      s.find("..") != std::string::npos)
+    return false;
+  return std::all_of(s.begin(), s.end(), [&](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-' ||
+           (allow_slash && ch == '/');
+  });
+}
+
 bool unreachable(CURLcode code) {
   return code == CURLE_COULDNT_RESOLVE_HOST || code == CURLE_COULDNT_RESOLVE_PROXY ||
-         code == CURLE_COULDNT_CONNECT || code == CURLE_OPERATION_TIMEDOUT ||
-         code == CURLE_SSL_CONNECT_ERROR;
+         code == CURLE_COULDNT_CONNECT || code == CURLE_OPERATION_TIMEDOUT || code == CURLE_SSL_CONNECT_ERROR;
 }
 
 // ---- what the hub lists ---------------------------------------------------------------------
@@ -181,8 +191,8 @@ std::string git_blob_sha1(const fs::path& path) {
 
 std::string manual_steps(const std::string& repo, const FetchOptions& opt, const fs::path& dir) {
   return cat("To place the files by hand: on a machine with network access download ",
-             "config.json and model.safetensors from https://huggingface.co/", repo, "/tree/",
-             opt.revision, " and copy them into ", dir.string(),
+             "config.json and model.safetensors from https://huggingface.co/", repo, "/tree/", opt.revision,
+             " and copy them into ", dir.string(),
              " (or into any directory and set the gpt2 source's `model:` option to it). "
              "Set SAELAB_CACHE to use another cache directory");
 }
@@ -198,12 +208,12 @@ std::map<std::string, RemoteFile> list_repo(const std::string& endpoint, const s
   const std::string url = cat(endpoint, "/api/models/", repo, "/tree/", encode_revision(opt.revision));
   const Response r = http_get(url, opt, nullptr, 0, nullptr);
   if (r.code != CURLE_OK)
-    throw Error(cat("hub: cannot reach ", endpoint, " (", r.error, "; gave up after ",
-                    opt.connect_timeout_s, " s at most). `saelab fetch-model` needs network access. ",
+    throw Error(cat("hub: cannot reach ", endpoint, " (", r.error, "; gave up after ", opt.connect_timeout_s,
+                    " s at most). `saelab fetch-model` needs network access. ",
                     manual_steps(repo, opt, dir)));
   if (r.status == 401 || r.status == 403 || r.status == 404)
-    throw Error(cat("hub: ", url, " answered HTTP ", r.status, ": repository '", repo,
-                    "' or revision '", opt.revision, "' not found, or it is gated/private (set ",
+    throw Error(cat("hub: ", url, " answered HTTP ", r.status, ": repository '", repo, "' or revision '",
+                    opt.revision, "' not found, or it is gated/private (set ",
                     "HF_TOKEN to a token that may read it)"));
   SAELAB_CHECK(r.status == 200, Error, "hub: ", url, " answered HTTP ", r.status, ": ",
                r.body.substr(0, 200));
@@ -223,8 +233,8 @@ std::map<std::string, RemoteFile> list_repo(const std::string& endpoint, const s
       out[f.name] = f;
     }
   } catch (const nlohmann::json::exception& ex) {
-    throw FormatError(cat("hub: the file listing from ", url, " is not what the hub sends (",
-                          ex.what(), ")"));
+    throw FormatError(
+        cat("hub: the file listing from ", url, " is not what the hub sends (", ex.what(), ")"));
   }
   return out;
 }
@@ -254,29 +264,29 @@ void download(const std::string& endpoint, const std::string& repo, const Remote
   if (have < f.size || f.size == 0) {
     std::FILE* out = std::fopen(part.c_str(), have > 0 ? "ab" : "wb");
     if (!out) throw Error(cat("hub: cannot write '", part.string(), "'"));
-    const std::string url =
-        cat(endpoint, "/", repo, "/resolve/", encode_revision(opt.revision), "/", f.name);
+    const std::string url = cat(endpoint, "/", repo, "/resolve/", encode_revision(opt.revision), "/", f.name);
     Progress progress{&opt, f.name, have};
     const Response r = http_get(url, opt, out, have, &progress);
     const bool closed = std::fclose(out) == 0;
     const std::uint64_t now = fs::file_size(part, ec);
     if (r.code != CURLE_OK)
-      throw Error(cat("hub: download of ", f.name, " from ", url, " stopped after ", now, " of ",
-                      f.size, " bytes (", r.error, "). Run the same command again to resume. ",
+      throw Error(cat("hub: download of ", f.name, " from ", url, " stopped after ", now, " of ", f.size,
+                      " bytes (", r.error, "). Run the same command again to resume. ",
                       unreachable(r.code) ? manual_steps(repo, opt, dir) : std::string()));
-    SAELAB_CHECK(r.status == 200 || r.status == 206, Error, "hub: ", url, " answered HTTP ",
-                 r.status, ": ", r.body.substr(0, 200));
+    SAELAB_CHECK(r.status == 200 || r.status == 206, Error, "hub: ", url, " answered HTTP ", r.status, ": ",
+                 r.body.substr(0, 200));
     SAELAB_CHECK(closed, Error, "hub: writing '", part.string(), "' failed (disk full?)");
   }
   const std::uint64_t size = fs::file_size(part, ec);
   std::string sha;
   if (!verified(part, f, &sha)) {
+    const bool lfs = !f.sha256.empty();
+    const std::string got = lfs ? sha256_file(part) : git_blob_sha1(part);
     fs::remove(part, ec);
     fs::remove(fs::path(part.string() + ".sha256"), ec);
-    throw FormatError(cat("hub: ", f.name, " from ", repo, " does not match the hub's listing (",
-                          size, " bytes, expected ", f.size, "; ",
-                          f.sha256.empty() ? "git blob id" : "SHA-256", " expected ",
-                          f.sha256.empty() ? f.git_oid : f.sha256,
+    throw FormatError(cat("hub: ", f.name, " from ", repo, " does not match the hub's listing: ", size,
+                          " bytes (expected ", f.size, "), ", lfs ? "SHA-256 " : "git blob id ", got,
+                          " (expected ", lfs ? f.sha256 : f.git_oid,
                           "). The partial file was deleted; run the command again"));
   }
   fsync_file(part);
@@ -290,8 +300,7 @@ class DirLock {
   explicit DirLock(const fs::path& dir) {
     const fs::path p = dir / ".fetch.lock";
     fd_ = ::open(p.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-    if (fd_ < 0 || ::flock(fd_, LOCK_EX) != 0)
-      throw Error(cat("hub: cannot lock '", p.string(), "'"));
+    if (fd_ < 0 || ::flock(fd_, LOCK_EX) != 0) throw Error(cat("hub: cannot lock '", p.string(), "'"));
   }
   ~DirLock() { ::close(fd_); }
   DirLock(const DirLock&) = delete;
@@ -314,11 +323,13 @@ std::string canonical_repo(const std::string& repo_id) {
   static const char* legacy[] = {"gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", "distilgpt2"};
   for (const char* name : legacy)
     if (repo_id == name) return std::string("openai-community/") + name;
-  static const std::regex re(R"([A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?)");
-  SAELAB_CHECK(std::regex_match(repo_id, re) && repo_id.find("..") == std::string::npos,
-               ConfigError, "hub: '", repo_id, "' is not a Hugging Face model id; expected ",
-               "'org/name' (letters, digits, '-', '_', '.') or one of gpt2, gpt2-medium, ",
-               "gpt2-large, gpt2-xl, distilgpt2");
+  const auto slash = repo_id.find('/');
+  const bool ok = slash == std::string::npos ? valid_name(repo_id, 96, false)
+                                             : valid_name(repo_id.substr(0, slash), 96, false) &&
+                                                   valid_name(repo_id.substr(slash + 1), 96, false);
+  SAELAB_CHECK(ok, ConfigError, "hub: '", repo_id.substr(0, 200),
+               "' is not a Hugging Face model id; expected 'org/name' (letters, digits, '-', '_', "
+               "'.') or one of gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2");
   return repo_id;
 }
 
@@ -335,11 +346,8 @@ fs::path model_dir(const std::string& repo_id, const std::string& revision, cons
 }
 
 FetchResult fetch_model(const std::string& repo_id, const FetchOptions& options) {
-  static const std::regex rev_re(R"([A-Za-z0-9][A-Za-z0-9._/-]{0,127})");
-  SAELAB_CHECK(std::regex_match(options.revision, rev_re) &&
-                   options.revision.find("..") == std::string::npos,
-               ConfigError, "hub: revision '", options.revision,
-               "' is not a branch, tag or commit name");
+  SAELAB_CHECK(valid_name(options.revision, 128, true), ConfigError, "hub: revision '",
+               options.revision.substr(0, 200), "' is not a branch, tag or commit name");
   FetchResult result;
   result.repo = canonical_repo(repo_id);
   result.dir = model_dir(result.repo, options.revision, options.cache);
@@ -392,7 +400,7 @@ std::string file_sha256_cached(const fs::path& path) {
     std::string sha, rest;
     if (in >> sha && std::getline(in, rest) && rest == " " + stamp && sha.size() == 64) return sha;
   }
-  const std::string sha = sha256_file(path);
+  std::string sha = sha256_file(path);
   try {
     write_file_atomic(side, sha + " " + stamp + "\n");
   } catch (const Error&) {

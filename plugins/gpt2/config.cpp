@@ -12,8 +12,8 @@ using nlohmann::json;
 
 // Upper bounds far above any GPT-2 (XL: 48 layers, 25 heads, 1600 wide) that still keep a hostile
 // file from asking for absurd allocations before the weights are even looked at.
-constexpr std::int64_t kMaxLayers = 1024, kMaxHeads = 1024, kMaxEmbd = 65536,
-                       kMaxPositions = 1 << 20, kMaxVocab = 1 << 24, kMaxInner = 1 << 20;
+constexpr std::int64_t kMaxLayers = 1024, kMaxHeads = 1024, kMaxEmbd = 65536, kMaxPositions = 1 << 20,
+                       kMaxVocab = 1 << 24, kMaxInner = 1 << 20;
 
 std::int64_t get_int(const json& j, const char* key, const std::string& where, bool required,
                      std::int64_t def) {
@@ -24,30 +24,29 @@ std::int64_t get_int(const json& j, const char* key, const std::string& where, b
                  "vocab_size)");
     return def;
   }
-  SAELAB_CHECK(it->is_number_integer(), FormatError, where, ": '", key,
-               "' must be an integer, got ", it->dump());
+  SAELAB_CHECK(it->is_number_integer(), FormatError, where, ": '", key, "' must be an integer, got ",
+               it->dump());
   return it->get<std::int64_t>();
 }
 
 bool get_bool(const json& j, const char* key, const std::string& where, bool def) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return def;
-  SAELAB_CHECK(it->is_boolean(), FormatError, where, ": '", key, "' must be true or false, got ",
-               it->dump());
+  SAELAB_CHECK(it->is_boolean(), FormatError, where, ": '", key, "' must be true or false, got ", it->dump());
   return it->get<bool>();
 }
 
 void check_range(std::int64_t v, const char* key, std::int64_t lo, std::int64_t hi,
                  const std::string& where) {
-  SAELAB_CHECK(v >= lo && v <= hi, FormatError, where, ": '", key, "' = ", v,
-               " is out of range; allowed ", lo, " .. ", hi);
+  SAELAB_CHECK(v >= lo && v <= hi, FormatError, where, ": '", key, "' = ", v, " is out of range; allowed ",
+               lo, " .. ", hi);
 }
 
 Activation parse_activation(const json& j, const std::string& where) {
   auto it = j.find("activation_function");
   if (it == j.end() || it->is_null()) return Activation::GeluTanh;
-  SAELAB_CHECK(it->is_string(), FormatError, where,
-               ": 'activation_function' must be a string, got ", it->dump());
+  SAELAB_CHECK(it->is_string(), FormatError, where, ": 'activation_function' must be a string, got ",
+               it->dump());
   const auto s = it->get<std::string>();
   if (s == "gelu_new" || s == "gelu_pytorch_tanh" || s == "gelu_fast") return Activation::GeluTanh;
   if (s == "gelu") return Activation::GeluErf;
@@ -67,8 +66,7 @@ void Config::validate(const std::string& where) const {
   check_range(vocab_size, "vocab_size", 1, kMaxVocab, where);
   check_range(n_inner, "n_inner", 0, kMaxInner, where);
   SAELAB_CHECK(n_embd % n_head == 0, FormatError, where, ": n_embd = ", n_embd,
-               " is not divisible by n_head = ", n_head,
-               "; every head must get n_embd / n_head dimensions");
+               " is not divisible by n_head = ", n_head, "; every head must get n_embd / n_head dimensions");
   SAELAB_CHECK(layer_norm_epsilon > 0 && layer_norm_epsilon < 1, FormatError, where,
                ": 'layer_norm_epsilon' = ", layer_norm_epsilon, " must lie in (0, 1)");
   check_range(bos(), "bos_token_id", 0, vocab_size - 1, where);
@@ -84,8 +82,8 @@ Config parse_config(const std::string& text, const std::string& where) {
   }
   SAELAB_CHECK(j.is_object(), FormatError, where, ": expected a JSON object, got ", j.type_name());
   if (auto it = j.find("model_type"); it != j.end() && !it->is_null()) {
-    SAELAB_CHECK(it->is_string() && it->get<std::string>() == "gpt2", FormatError, where,
-                 ": model_type is ", it->dump(), "; the gpt2 source loads only model_type \"gpt2\"");
+    SAELAB_CHECK(it->is_string() && it->get<std::string>() == "gpt2", FormatError, where, ": model_type is ",
+                 it->dump(), "; the gpt2 source loads only model_type \"gpt2\"");
   }
   SAELAB_CHECK(!get_bool(j, "add_cross_attention", where, false), FormatError, where,
                ": add_cross_attention = true (an encoder-decoder GPT-2) is not supported");
@@ -98,8 +96,8 @@ Config parse_config(const std::string& text, const std::string& where) {
   c.n_positions = get_int(j, has_positions ? "n_positions" : "n_ctx", where, true, 0);
   c.n_inner = get_int(j, "n_inner", where, false, 0);
   if (auto it = j.find("layer_norm_epsilon"); it != j.end() && !it->is_null()) {
-    SAELAB_CHECK(it->is_number(), FormatError, where,
-                 ": 'layer_norm_epsilon' must be a number, got ", it->dump());
+    SAELAB_CHECK(it->is_number(), FormatError, where, ": 'layer_norm_epsilon' must be a number, got ",
+                 it->dump());
     c.layer_norm_epsilon = it->get<double>();
   }
   c.activation = parse_activation(j, where);
@@ -137,7 +135,7 @@ std::string config_to_json(const Config& c) {
             {"embd_pdrop", 0.0},
             {"attn_pdrop", 0.0},
             {"resid_pdrop", 0.0}};
-  const char* act = c.activation == Activation::GeluTanh ? "gelu_new"
+  const char* act = c.activation == Activation::GeluTanh  ? "gelu_new"
                     : c.activation == Activation::GeluErf ? "gelu"
                                                           : "relu";
   j["activation_function"] = act;

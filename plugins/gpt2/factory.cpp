@@ -26,9 +26,9 @@ fs::path pretrained_dir(const Options& opts) {
 
 fs::path random_dir(const Options& opts, const PluginContext& ctx, const RandomInit& init) {
   if (!opts.string("random_dir").empty()) return opts.string("random_dir");
-  const std::string name = cat("gpt2-random-L", init.config.n_layer, "-H", init.config.n_head,
-                               "-D", init.config.n_embd, "-P", init.config.n_positions, "-V",
-                               init.config.vocab_size, "-seed", init.seed);
+  const std::string name =
+      cat("gpt2-random-L", init.config.n_layer, "-H", init.config.n_head, "-D", init.config.n_embd, "-P",
+          init.config.n_positions, "-V", init.config.vocab_size, "-seed", init.seed);
   if (!ctx.run_dir.empty()) return ctx.run_dir / name;
   return fs::temp_directory_path() / ("saelab-" + name);
 }
@@ -76,8 +76,8 @@ std::unique_ptr<Gpt2Source> make_source(const Options& opts, const PluginContext
   init.config.n_positions = opts.integer("n_positions");
   init.config.vocab_size = opts.integer("vocab_size");
   if (init.config.n_embd % init.config.n_head != 0)
-    opts.fail("n_head", cat("n_embd = ", init.config.n_embd, " is not divisible by n_head = ",
-                            init.config.n_head));
+    opts.fail("n_head",
+              cat("n_embd = ", init.config.n_embd, " is not divisible by n_head = ", init.config.n_head));
   init.seed = opts.is_auto("seed") ? ctx.seed : static_cast<std::uint64_t>(opts.integer("seed"));
   so.model_dir = random_dir(opts, ctx, init);
   so.model_id = cat("random:", init.seed);

@@ -62,6 +62,8 @@ std::map<std::string, std::int64_t> all_hooks(const Config& cfg) {
   return out;
 }
 
-bool is_residual(HookKind kind) { return kind != HookKind::MlpPost; }
+bool is_residual(HookKind kind) {
+  return kind != HookKind::MlpPost;
+}
 
 }  // namespace saelab::gpt2

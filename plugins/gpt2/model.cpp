@@ -13,7 +13,9 @@ namespace {
 
 // Flattens leading dimensions so Conv1D is one GEMM: [..., in] -> [rows, in] (a view when x is
 // contiguous, which everything in this file is).
-torch::Tensor rows(const torch::Tensor& x) { return x.reshape({-1, x.size(-1)}); }
+torch::Tensor rows(const torch::Tensor& x) {
+  return x.reshape({-1, x.size(-1)});
+}
 
 torch::Tensor unflatten(const torch::Tensor& y, const torch::Tensor& like) {
   auto sizes = like.sizes().vec();
@@ -65,7 +67,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   // scores = mask + scale * q k^T   [B*H, T, T]; the mask broadcasts over the batch.
   auto scores = at::baddbmm(mask, q, k.transpose(1, 2), /*beta=*/1.0, /*alpha=*/scale);
   at::_softmax_out(scores, scores, -1, /*half_to_float=*/false);  // in place: no second buffer
-  auto ctx = at::bmm(scores, v);                                   // [B*H, T, Dh]
+  auto ctx = at::bmm(scores, v);                                  // [B*H, T, Dh]
   auto merged = ctx.view({B, H, T, Dh}).permute({0, 2, 1, 3}).reshape({B, T, D});
   return c_proj(merged);
 }
@@ -80,14 +82,19 @@ torch::Tensor MlpImpl::hidden(const torch::Tensor& x) {
   // In place on the fresh GEMM output. ATen's tanh-approximate GELU is gelu_new's formula
   // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) in one vectorised pass.
   switch (activation) {
-    case Activation::GeluTanh: return at::gelu_(h, "tanh");
-    case Activation::GeluErf: return at::gelu_(h, "none");
-    case Activation::Relu: return at::relu_(h);
+    case Activation::GeluTanh:
+      return at::gelu_(h, "tanh");
+    case Activation::GeluErf:
+      return at::gelu_(h, "none");
+    case Activation::Relu:
+      return at::relu_(h);
   }
   return h;
 }
 
-torch::Tensor MlpImpl::out(const torch::Tensor& h) { return c_proj(h); }
+torch::Tensor MlpImpl::out(const torch::Tensor& h) {
+  return c_proj(h);
+}
 
 BlockImpl::BlockImpl(const Config& cfg, std::int64_t layer_) : layer(layer_) {
   ln_1 = register_module("ln_1", LayerNorm(cfg.n_embd, cfg.layer_norm_epsilon));
@@ -131,10 +138,9 @@ const torch::Tensor& Gpt2Impl::unembedding() const {
 
 torch::Tensor Gpt2Impl::run(const torch::Tensor& tokens, const RunPlan& plan) {
   SAELAB_CHECK(tokens.dim() == 2 && tokens.scalar_type() == torch::kInt64, Error,
-               "gpt2: tokens must be [batch, seq] int64, got ", tokens.sizes(), " ",
-               tokens.scalar_type());
-  SAELAB_CHECK(plan.n_blocks >= 0 && plan.n_blocks <= cfg_.n_layer, Error,
-               "gpt2: plan runs ", plan.n_blocks, " blocks of ", cfg_.n_layer);
+               "gpt2: tokens must be [batch, seq] int64, got ", tokens.sizes(), " ", tokens.scalar_type());
+  SAELAB_CHECK(plan.n_blocks >= 0 && plan.n_blocks <= cfg_.n_layer, Error, "gpt2: plan runs ", plan.n_blocks,
+               " blocks of ", cfg_.n_layer);
   const auto T = tokens.size(1);
   const auto opts = wte->weight.options();
   auto x = at::embedding(wte->weight, tokens) + wpe->weight.slice(0, 0, T);  // [B, T, d]

@@ -8,8 +8,7 @@ namespace {
 void register_gpt2(saelab::Registrar& r) {
   r.add<saelab::ActivationSource>(
       "gpt2", "GPT-2 (small .. XL, or random weights) from Hugging Face safetensors files",
-      saelab::gpt2::source_schema(),
-      [](const saelab::Options& o, const saelab::PluginContext& c) {
+      saelab::gpt2::source_schema(), [](const saelab::Options& o, const saelab::PluginContext& c) {
         return saelab::gpt2::make_source(o, c);
       });
 }

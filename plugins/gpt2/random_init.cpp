@@ -25,8 +25,7 @@ std::string identity(const RandomInit& init) {
 
 bool already_written(const fs::path& dir, const std::string& config_json, const RandomInit& init) {
   std::error_code ec;
-  if (!fs::exists(dir / "config.json", ec) || !fs::exists(dir / "model.safetensors", ec))
-    return false;
+  if (!fs::exists(dir / "config.json", ec) || !fs::exists(dir / "model.safetensors", ec)) return false;
   try {
     if (read_file(dir / "config.json", 1 << 20, "model config") != config_json) return false;
     const auto header = safetensors::load_header(dir / "model.safetensors");

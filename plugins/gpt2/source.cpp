@@ -37,13 +37,12 @@ torch::Tensor escape_inference(const torch::Tensor& t) {
 
 torch::Tensor next_token_loss(const torch::Tensor& logits, const torch::Tensor& tokens) {
   const auto T = logits.size(1);
-  auto pred = logits.slice(1, 0, T - 1);                      // [B, T-1, V]
-  auto target = tokens.slice(1, 1, T).unsqueeze(-1);          // [B, T-1, 1]
+  auto pred = logits.slice(1, 0, T - 1);              // [B, T-1, V]
+  auto target = tokens.slice(1, 1, T).unsqueeze(-1);  // [B, T-1, 1]
   return at::logsumexp(pred, -1) - pred.gather(-1, target).squeeze(-1);
 }
 
-Gpt2Source::Gpt2Source(const SourceOptions& options)
-    : device_(options.device), dtype_(options.dtype) {
+Gpt2Source::Gpt2Source(const SourceOptions& options) : device_(options.device), dtype_(options.dtype) {
   SAELAB_CHECK(dtype_ == torch::kFloat32 || dtype_ == torch::kBFloat16, ConfigError,
                "gpt2: compute dtype must be float32 or bfloat16");
   auto loaded = load_model_dir(options.model_dir, dtype_, device_);
@@ -87,9 +86,9 @@ void Gpt2Source::find_tokenizer(const SourceOptions& options) {
     tokenizer_ = std::move(tok);
     return;
   }
-  no_tokenizer_reason_ = cat("no tokenizer files (vocab.json + merges.txt or encoder.json + ",
-                             "vocab.bpe) in ", looked, "; run scripts/setup.sh or set the gpt2 ",
-                             "source's `tokenizer` option");
+  no_tokenizer_reason_ =
+      cat("no tokenizer files (vocab.json + merges.txt or encoder.json + ", "vocab.bpe) in ", looked,
+          "; run scripts/setup.sh or set the gpt2 ", "source's `tokenizer` option");
 }
 
 std::vector<std::int32_t> Gpt2Source::tokenize(std::string_view text) const {
@@ -104,22 +103,22 @@ std::string Gpt2Source::decode(const std::vector<std::int32_t>& tokens) const {
 
 torch::Tensor Gpt2Source::prepare_tokens(const torch::Tensor& tokens) const {
   const Config& cfg = config();
-  SAELAB_CHECK(tokens.defined() && tokens.dim() == 2 && tokens.size(0) > 0 && tokens.size(1) > 0,
-               Error, "gpt2: tokens must be a non-empty [batch, seq] tensor, got ",
+  SAELAB_CHECK(tokens.defined() && tokens.dim() == 2 && tokens.size(0) > 0 && tokens.size(1) > 0, Error,
+               "gpt2: tokens must be a non-empty [batch, seq] tensor, got ",
                tokens.defined() ? tokens.sizes() : at::IntArrayRef{});
-  SAELAB_CHECK(!at::isFloatingType(tokens.scalar_type()) && tokens.scalar_type() != torch::kBool,
-               Error, "gpt2: tokens must be integers, got ", tokens.scalar_type());
+  SAELAB_CHECK(!at::isFloatingType(tokens.scalar_type()) && tokens.scalar_type() != torch::kBool, Error,
+               "gpt2: tokens must be integers, got ", tokens.scalar_type());
   SAELAB_CHECK(tokens.size(1) <= cfg.n_positions, Error, "gpt2: sequences of ", tokens.size(1),
                " tokens exceed the model's context of ", cfg.n_positions, " (n_positions)");
   auto t = tokens.to(device_, torch::kInt64).contiguous();
   const auto lo = t.min().item<std::int64_t>(), hi = t.max().item<std::int64_t>();
-  SAELAB_CHECK(lo >= 0 && hi < cfg.vocab_size, Error, "gpt2: token ids must lie in [0, ",
-               cfg.vocab_size, "), got values from ", lo, " to ", hi);
+  SAELAB_CHECK(lo >= 0 && hi < cfg.vocab_size, Error, "gpt2: token ids must lie in [0, ", cfg.vocab_size,
+               "), got values from ", lo, " to ", hi);
   return t;
 }
 
-std::map<std::string, torch::Tensor> Gpt2Source::run_with_hooks(
-    const torch::Tensor& tokens, const std::vector<std::string>& hooks) {
+std::map<std::string, torch::Tensor> Gpt2Source::run_with_hooks(const torch::Tensor& tokens,
+                                                                const std::vector<std::string>& hooks) {
   std::map<std::string, torch::Tensor> out;
   if (hooks.empty()) return out;
   const Config& cfg = config();
@@ -134,9 +133,7 @@ std::map<std::string, torch::Tensor> Gpt2Source::run_with_hooks(
     plan.n_blocks = std::max(plan.n_blocks, needs);
     plan.final_ln = plan.final_ln || p.kind == HookKind::LnFinal;
   }
-  plan.visit = [&](const HookPoint& p, torch::Tensor& act) {
-    out[names.at(p)] = act.to(torch::kFloat32);
-  };
+  plan.visit = [&](const HookPoint& p, torch::Tensor& act) { out[names.at(p)] = act.to(torch::kFloat32); };
   {
     c10::InferenceMode guard;
     model_->run(prepare_tokens(tokens), plan);
@@ -157,8 +154,7 @@ ModelOutput Gpt2Source::run_with_replacement(const torch::Tensor& tokens, const 
     auto replaced = fn(act.to(torch::kFloat32));
     SAELAB_CHECK(replaced.defined() && replaced.sizes() == act.sizes(), Error,
                  "gpt2: the replacement for hook '", hook, "' returned shape ",
-                 replaced.defined() ? replaced.sizes() : at::IntArrayRef{}, ", expected ",
-                 act.sizes());
+                 replaced.defined() ? replaced.sizes() : at::IntArrayRef{}, ", expected ", act.sizes());
     act = replaced.to(act.device(), act.scalar_type()).contiguous();
   };
   ModelOutput out;
@@ -179,12 +175,12 @@ torch::Tensor Gpt2Source::logit_effects(const torch::Tensor& directions, const s
   const HookPoint point = parse_hook(hook, cfg);
   if (!is_residual(point.kind)) return {};
   SAELAB_CHECK(directions.dim() == 2 && directions.size(1) == cfg.n_embd, Error,
-               "gpt2: logit_effects needs directions [n, ", cfg.n_embd, "] for hook '", hook,
-               "', got ", directions.sizes());
+               "gpt2: logit_effects needs directions [n, ", cfg.n_embd, "] for hook '", hook, "', got ",
+               directions.sizes());
   torch::Tensor out;
   {
     c10::InferenceMode guard;
-    const auto w_u = model_->unembedding().to(torch::kFloat32);  // [vocab, d]
+    const auto w_u = model_->unembedding().to(torch::kFloat32);      // [vocab, d]
     out = at::mm(directions.to(device_, torch::kFloat32), w_u.t());  // [n, vocab]
   }
   return escape_inference(out);

@@ -20,8 +20,8 @@
 namespace saelab::gpt2 {
 
 struct SourceOptions {
-  std::filesystem::path model_dir;  // a directory with config.json + model.safetensors
-  std::string model_id;             // what SourceInfo reports ("gpt2", a path, "random:<seed>")
+  std::filesystem::path model_dir;      // a directory with config.json + model.safetensors
+  std::string model_id;                 // what SourceInfo reports ("gpt2", a path, "random:<seed>")
   std::filesystem::path tokenizer_dir;  // "" = search as described above
   torch::Dtype dtype = torch::kFloat32;
   torch::Device device = torch::kCPU;
@@ -36,8 +36,8 @@ class Gpt2Source final : public ActivationSource {
   std::string decode(const std::vector<std::int32_t>& tokens) const override;
   std::map<std::string, torch::Tensor> run_with_hooks(const torch::Tensor& tokens,
                                                       const std::vector<std::string>& hooks) override;
-  ModelOutput run_with_replacement(const torch::Tensor& tokens, const std::string& hook,
-                                   const HookFn& fn, bool want_logits) override;
+  ModelOutput run_with_replacement(const torch::Tensor& tokens, const std::string& hook, const HookFn& fn,
+                                   bool want_logits) override;
   torch::Tensor logit_effects(const torch::Tensor& directions, const std::string& hook) override;
   torch::Device device() const override { return device_; }
 

@@ -34,7 +34,6 @@ struct LoadedModel {
 };
 
 // dtype: the compute dtype (kFloat32 or kBFloat16); device: where the parameters go.
-LoadedModel load_model_dir(const std::filesystem::path& dir, torch::Dtype dtype,
-                           const torch::Device& device);
+LoadedModel load_model_dir(const std::filesystem::path& dir, torch::Dtype dtype, const torch::Device& device);
 
 }  // namespace saelab::gpt2

@@ -53,7 +53,8 @@ void expect_refused(const fs::path& dir, const std::vector<std::string>& parts) 
   } catch (const FormatError& e) {
     const std::string msg = e.what();
     std::printf("  refused: %s\n", msg.c_str());
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "missing '" << p << "' in: " << msg;
+    for (const auto& p : parts)
+      EXPECT_NE(msg.find(p), std::string::npos) << "missing '" << p << "' in: " << msg;
   }
 }
 
@@ -66,8 +67,8 @@ TEST(Gpt2Files, MissingTensorIsNamedWithItsShape) {
 TEST(Gpt2Files, WrongShapeNamesTensorAndBothShapes) {
   auto dir = tiny_model(test::scratch_dir());
   edit_tensors(dir, [](auto& t) { t["h.0.attn.c_attn.weight"] = at::zeros({16, 47}); });
-  expect_refused(dir, {"model.safetensors", "'h.0.attn.c_attn.weight'", "[16, 47]",
-                       "expected [16, 48]", "n_embd=16"});
+  expect_refused(
+      dir, {"model.safetensors", "'h.0.attn.c_attn.weight'", "[16, 47]", "expected [16, 48]", "n_embd=16"});
 }
 
 TEST(Gpt2Files, ConfigThatDisagreesWithWeightsIsAShapeError) {
@@ -116,8 +117,7 @@ TEST(Gpt2Files, PickleOnlyDirectoryIsRefusedWithWhatToFetch) {
   auto dir = tiny_model(test::scratch_dir());
   fs::remove(dir / "model.safetensors");
   std::ofstream(dir / "pytorch_model.bin") << "\x80\x02}q\x00.";  // never opened by saelab
-  expect_refused(dir, {"pytorch_model.bin", "never loads pickled", "model.safetensors",
-                       "fetch-model"});
+  expect_refused(dir, {"pytorch_model.bin", "never loads pickled", "model.safetensors", "fetch-model"});
 }
 
 TEST(Gpt2Files, ShardedAndEmptyDirectoriesAreRefused) {
@@ -153,7 +153,10 @@ TEST(Gpt2Files, BadConfigValuesNameTheKeyAndWhatIsAllowed) {
       {[](auto& j) { j["layer_norm_epsilon"] = 0; }, {"'layer_norm_epsilon' = 0"}},
       {[](auto& j) { j["scale_attn_weights"] = "yes"; }, {"'scale_attn_weights' must be true or false"}},
       {[](auto& j) { j["bos_token_id"] = 50; }, {"'bos_token_id' = 50 is out of range", "0 .. 49"}},
-      {[](auto& j) { j = nlohmann::json::array({1, 2}); }, {"expected a JSON object"}},
+      {[](auto& j) {
+         j = nlohmann::json::array({1, 2});
+       },
+       {"expected a JSON object"}},
   };
   const auto base = test::scratch_dir();
   for (std::size_t i = 0; i < cases.size(); ++i) {

@@ -59,10 +59,9 @@ void oracle_make_run(const fs::path& work, const Sizes& s, const std::string& la
                      const std::string& dtype, int seed, Reference& r) {
   fs::create_directories(work / "model");
   test::run_command(cat(test::oracle_python(), " ", test::oracle_script(), " make --dir '",
-                        (work / "model").string(), "' --n-layer ", s.n_layer, " --n-head ",
-                        s.n_head, " --n-embd ", s.n_embd, " --n-positions ", s.n_positions,
-                        " --vocab ", s.vocab, " --seed ", seed, " --layout ", layout, " --dtype ",
-                        dtype, run_args(work, r)),
+                        (work / "model").string(), "' --n-layer ", s.n_layer, " --n-head ", s.n_head,
+                        " --n-embd ", s.n_embd, " --n-positions ", s.n_positions, " --vocab ", s.vocab,
+                        " --seed ", seed, " --layout ", layout, " --dtype ", dtype, run_args(work, r)),
                     work / "oracle.log");
   r.out = safetensors::load(work / "oracle.safetensors").tensors;
 }
@@ -128,8 +127,8 @@ std::unique_ptr<Gpt2Source> open(const fs::path& dir) {
 
 const std::vector<std::string> kSpecs = {
     "blocks.0.hook_resid_post=scale:0.5", "blocks.1.mlp.hook_post=zero",
-    "blocks.0.hook_attn_out=zero", "blocks.1.hook_mlp_out=scale:3",
-    "blocks.1.hook_resid_pre=scale:2", "ln_final.hook_normalized=scale:1.5"};
+    "blocks.0.hook_attn_out=zero",        "blocks.1.hook_mlp_out=scale:3",
+    "blocks.1.hook_resid_pre=scale:2",    "ln_final.hook_normalized=scale:1.5"};
 
 TEST(Gpt2Oracle, Small12LayerHubLayoutMatchesTransformers) {
   // GPT-2 small's shape (vocabulary, context and all), hub names with the attn.bias buffers;

@@ -1,9 +1,11 @@
 // The gpt2 source's behaviour checked against hand computations from the weight file: hook
 // relations, early stop, input validation, loss, logit effects, random initialisation.
 #include <cmath>
+#include <fstream>
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "random_init.hpp"
 #include "saelab/error.hpp"
@@ -60,7 +62,9 @@ std::string error_of(F&& fn) {
   return "(no error)";
 }
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
 
 TEST(Gpt2Source, FirstResidPreIsTokenPlusPositionEmbedding) {
   auto f = make_fixture();
@@ -76,12 +80,14 @@ TEST(Gpt2Source, HookRelationsHoldExactly) {
   const auto a = f.src->run_with_hooks(f.tokens, names);
   for (int l = 0; l < 3; ++l) {
     const auto p = cat("blocks.", l, ".");
-    EXPECT_TRUE(at::equal(a.at(p + "hook_resid_mid"), a.at(p + "hook_resid_pre") + a.at(p + "hook_attn_out")));
-    EXPECT_TRUE(at::equal(a.at(p + "hook_resid_post"), a.at(p + "hook_resid_mid") + a.at(p + "hook_mlp_out")));
+    EXPECT_TRUE(
+        at::equal(a.at(p + "hook_resid_mid"), a.at(p + "hook_resid_pre") + a.at(p + "hook_attn_out")));
+    EXPECT_TRUE(
+        at::equal(a.at(p + "hook_resid_post"), a.at(p + "hook_resid_mid") + a.at(p + "hook_mlp_out")));
     // mlp_out = mlp.hook_post @ c_proj.W + b, straight from the file.
-    const auto mlp = at::addmm(f.file.at(cat("h.", l, ".mlp.c_proj.bias")),
-                               a.at(p + "mlp.hook_post").reshape({-1, 64}),
-                               f.file.at(cat("h.", l, ".mlp.c_proj.weight")));
+    const auto mlp =
+        at::addmm(f.file.at(cat("h.", l, ".mlp.c_proj.bias")), a.at(p + "mlp.hook_post").reshape({-1, 64}),
+                  f.file.at(cat("h.", l, ".mlp.c_proj.weight")));
     EXPECT_LE(test::max_abs_diff(mlp.view({2, 12, 16}), a.at(p + "hook_mlp_out")), 1e-6);
     if (l > 0) {
       EXPECT_TRUE(at::equal(a.at(p + "hook_resid_pre"), a.at(cat("blocks.", l - 1, ".hook_resid_post"))));
@@ -130,15 +136,16 @@ TEST(Gpt2Source, LossIsNextTokenCrossEntropy) {
   EXPECT_FALSE(no_logits.logits.defined());
   EXPECT_TRUE(at::equal(no_logits.loss, out.loss));
   // Logits equal ln_final @ W_U^T with W_U = wte from the file (tied).
-  const auto lnf = f.src->run_with_hooks(f.tokens, {"ln_final.hook_normalized"}).at("ln_final.hook_normalized");
+  const auto lnf =
+      f.src->run_with_hooks(f.tokens, {"ln_final.hook_normalized"}).at("ln_final.hook_normalized");
   EXPECT_LE(test::max_abs_diff(out.logits, at::matmul(lnf, f.file.at("wte.weight").t())), 1e-5);
 }
 
 TEST(Gpt2Source, ReplacementMustKeepTheShape) {
   auto f = make_fixture();
   const auto msg = error_of([&] {
-    f.src->run_with_replacement(f.tokens, "blocks.0.mlp.hook_post",
-                                [](const torch::Tensor& x) { return x.slice(2, 0, 10); }, false);
+    f.src->run_with_replacement(
+        f.tokens, "blocks.0.mlp.hook_post", [](const torch::Tensor& x) { return x.slice(2, 0, 10); }, false);
   });
   EXPECT_TRUE(contains(msg, "blocks.0.mlp.hook_post")) << msg;
   EXPECT_TRUE(contains(msg, "[2, 12, 10]") && contains(msg, "[2, 12, 64]")) << msg;
@@ -157,7 +164,9 @@ TEST(Gpt2Source, BadTokensAndHookNamesAreExplained) {
   msg = error_of([&] { f.src->run_with_hooks(f.tokens, {"blocks.3.hook_resid_pre"}); });
   EXPECT_TRUE(contains(msg, "layer 3") && contains(msg, "3 layers") && contains(msg, "0 <= L < 3")) << msg;
   msg = error_of([&] { f.src->run_with_hooks(f.tokens, {"blocks.0.hook_z"}); });
-  EXPECT_TRUE(contains(msg, "'blocks.0.hook_z' is not a GPT-2 hook") && contains(msg, "ln_final.hook_normalized")) << msg;
+  EXPECT_TRUE(contains(msg, "'blocks.0.hook_z' is not a GPT-2 hook") &&
+              contains(msg, "ln_final.hook_normalized"))
+      << msg;
   msg = error_of([&] { f.src->run_with_hooks(f.tokens, {"blocks.01.hook_resid_pre"}); });
   EXPECT_TRUE(contains(msg, "leading 0")) << msg;
 }
@@ -174,7 +183,8 @@ TEST(Gpt2Source, LogitEffectsAreDirectionsTimesUnembedding) {
 
 TEST(Gpt2Source, ReturnedActivationsCanEnterAutograd) {
   auto f = make_fixture();
-  const auto act = f.src->run_with_hooks(f.tokens, {"blocks.1.hook_resid_post"}).at("blocks.1.hook_resid_post");
+  const auto act =
+      f.src->run_with_hooks(f.tokens, {"blocks.1.hook_resid_post"}).at("blocks.1.hook_resid_post");
   auto w = at::randn({16, 8}).requires_grad_(true);
   auto loss = at::matmul(act, w).pow(2).sum();
   loss.backward();
@@ -213,13 +223,76 @@ TEST(Gpt2RandomInit, FollowsGpt2InitialisationAndIsReproducible) {
   EXPECT_TRUE(at::equal(a.at("h.0.mlp.c_fc.bias"), at::zeros({512})));
   // Same seed: identical files; another seed: other weights; a second write is skipped.
   write_random_model(base / "b", init);
-  EXPECT_EQ(test::read_text(base / "a" / "model.safetensors"), test::read_text(base / "b" / "model.safetensors"));
+  EXPECT_EQ(test::read_text(base / "a" / "model.safetensors"),
+            test::read_text(base / "b" / "model.safetensors"));
   const auto stamp = fs::last_write_time(base / "a" / "model.safetensors");
   write_random_model(base / "a", init);
   EXPECT_EQ(stamp, fs::last_write_time(base / "a" / "model.safetensors"));
   init.seed = 10;
   write_random_model(base / "c", init);
-  EXPECT_FALSE(at::equal(a.at("wte.weight"), safetensors::load(base / "c" / "model.safetensors").tensors.at("wte.weight")));
+  EXPECT_FALSE(at::equal(a.at("wte.weight"),
+                         safetensors::load(base / "c" / "model.safetensors").tensors.at("wte.weight")));
+}
+
+// A minimal valid byte-level BPE vocabulary: the 256 single bytes (in GPT-2's byte-to-unicode
+// alphabet) with ids 0..255, then <|endoftext|> = 256, and no merges.
+void write_byte_tokenizer(const fs::path& dir) {
+  nlohmann::json vocab = nlohmann::json::object();
+  int next = 256;
+  for (int b = 0; b < 256; ++b) {
+    const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+    const int cp = printable ? b : next++;
+    std::string utf8;
+    if (cp < 0x80) {
+      utf8 += static_cast<char>(cp);
+    } else {
+      utf8 += static_cast<char>(0xC0 | (cp >> 6));
+      utf8 += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+    vocab[utf8] = b;
+  }
+  vocab["<|endoftext|>"] = 256;
+  std::ofstream(dir / "vocab.json") << vocab.dump();
+  std::ofstream(dir / "merges.txt") << "#version: 0.2\n";
+}
+
+TEST(Gpt2Tokenizer, ModelDirectoryTokenizerTakesPrecedence) {
+  RandomInit init = tiny_init();
+  init.config.vocab_size = 300;
+  const auto dir = test::scratch_dir() / "model";
+  write_random_model(dir, init);
+  write_byte_tokenizer(dir);
+  SourceOptions o;
+  o.model_dir = dir;
+  Gpt2Source src(o);
+  EXPECT_EQ(src.tokenize("ab"), (std::vector<std::int32_t>{'a', 'b'}));
+  EXPECT_EQ(src.decode({'h', 'i'}), "hi");
+  EXPECT_EQ(src.info().bos_token, 256);  // the tokenizer's <|endoftext|>, not the config's 299
+  EXPECT_EQ(src.info().tokenizer_sha256.size(), 64u);
+}
+
+TEST(Gpt2Tokenizer, Gpt2VocabularyUsesTheGpt2Tokenizer) {
+  // data/gpt2-tokenizer (scripts/fetch-data.sh) through the `tokenizer` option.
+  const fs::path tok = fs::path(SAELAB_SOURCE_DIR) / "data" / "gpt2-tokenizer";
+  ASSERT_TRUE(fs::exists(tok / "encoder.json")) << "run scripts/fetch-data.sh";
+  RandomInit init = tiny_init();
+  init.config.vocab_size = 50257;
+  const auto dir = test::scratch_dir() / "model";
+  write_random_model(dir, init);
+  SourceOptions o;
+  o.model_dir = dir;
+  o.tokenizer_dir = tok;
+  Gpt2Source src(o);
+  // Known ids (design notes): "Hello world" -> [15496, 995]; " the" -> 262.
+  EXPECT_EQ(src.tokenize("Hello world"), (std::vector<std::int32_t>{15496, 995}));
+  EXPECT_EQ(src.tokenize(" the"), (std::vector<std::int32_t>{262}));
+  EXPECT_EQ(src.decode({15496, 995}), "Hello world");
+  EXPECT_EQ(src.info().bos_token, 50256);
+  EXPECT_EQ(src.info().eos_token, 50256);
+  // A tokenizer directory without the files is a configuration error naming it.
+  o.tokenizer_dir = dir / "nope";
+  const auto msg = error_of([&] { Gpt2Source bad(o); });
+  EXPECT_TRUE(contains(msg, "nope") && contains(msg, "vocab.json + merges.txt")) << msg;
 }
 
 }  // namespace

@@ -40,8 +40,8 @@ class FakeHub {
  public:
   FakeHub(const fs::path& root, const fs::path& log, std::vector<std::string> extra = {}) {
     const std::string script = (fs::path(SAELAB_SOURCE_DIR) / "tests/gpt2/fake_hub.py").string();
-    std::vector<std::string> args = {"python3", script, "--root", root.string(), "--repo",
-                                     "test-org/tiny", "--log", log.string()};
+    std::vector<std::string> args = {"python3", script,          "--root", root.string(),
+                                     "--repo",  "test-org/tiny", "--log",  log.string()};
     args.insert(args.end(), extra.begin(), extra.end());
     int fds[2];
     if (::pipe(fds) != 0) throw std::runtime_error("pipe failed");
@@ -104,7 +104,9 @@ std::string error_of(F&& fn) {
   return "(no error)";
 }
 
-bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool has(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
 
 TEST(Hub, InterruptedDownloadResumesAndIsVerified) {
   const auto dir = scratch();
@@ -220,8 +222,7 @@ TEST(Hub, NoNetworkFailsWithinSecondsAndSaysHowToPlaceFiles) {
     std::printf("  %s: failed after %.2f s: %s\n", c.endpoint.c_str(), s, msg.c_str());
     EXPECT_LT(s, c.timeout + 2.0);
     EXPECT_TRUE(has(msg, "cannot reach " + c.endpoint)) << msg;
-    EXPECT_TRUE(has(msg, "place the files by hand") && has(msg, "config.json and model.safetensors"))
-        << msg;
+    EXPECT_TRUE(has(msg, "place the files by hand") && has(msg, "config.json and model.safetensors")) << msg;
     EXPECT_TRUE(has(msg, "https://huggingface.co/openai-community/gpt2/tree/main")) << msg;
     EXPECT_TRUE(has(msg, (dir / "models" / "openai-community--gpt2").string())) << msg;
   }

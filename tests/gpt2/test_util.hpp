@@ -39,8 +39,7 @@ inline void run_command(const std::string& cmd, const fs::path& log) {
   if (rc != 0) {
     std::string text = read_text(log);
     if (text.size() > 4000) text = "..." + text.substr(text.size() - 4000);
-    throw std::runtime_error("command failed (status " + std::to_string(rc) + "): " + cmd +
-                             "\n" + text);
+    throw std::runtime_error("command failed (status " + std::to_string(rc) + "): " + cmd + "\n" + text);
   }
 }
 
@@ -60,8 +59,7 @@ inline std::string oracle_script() {
 }
 
 inline double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
-  if (a.sizes() != b.sizes())
-    throw std::runtime_error("shape mismatch in comparison");
+  if (a.sizes() != b.sizes()) throw std::runtime_error("shape mismatch in comparison");
   return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
 }
 

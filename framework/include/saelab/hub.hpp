@@ -32,19 +32,18 @@ SAELAB_API std::filesystem::path cache_root();
 SAELAB_API std::string canonical_repo(const std::string& repo_id);
 
 // Where fetch_model puts a repository's files.
-SAELAB_API std::filesystem::path model_dir(const std::string& repo_id,
-                                           const std::string& revision = "main",
+SAELAB_API std::filesystem::path model_dir(const std::string& repo_id, const std::string& revision = "main",
                                            const std::filesystem::path& cache = {});
 
 struct SAELAB_API FetchOptions {
-  std::string endpoint;           // "" -> $HF_ENDPOINT, else https://huggingface.co
+  std::string endpoint;  // "" -> $HF_ENDPOINT, else https://huggingface.co
   std::string revision = "main";
-  std::filesystem::path cache;    // "" -> cache_root()
+  std::filesystem::path cache;  // "" -> cache_root()
   std::vector<std::string> files = {"config.json", "model.safetensors"};
   std::vector<std::string> optional_files = {"vocab.json", "merges.txt"};  // taken when present
-  long connect_timeout_s = 10;    // no network -> fail after this long, not minutes later
-  long stall_timeout_s = 60;      // abort a transfer that moved no byte for this long
-  std::string token;              // "" -> $HF_TOKEN (for gated or private repositories)
+  long connect_timeout_s = 10;  // no network -> fail after this long, not minutes later
+  long stall_timeout_s = 60;    // abort a transfer that moved no byte for this long
+  std::string token;            // "" -> $HF_TOKEN (for gated or private repositories)
   // Called while downloading: file name, bytes so far, total bytes.
   std::function<void(const std::string&, std::uint64_t, std::uint64_t)> progress;
 };
