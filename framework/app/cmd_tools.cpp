@@ -83,13 +83,13 @@ int cmd_fetch_model(const Args& args) {
   pos.add("repo", 1);
   po::variables_map vm;
   if (!parse_args(args, desc, pos, vm, "fetch-model ID [--revision R] [--cache DIR]")) return 0;
-  FetchOptions fo;
+  hub::FetchOptions fo;
   fo.revision = revision;
   fo.cache = cache;
   fo.progress = [](const std::string& name, std::uint64_t done, std::uint64_t total) {
     std::cerr << "\r" << name << ": " << done / (1 << 20) << "/" << total / (1 << 20) << " MiB" << std::flush;
   };
-  FetchResult r = fetch_model(repo, fo);
+  hub::FetchResult r = hub::fetch_model(repo, fo);
   std::cerr << "\n";
   for (const auto& f : r.files) std::cout << f.path.string() << "  sha256 " << f.sha256 << "\n";
   return 0;
