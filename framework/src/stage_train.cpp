@@ -2,6 +2,7 @@
 #include "saelab/interfaces/activation_store.hpp"
 #include "saelab/log.hpp"
 #include "saelab/progress.hpp"
+#include "saelab/sae_io.hpp"
 #include "saelab/trainer.hpp"
 #include "stages.hpp"
 
@@ -21,9 +22,11 @@ Options with_d_in(const PluginRef& ref, std::int64_t d_in) {
   Options o = *ref.options;
   if (o.has("d_in")) {
     Options::Entry e = o.entries().at("d_in");
-    if (!e.from_default && std::get<std::int64_t>(e.value) != d_in && std::get<std::int64_t>(e.value) > 0)
+    if (!e.from_default && !e.is_auto && std::get<std::int64_t>(e.value) != d_in && std::get<std::int64_t>(e.value) > 0)
       o.fail("d_in", cat("is ", std::get<std::int64_t>(e.value), " but the activations are ", d_in, "-dimensional"));
     e.value = d_in;
+    e.is_auto = false;
+    e.from_default = false;
     o.set("d_in", e);
   }
   return o;
@@ -78,6 +81,7 @@ nlohmann::json run_train(StageContext& ctx) {
   in.identity = identity;
   in.sae_meta.model_name = meta.model_id;
   in.sae_meta.hook_name = meta.hook;
+  in.sae_meta.hook_layer = parse_hook_layer(meta.hook);
   in.sae_meta.context_size = meta.context_size;
   in.sae_meta.prepend_bos = meta.prepend_bos;
 

@@ -2,6 +2,8 @@
 // and docs/config.md kept in sync with the schemas in the code.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "saelab/fs_util.hpp"
 #include "test_support.hpp"
 
@@ -103,6 +105,33 @@ TEST(Cli, ConfigDocsAreInSyncWithTheCode) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::string docs = read_file(fs::path(SAELAB_SOURCE_DIR) / "docs" / "config.md", 1 << 22, "docs");
   EXPECT_EQ(docs, r.output) << "docs/config.md is stale: regenerate it with\n  ./build/saelab config-docs --out docs/config.md";
+}
+
+}  // namespace
+}  // namespace saelab
+
+namespace saelab {
+namespace {
+
+// The whole pipeline through the real plugins on a 2-layer random GPT-2 and the bundled corpus:
+// harvest -> train -> evaluate -> report, each leaving its documented output.
+TEST(Cli, PipelineRunsEveryStageEndToEnd) {
+  auto dir = test::temp_dir("cli-pipeline");
+  const std::string cfg = std::string(SAELAB_SOURCE_DIR) + "/tests/framework/pipeline_smoke.yaml";
+  auto r = test::run_command("cd \"" + std::string(SAELAB_SOURCE_DIR) + "\" && " + exe() + " run " + cfg +
+                             " --out " + (dir / "run").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* p : {"store/manifest.json", "metrics.jsonl", "sae/cfg.json", "sae/sae_weights.safetensors",
+                        "sae/sparsity.safetensors", "eval.json", "report/index.html", "run.json"})
+    EXPECT_TRUE(fs::exists(dir / "run" / p)) << p << "\n" << r.output;
+  auto run = nlohmann::json::parse(read_file(dir / "run" / "run.json", 1 << 20, "run.json"));
+  for (const char* st : {"harvest", "train", "evaluate", "report"}) EXPECT_TRUE(run["stages"].contains(st)) << st;
+  EXPECT_GE(run["stages"]["harvest"]["summary"]["rows"].get<std::int64_t>(), 20000);
+  // A finished run is continued stage by stage with --resume: nothing is redone.
+  auto again = test::run_command("cd \"" + std::string(SAELAB_SOURCE_DIR) + "\" && " + exe() + " run " + cfg +
+                                 " --out " + (dir / "run").string() + " --resume");
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_NE(again.output.find("stage train: already complete"), std::string::npos) << again.output;
 }
 
 }  // namespace
