@@ -6,7 +6,7 @@ start=$(date +%s)
 bash scripts/setup.sh --oracle
 export SAELAB_ORACLE_PYTHON="$PWD/.venv-oracle/bin/python"
 bash scripts/build.sh
-bash scripts/lint.sh
+SAELAB_TIDY="${SAELAB_TIDY:-0}" bash scripts/lint.sh
 cd build
 ctest --output-on-failure -j2 --timeout 900
 echo "test.sh: total $(( $(date +%s) - start )) s (install, build and tests)"

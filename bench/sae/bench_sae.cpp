@@ -139,12 +139,13 @@ PythonResult python_step(const Args& a, std::int64_t d_sae, std::int64_t batch) 
   PythonResult r;
   const char* py = std::getenv("SAELAB_ORACLE_PYTHON");
   if (!py || !*py) {
-    r.error = "SAELAB_ORACLE_PYTHON is not set: create the oracle venv with scripts/setup.sh "
-              "--oracle and export SAELAB_ORACLE_PYTHON=<venv>/bin/python";
+    r.error =
+        "SAELAB_ORACLE_PYTHON is not set: create the oracle venv with scripts/setup.sh "
+        "--oracle and export SAELAB_ORACLE_PYTHON=<venv>/bin/python";
     return r;
   }
-  std::string cmd = cat(py, " ", SAELAB_SOURCE_DIR, "/bench/sae/torch_sae_step.py --threads ",
-                        a.threads, " --d-sae ", d_sae, " --batch ", batch, " --steps ", a.steps);
+  std::string cmd = cat(py, " ", SAELAB_SOURCE_DIR, "/bench/sae/torch_sae_step.py --threads ", a.threads,
+                        " --d-sae ", d_sae, " --batch ", batch, " --steps ", a.steps);
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) {
     r.error = cat("cannot run '", cmd, "'");
@@ -171,19 +172,20 @@ bool bench_standard(const Args& a, double sgemm, std::int64_t d_sae, std::int64_
   auto tm = time_it([&] { t.step(); }, 1, a.steps);
   const double flops = 5.0 * 2.0 * double(batch) * double(d_in) * double(d_sae);
   const double gf = flops / tm.best / 1e9;
-  std::printf("relu_l1 %ld->%ld batch %ld: %.3f s/step (median %.3f), %.0f tokens/s, "
-              "%.1f GFLOP/s = %.0f%% of sgemm (target >= 85%%)\n",
-              d_in, d_sae, batch, tm.best, tm.median, double(batch) / tm.best, gf,
-              100.0 * gf / sgemm);
+  std::printf(
+      "relu_l1 %ld->%ld batch %ld: %.3f s/step (median %.3f), %.0f tokens/s, "
+      "%.1f GFLOP/s = %.0f%% of sgemm (target >= 85%%)\n",
+      d_in, d_sae, batch, tm.best, tm.median, double(batch) / tm.best, gf, 100.0 * gf / sgemm);
   if (!a.python) return true;
   auto py = python_step(a, d_sae, batch);
   if (!py.ok) {
     std::printf("  PyTorch Python: FAILED: %s\n", py.error.c_str());
     return false;
   }
-  std::printf("  PyTorch Python same step: %.3f s/step (median %.3f), %.0f tokens/s; "
-              "saelab is %.2fx faster (target >= 1.5x)\n",
-              py.t.best, py.t.median, double(batch) / py.t.best, py.t.best / tm.best);
+  std::printf(
+      "  PyTorch Python same step: %.3f s/step (median %.3f), %.0f tokens/s; "
+      "saelab is %.2fx faster (target >= 1.5x)\n",
+      py.t.best, py.t.median, double(batch) / py.t.best, py.t.best / tm.best);
   return true;
 }
 
@@ -214,32 +216,37 @@ void bench_topk_decode(const Args& a, std::int64_t d_sae, std::int64_t batch, st
         out.backward(g);
       },
       1, a.steps);
-  std::printf("topk k=%ld %ld->%ld batch %ld decode (forward + backward): sparse %.4f s, "
-              "dense %.4f s: sparse is %.1fx faster (target >= 3x)\n",
-              k, d_in, d_sae, batch, sparse.best, dense.best, dense.best / sparse.best);
+  std::printf(
+      "topk k=%ld %ld->%ld batch %ld decode (forward + backward): sparse %.4f s, "
+      "dense %.4f s: sparse is %.1fx faster (target >= 3x)\n",
+      k, d_in, d_sae, batch, sparse.best, dense.best, dense.best / sparse.best);
 
   double step_s[2];
   for (int sp = 0; sp < 2; ++sp) {
     Trainer t("topk",
-              {{"d_in", d_in}, {"d_sae", d_sae}, {"k", k},
-               {"decode", std::string(sp ? "sparse" : "dense")}},
+              {{"d_in", d_in}, {"d_sae", d_sae}, {"k", k}, {"decode", std::string(sp ? "sparse" : "dense")}},
               {"mse"}, batch, d_in);
     step_s[sp] = time_it([&] { t.step(); }, 1, a.steps).best;
   }
-  std::printf("  topk training step (mse): sparse decode %.3f s, dense decode %.3f s (%.2fx)\n",
-              step_s[1], step_s[0], step_s[0] / step_s[1]);
+  std::printf("  topk training step (mse): sparse decode %.3f s, dense decode %.3f s (%.2fx)\n", step_s[1],
+              step_s[0], step_s[0] / step_s[1]);
 }
 
 Args parse(int argc, char** argv) {
   Args a;
   for (int i = 1; i < argc; ++i) {
     std::string s = argv[i];
-    if (s == "--threads" && i + 1 < argc) a.threads = std::atoi(argv[++i]);
-    else if (s == "--steps" && i + 1 < argc) a.steps = std::atoi(argv[++i]);
-    else if (s == "--quick") a.quick = true;
-    else if (s == "--no-python") a.python = false;
-    else throw UsageError(cat("bench_sae: unknown argument '", s,
-                              "'; usage: bench_sae [--threads N] [--steps S] [--quick] [--no-python]"));
+    if (s == "--threads" && i + 1 < argc)
+      a.threads = std::atoi(argv[++i]);
+    else if (s == "--steps" && i + 1 < argc)
+      a.steps = std::atoi(argv[++i]);
+    else if (s == "--quick")
+      a.quick = true;
+    else if (s == "--no-python")
+      a.python = false;
+    else
+      throw UsageError(cat("bench_sae: unknown argument '", s,
+                           "'; usage: bench_sae [--threads N] [--steps S] [--quick] [--no-python]"));
   }
   if (a.threads < 1 || a.steps < 1) throw UsageError("bench_sae: --threads and --steps must be ≥ 1");
   return a;

@@ -36,8 +36,9 @@ std::string quote(const std::string& s) {
 double hf_mb_per_s(const fs::path& root, const std::vector<fs::path>& files, std::size_t& tokens) {
   const char* py = std::getenv("SAELAB_ORACLE_PYTHON");
   if (!py || !*py) {
-    std::fprintf(stderr, "SAELAB_ORACLE_PYTHON is not set: run scripts/setup.sh --oracle and export "
-                         "SAELAB_ORACLE_PYTHON=$PWD/.venv-oracle/bin/python to compare with HF\n");
+    std::fprintf(stderr,
+                 "SAELAB_ORACLE_PYTHON is not set: run scripts/setup.sh --oracle and export "
+                 "SAELAB_ORACLE_PYTHON=$PWD/.venv-oracle/bin/python to compare with HF\n");
     return -1;
   }
   const fs::path list = fs::temp_directory_path() / "saelab-bench-tokenizer-inputs.txt";

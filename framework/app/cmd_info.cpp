@@ -20,11 +20,11 @@ int cmd_plugins(const Args& args) {
   if (!parse_args(args, desc, {}, vm, "plugins")) return 0;
   configure_threads(-1);
   const Registry& reg = plugin_registry();
-  std::cout << std::left << std::setw(10) << "KIND" << std::setw(18) << "NAME" << std::setw(10)
-            << "VERSION" << "FILE\n";
+  std::cout << std::left << std::setw(10) << "KIND" << std::setw(18) << "NAME" << std::setw(10) << "VERSION"
+            << "FILE\n";
   for (const FactoryInfo* f : reg.all()) {
-    std::cout << std::setw(10) << f->kind << std::setw(18) << f->name << std::setw(10)
-              << f->library.version << f->library.file.string() << "\n";
+    std::cout << std::setw(10) << f->kind << std::setw(18) << f->name << std::setw(10) << f->library.version
+              << f->library.file.string() << "\n";
   }
   for (const auto& msg : plugin_scan().refused) std::cout << "refused: " << msg << "\n";
   std::cout << "\nsearch path:";
@@ -44,8 +44,8 @@ int cmd_doctor(const Args& args) {
             << blas_summary() << "\n";
   std::cout << "sgemm 1024^3: " << std::fixed << std::setprecision(1) << measure_sgemm_gflops()
             << " GFLOP/s on " << at::get_num_threads() << " threads\n";
-  std::cout << "plugins loaded: " << plugin_registry().all().size() << ", refused: "
-            << plugin_scan().refused.size() << "\n";
+  std::cout << "plugins loaded: " << plugin_registry().all().size()
+            << ", refused: " << plugin_scan().refused.size() << "\n";
   return blas_info().slow ? 1 : 0;
 }
 
@@ -56,8 +56,10 @@ int cmd_config_docs(const Args& args) {
   po::variables_map vm;
   if (!parse_args(args, desc, {}, vm, "config-docs [--out FILE]")) return 0;
   std::string md = config_reference_markdown(plugin_registry());
-  if (out.empty()) std::cout << md;
-  else write_file_atomic(out, md);
+  if (out.empty())
+    std::cout << md;
+  else
+    write_file_atomic(out, md);
   return 0;
 }
 

@@ -9,20 +9,21 @@
 namespace saelab::cli {
 
 namespace {
-std::string stage_of(const std::string& verb) { return verb == "eval" ? "evaluate" : verb; }
+std::string stage_of(const std::string& verb) {
+  return verb == "eval" ? "evaluate" : verb;
+}
 }  // namespace
 
 int cmd_run(const std::string& verb, const Args& args) {
   po::options_description desc("options");
   std::vector<std::string> sets;
   std::string file, out, sae;
-  desc.add_options()
-    ("file", po::value(&file)->required(), "experiment YAML file")
-    ("set", po::value(&sets)->composing(), "override an option: key.path=value (repeatable)")
-    ("out", po::value(&out), "run directory (default runs/<name>)")
-    ("overwrite", "start over in an existing run directory (or redo this stage)")
-    ("resume", "continue an existing run directory (or this stage)")
-    ("force", "with --resume: accept a changed configuration");
+  desc.add_options()("file", po::value(&file)->required(), "experiment YAML file")(
+      "set", po::value(&sets)->composing(), "override an option: key.path=value (repeatable)")(
+      "out", po::value(&out), "run directory (default runs/<name>)")(
+      "overwrite", "start over in an existing run directory (or redo this stage)")(
+      "resume", "continue an existing run directory (or this stage)")(
+      "force", "with --resume: accept a changed configuration");
   if (verb == "eval" || verb == "report")
     desc.add_options()("sae", po::value(&sae), "SAELens directory to use instead of the run's trained SAE");
   po::positional_options_description pos;
@@ -50,10 +51,9 @@ int cmd_validate(const Args& args) {
   po::options_description desc("options");
   std::vector<std::string> sets;
   std::string file;
-  desc.add_options()
-    ("file", po::value(&file)->required(), "experiment YAML file")
-    ("set", po::value(&sets)->composing(), "override an option: key.path=value (repeatable)")
-    ("print", "print the resolved configuration (every option, defaults filled in)");
+  desc.add_options()("file", po::value(&file)->required(), "experiment YAML file")(
+      "set", po::value(&sets)->composing(), "override an option: key.path=value (repeatable)")(
+      "print", "print the resolved configuration (every option, defaults filled in)");
   po::positional_options_description pos;
   pos.add("file", 1);
   po::variables_map vm;
@@ -62,8 +62,10 @@ int cmd_validate(const Args& args) {
   for (const auto& s : sets) overrides.push_back(parse_override(s));
   ExperimentConfig cfg = load_experiment(file, experiment_schema(), plugin_registry(), overrides);
   (void)run_settings(cfg.options);  // cross-field checks
-  if (vm.count("print")) std::cout << cfg.resolved;
-  else std::cout << file << ": ok\n";
+  if (vm.count("print"))
+    std::cout << cfg.resolved;
+  else
+    std::cout << file << ": ok\n";
   return 0;
 }
 

@@ -13,11 +13,9 @@ namespace saelab::cli {
 int cmd_store(const Args& args) {
   po::options_description desc("options");
   std::string action, dir, plugin = "hdf5";
-  desc.add_options()
-    ("action", po::value(&action)->required(), "info")
-    ("dir", po::value(&dir)->required(), "store directory")
-    ("verify", "verify every shard's checksums")
-    ("plugin", po::value(&plugin), "store plugin that wrote it (default hdf5)");
+  desc.add_options()("action", po::value(&action)->required(), "info")(
+      "dir", po::value(&dir)->required(), "store directory")("verify", "verify every shard's checksums")(
+      "plugin", po::value(&plugin), "store plugin that wrote it (default hdf5)");
   po::positional_options_description pos;
   pos.add("action", 1).add("dir", 1);
   po::variables_map vm;
@@ -33,11 +31,11 @@ int cmd_store(const Args& args) {
 int cmd_tokenize(const Args& args) {
   po::options_description desc("options");
   std::string model = "gpt2", text_file, source_plugin = "gpt2";
-  desc.add_options()
-    ("model", po::value(&model), "model directory or hub id (its tokenizer is used)")
-    ("text-file", po::value(&text_file)->required(), "file to tokenize (with --decode: a JSON array of ids)")
-    ("decode", "decode a JSON array of token ids back to text")
-    ("source", po::value(&source_plugin), "source plugin whose tokenizer to use (default gpt2)");
+  desc.add_options()("model", po::value(&model), "model directory or hub id (its tokenizer is used)")(
+      "text-file", po::value(&text_file)->required(),
+      "file to tokenize (with --decode: a JSON array of ids)")(
+      "decode", "decode a JSON array of token ids back to text")(
+      "source", po::value(&source_plugin), "source plugin whose tokenizer to use (default gpt2)");
   po::variables_map vm;
   if (!parse_args(args, desc, {}, vm, "tokenize --model DIR --text-file F [--decode]")) return 0;
   const Registry& reg = plugin_registry();
@@ -58,11 +56,14 @@ int cmd_tokenize(const Args& args) {
     } catch (const nlohmann::json::exception& e) {
       throw UsageError(cat("--decode: '", text_file, "' is not a JSON array of token ids: ", e.what()));
     }
-    if (!ids.is_array()) throw UsageError(cat("--decode: '", text_file, "' must hold a JSON array of token ids"));
+    if (!ids.is_array())
+      throw UsageError(cat("--decode: '", text_file, "' must hold a JSON array of token ids"));
     std::vector<std::int32_t> v;
     for (const auto& id : ids) {
-      if (!id.is_number_integer() || id.get<std::int64_t>() < 0 || id.get<std::int64_t>() >= source->info().vocab_size)
-        throw UsageError(cat("--decode: ", id.dump(), " is not a token id of this model (0..", source->info().vocab_size - 1, ")"));
+      if (!id.is_number_integer() || id.get<std::int64_t>() < 0 ||
+          id.get<std::int64_t>() >= source->info().vocab_size)
+        throw UsageError(cat("--decode: ", id.dump(), " is not a token id of this model (0..",
+                             source->info().vocab_size - 1, ")"));
       v.push_back(id.get<std::int32_t>());
     }
     std::cout << source->decode(v);
@@ -75,10 +76,10 @@ int cmd_tokenize(const Args& args) {
 int cmd_fetch_model(const Args& args) {
   po::options_description desc("options");
   std::string repo, revision = "main", cache;
-  desc.add_options()
-    ("repo", po::value(&repo)->required(), "gpt2, gpt2-medium, ... or org/name on the Hugging Face hub")
-    ("revision", po::value(&revision), "branch, tag or commit (default main)")
-    ("cache", po::value(&cache), "cache directory (default $SAELAB_CACHE or ~/.cache/saelab)");
+  desc.add_options()("repo", po::value(&repo)->required(),
+                     "gpt2, gpt2-medium, ... or org/name on the Hugging Face hub")(
+      "revision", po::value(&revision), "branch, tag or commit (default main)")(
+      "cache", po::value(&cache), "cache directory (default $SAELAB_CACHE or ~/.cache/saelab)");
   po::positional_options_description pos;
   pos.add("repo", 1);
   po::variables_map vm;

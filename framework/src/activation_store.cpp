@@ -21,13 +21,15 @@ nlohmann::json to_json(const StoreMeta& m) {
 namespace {
 template <class T>
 T field(const nlohmann::json& j, const char* key, const char* type, const std::string& where) {
-  if (!j.contains(key))
-    throw FormatError(cat(where, ": store metadata has no key '", key, "' (", type, ")"));
+  if (!j.contains(key)) throw FormatError(cat(where, ": store metadata has no key '", key, "' (", type, ")"));
   const auto& v = j.at(key);
   bool ok = false;
-  if constexpr (std::is_same_v<T, std::string>) ok = v.is_string();
-  else if constexpr (std::is_same_v<T, bool>) ok = v.is_boolean();
-  else ok = v.is_number_integer();
+  if constexpr (std::is_same_v<T, std::string>)
+    ok = v.is_string();
+  else if constexpr (std::is_same_v<T, bool>)
+    ok = v.is_boolean();
+  else
+    ok = v.is_number_integer();
   if (!ok)
     throw FormatError(cat(where, ": store metadata key '", key, "' is ", v.dump(), "; expected ", type));
   return v.get<T>();
@@ -50,8 +52,8 @@ StoreMeta store_meta_from_json(const nlohmann::json& j, const std::string& where
   m.saelab_version = field<std::string>(j, "saelab_version", "string", where);
   if (m.d < 1) throw FormatError(cat(where, ": store metadata d = ", m.d, " must be at least 1"));
   if (m.dtype != "float32" && m.dtype != "float16" && m.dtype != "bfloat16")
-    throw FormatError(cat(where, ": store metadata dtype '", m.dtype,
-                          "' is not one of float32, float16, bfloat16"));
+    throw FormatError(
+        cat(where, ": store metadata dtype '", m.dtype, "' is not one of float32, float16, bfloat16"));
   return m;
 }
 

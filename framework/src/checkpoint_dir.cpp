@@ -47,8 +47,7 @@ std::string padded(std::int64_t step) {
 // step-<12 digits> -> step; anything else -> nullopt.
 std::optional<std::int64_t> committed_step(const fs::path& p) {
   const std::string name = p.filename().string();
-  if (name.size() != 17 || name.compare(0, 5, "step-") != 0 || !all_digits(name, 5, 17))
-    return std::nullopt;
+  if (name.size() != 17 || name.compare(0, 5, "step-") != 0 || !all_digits(name, 5, 17)) return std::nullopt;
   return std::stoll(name.substr(5));
 }
 
@@ -137,7 +136,9 @@ std::optional<std::string> verify_files(const fs::path& dir, const json& files) 
 }
 }  // namespace
 
-std::string checkpoint_dir_name(std::int64_t step) { return "step-" + padded(step); }
+std::string checkpoint_dir_name(std::int64_t step) {
+  return "step-" + padded(step);
+}
 
 CheckpointWriteResult write_checkpoint(const fs::path& root, const Checkpoint& ckpt, int keep_last) {
   SAELAB_CHECK(keep_last >= 2, ConfigError, "checkpoint keep_last is ", keep_last,

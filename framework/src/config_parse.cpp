@@ -35,23 +35,33 @@ SourceLoc loc_of(const Ctx& c, const YAML::Node& n, const std::string& key_path)
 
 const char* node_kind(const YAML::Node& n) {
   switch (n.Type()) {
-    case YAML::NodeType::Null: return "nothing (null)";
-    case YAML::NodeType::Scalar: return "a scalar";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a mapping";
-    default: return "an undefined value";
+    case YAML::NodeType::Null:
+      return "nothing (null)";
+    case YAML::NodeType::Scalar:
+      return "a scalar";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    default:
+      return "an undefined value";
   }
 }
 
 std::string scalar_of(const Ctx& c, const YAML::Node& n, const std::string& path, const char* want) {
-  if (!n.IsScalar())
-    fail(loc_of(c, n, path), path, cat("expected ", want, ", got ", node_kind(n)));
+  if (!n.IsScalar()) fail(loc_of(c, n, path), path, cat("expected ", want, ", got ", node_kind(n)));
   return n.Scalar();
 }
 
 bool parse_bool(const std::string& s, bool& out) {
-  if (s == "true" || s == "True" || s == "TRUE") { out = true; return true; }
-  if (s == "false" || s == "False" || s == "FALSE") { out = false; return true; }
+  if (s == "true" || s == "True" || s == "TRUE") {
+    out = true;
+    return true;
+  }
+  if (s == "false" || s == "False" || s == "FALSE") {
+    out = false;
+    return true;
+  }
   return false;
 }
 
@@ -83,11 +93,12 @@ void check_range(const Ctx& c, const OptionSpec& spec, double v, const YAML::Nod
   bool low = spec.min && (spec.min_exclusive ? v <= *spec.min : v < *spec.min);
   bool high = spec.max && v > *spec.max;
   if (low || high)
-    fail(loc_of(c, n, path), path, cat("value ", n.Scalar(), " is out of range; allowed: ", spec.range_str()));
+    fail(loc_of(c, n, path), path,
+         cat("value ", n.Scalar(), " is out of range; allowed: ", spec.range_str()));
 }
 
-Options parse_map(const Ctx& c, const YAML::Node& map, const OptionSchema& schema,
-                  const std::string& path, const SourceLoc& where, bool plugin_body = false);
+Options parse_map(const Ctx& c, const YAML::Node& map, const OptionSchema& schema, const std::string& path,
+                  const SourceLoc& where, bool plugin_body = false);
 
 PluginRef parse_plugin(const Ctx& c, const YAML::Node& n, const OptionSpec& spec, const std::string& path) {
   PluginRef ref;
@@ -97,13 +108,20 @@ PluginRef parse_plugin(const Ctx& c, const YAML::Node& n, const OptionSpec& spec
     ref.plugin = n.Scalar();
   } else if (n.IsMap()) {
     const YAML::Node name = n["plugin"];
-    if (!name) fail(ref.loc, path, cat("a ", spec.plugin_kind, " plugin needs a `plugin:` key naming it; available: ",
-                                       [&] { std::string s; for (auto& x : c.registry.names(spec.plugin_kind)) s += (s.empty() ? "" : ", ") + x; return s.empty() ? std::string("(none loaded)") : s; }()));
+    if (!name)
+      fail(ref.loc, path,
+           cat("a ", spec.plugin_kind, " plugin needs a `plugin:` key naming it; available: ", [&] {
+             std::string s;
+             for (auto& x : c.registry.names(spec.plugin_kind)) s += (s.empty() ? "" : ", ") + x;
+             return s.empty() ? std::string("(none loaded)") : s;
+           }()));
     ref.plugin = scalar_of(c, name, path + ".plugin", "a plugin name");
     ref.loc = loc_of(c, name, path + ".plugin");
     body = n;
   } else {
-    fail(ref.loc, path, cat("expected a ", spec.plugin_kind, " plugin (a name, or a mapping with `plugin:`), got ", node_kind(n)));
+    fail(ref.loc, path,
+         cat("expected a ", spec.plugin_kind, " plugin (a name, or a mapping with `plugin:`), got ",
+             node_kind(n)));
   }
   const FactoryInfo& f = c.registry.require(spec.plugin_kind, ref.plugin, ref.loc, path + ".plugin");
   ref.options = std::make_shared<Options>(
@@ -115,8 +133,10 @@ void parse_value(const Ctx& c, const YAML::Node& n, const OptionSpec& spec, cons
                  Options::Entry& e) {
   e.loc = loc_of(c, n, path);
   e.from_default = false;
-  if (n.IsNull()) fail(e.loc, path, cat("has no value; expected ", option_type_name(spec.type),
-                                        spec.range_str().empty() ? "" : " (" + spec.range_str() + ")"));
+  if (n.IsNull())
+    fail(e.loc, path,
+         cat("has no value; expected ", option_type_name(spec.type),
+             spec.range_str().empty() ? "" : " (" + spec.range_str() + ")"));
   if (spec.allow_auto && n.IsScalar() && n.Scalar() == "auto") {
     e.is_auto = true;
     e.value = spec.default_value;
@@ -133,7 +153,8 @@ void parse_value(const Ctx& c, const YAML::Node& n, const OptionSpec& spec, cons
     case OptionType::Int: {
       std::int64_t v;
       if (!parse_int(scalar_of(c, n, path, "an integer"), v))
-        fail(e.loc, path, cat("expected an integer", spec.allow_auto ? " or auto" : "", ", got '", n.Scalar(), "'"));
+        fail(e.loc, path,
+             cat("expected an integer", spec.allow_auto ? " or auto" : "", ", got '", n.Scalar(), "'"));
       check_range(c, spec, static_cast<double>(v), n, path);
       e.value = v;
       break;
@@ -152,7 +173,8 @@ void parse_value(const Ctx& c, const YAML::Node& n, const OptionSpec& spec, cons
     case OptionType::Enum: {
       std::string s = scalar_of(c, n, path, "one of the listed choices");
       if (std::find(spec.choices.begin(), spec.choices.end(), s) == spec.choices.end())
-        fail(e.loc, path, cat("'", s, "' is not allowed; allowed: ", spec.range_str(), closest_name(s, spec.choices)));
+        fail(e.loc, path,
+             cat("'", s, "' is not allowed; allowed: ", spec.range_str(), closest_name(s, spec.choices)));
       e.value = s;
       break;
     }
@@ -173,8 +195,10 @@ void parse_value(const Ctx& c, const YAML::Node& n, const OptionSpec& spec, cons
       e.plugins.push_back(parse_plugin(c, n, spec, path));
       break;
     case OptionType::PluginList: {
-      if (!n.IsSequence()) fail(e.loc, path, cat("expected a list of ", spec.plugin_kind, " plugins, got ", node_kind(n)));
-      for (std::size_t i = 0; i < n.size(); ++i) e.plugins.push_back(parse_plugin(c, n[i], spec, cat(path, "[", i, "]")));
+      if (!n.IsSequence())
+        fail(e.loc, path, cat("expected a list of ", spec.plugin_kind, " plugins, got ", node_kind(n)));
+      for (std::size_t i = 0; i < n.size(); ++i)
+        e.plugins.push_back(parse_plugin(c, n[i], spec, cat(path, "[", i, "]")));
       break;
     }
   }
@@ -208,22 +232,29 @@ void walk(const Ctx& c, const YAML::Node& map, const OptionSchema& schema, const
       out.set(key, std::move(e));
     } else if (schema.has_prefix(key)) {
       if (!it->second.IsMap())
-        fail(loc_of(c, it->second, full), full, cat("expected a mapping with keys: ",
-             [&] { std::string s; for (auto& x : keys_under(schema, key)) s += (s.empty() ? "" : ", ") + x; return s; }(),
-             "; got ", node_kind(it->second)));
+        fail(loc_of(c, it->second, full), full,
+             cat(
+                 "expected a mapping with keys: ",
+                 [&] {
+                   std::string s;
+                   for (auto& x : keys_under(schema, key)) s += (s.empty() ? "" : ", ") + x;
+                   return s;
+                 }(),
+                 "; got ", node_kind(it->second)));
       walk(c, it->second, schema, key, path, false, out);
     } else {
       auto allowed = keys_under(schema, prefix);
       std::string list;
       for (auto& x : allowed) list += (list.empty() ? "" : ", ") + x;
-      fail(loc_of(c, it->first, full), full, cat("unknown key '", k, "'; allowed here: ",
-           list.empty() ? "(none)" : list, closest_name(k, allowed)));
+      fail(loc_of(c, it->first, full), full,
+           cat("unknown key '", k, "'; allowed here: ", list.empty() ? "(none)" : list,
+               closest_name(k, allowed)));
     }
   }
 }
 
-Options parse_map(const Ctx& c, const YAML::Node& map, const OptionSchema& schema,
-                  const std::string& path, const SourceLoc& where, bool plugin_body) {
+Options parse_map(const Ctx& c, const YAML::Node& map, const OptionSchema& schema, const std::string& path,
+                  const SourceLoc& where, bool plugin_body) {
   if (!map.IsMap() && !map.IsNull())
     fail(loc_of(c, map, path), path, cat("expected a mapping, got ", node_kind(map)));
   Options out = default_options(schema, path);
@@ -250,8 +281,9 @@ Options parse_map(const Ctx& c, const YAML::Node& map, const OptionSchema& schem
       }
       out.set(spec.key, std::move(d));
     } else if (spec.required) {
-      fail(where, full, cat("is required (", spec.description, "); expected ", option_type_name(spec.type),
-                            spec.range_str().empty() ? "" : ", " + spec.range_str()));
+      fail(where, full,
+           cat("is required (", spec.description, "); expected ", option_type_name(spec.type),
+               spec.range_str().empty() ? "" : ", " + spec.range_str()));
     }
   }
   return out;
@@ -280,11 +312,13 @@ void apply_override(YAML::Node root, const ConfigOverride& o) {
       std::size_t idx = 0;
       auto [p, ec] = std::from_chars(parts[i].data(), parts[i].data() + parts[i].size(), idx);
       if (ec != std::errc() || idx >= cur.size())
-        throw UsageError(cat("--set ", o.key_path, ": '", parts[i], "' is not an index of that list (it has ", cur.size(), " items)"));
+        throw UsageError(cat("--set ", o.key_path, ": '", parts[i], "' is not an index of that list (it has ",
+                             cur.size(), " items)"));
       next = cur[idx];
     } else {
       if (!cur.IsMap() && !cur.IsNull())
-        throw UsageError(cat("--set ", o.key_path, ": '", parts[i], "' is inside a value that is not a mapping"));
+        throw UsageError(
+            cat("--set ", o.key_path, ": '", parts[i], "' is inside a value that is not a mapping"));
       if (!cur[parts[i]]) cur[parts[i]] = YAML::Node(YAML::NodeType::Map);
       next = cur[parts[i]];
     }
@@ -312,10 +346,12 @@ ExperimentConfig parse_experiment(const std::string& text, const std::string& fi
   try {
     docs = YAML::LoadAll(text);
   } catch (const YAML::DeepRecursion& e) {
-    throw ConfigError(cat(file, ":", e.mark.line + 1, ":", e.mark.column + 1,
-                          ": input is nested too deeply (yaml-cpp's limit); experiment files are a few levels deep"));
+    throw ConfigError(
+        cat(file, ":", e.mark.line + 1, ":", e.mark.column + 1,
+            ": input is nested too deeply (yaml-cpp's limit); experiment files are a few levels deep"));
   } catch (const YAML::ParserException& e) {
-    throw ConfigError(cat(file, ":", e.mark.line + 1, ":", e.mark.column + 1, ": YAML syntax error: ", e.msg));
+    throw ConfigError(
+        cat(file, ":", e.mark.line + 1, ":", e.mark.column + 1, ": YAML syntax error: ", e.msg));
   }
   if (docs.size() > 1)
     throw ConfigError(cat(file, ": contains ", docs.size(),
@@ -362,7 +398,10 @@ std::string closest_name(const std::string& wrong, const std::vector<std::string
   std::size_t best_d = 3;
   for (const auto& n : names) {
     std::size_t d = dist(wrong, n);
-    if (d < best_d) { best_d = d; best = n; }
+    if (d < best_d) {
+      best_d = d;
+      best = n;
+    }
   }
   return best.empty() ? "" : " (did you mean '" + best + "'?)";
 }

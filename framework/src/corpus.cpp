@@ -74,8 +74,7 @@ std::vector<CorpusFile> list_files(const CorpusConfig& cfg) {
   for (const fs::path& p : cfg.paths) {
     std::error_code ec;
     const fs::file_status st = fs::status(p, ec);
-    if (ec || !fs::exists(st))
-      throw ConfigError(cat("corpus path '", p.string(), "' does not exist"));
+    if (ec || !fs::exists(st)) throw ConfigError(cat("corpus path '", p.string(), "' does not exist"));
     if (fs::is_directory(st)) {
       add_directory(p, cfg.format, files);
     } else {
@@ -94,7 +93,9 @@ std::vector<CorpusFile> list_files(const CorpusConfig& cfg) {
   return files;
 }
 
-const char* json_type(const nlohmann::json& j) { return j.type_name(); }
+const char* json_type(const nlohmann::json& j) {
+  return j.type_name();
+}
 
 }  // namespace
 
@@ -104,14 +105,14 @@ struct TokenBatches::Impl {
   std::vector<CorpusFile> files;
   std::int32_t bos = -1;
   std::int32_t eos = -1;
-  std::string eos_text;     // what allow_special_tokens recognizes in documents
-  std::int64_t body = 0;    // stream tokens per sequence (context_size minus the BOS)
+  std::string eos_text;   // what allow_special_tokens recognizes in documents
+  std::int64_t body = 0;  // stream tokens per sequence (context_size minus the BOS)
 
-  std::size_t next_file = 0;   // the next file to open
-  std::ifstream jsonl;         // open while a JSONL file is being read
+  std::size_t next_file = 0;  // the next file to open
+  std::ifstream jsonl;        // open while a JSONL file is being read
   const CorpusFile* jsonl_file = nullptr;
   std::int64_t line_no = 0;
-  bool any_document = false;   // an EOS goes before every document but the first
+  bool any_document = false;  // an EOS goes before every document but the first
   std::vector<std::int32_t> pending;
   std::size_t pending_pos = 0;
   std::int64_t emitted = 0;
@@ -143,8 +144,8 @@ bool TokenBatches::Impl::next_jsonl_document(std::string& doc) {
       j = nlohmann::json::parse(line);
     } catch (const nlohmann::json::parse_error& e) {
       throw FormatError(cat(where(), "not valid JSON (", e.what(),
-                            "); each line must be one JSON object with a string field \"",
-                            config.text_field, "\""));
+                            "); each line must be one JSON object with a string field \"", config.text_field,
+                            "\""));
     }
     if (!j.is_object())
       throw FormatError(cat(where(), "the line is a JSON ", json_type(j),
@@ -153,13 +154,14 @@ bool TokenBatches::Impl::next_jsonl_document(std::string& doc) {
     if (field == j.end()) {
       std::string keys;
       for (const auto& kv : j.items()) keys += (keys.empty() ? "" : ", ") + kv.key();
-      throw FormatError(cat(where(), "no field \"", config.text_field, "\" (the fields are: ",
-                            keys.empty() ? "none" : keys, "); set corpus.text_field to the field "
+      throw FormatError(cat(where(), "no field \"", config.text_field,
+                            "\" (the fields are: ", keys.empty() ? "none" : keys,
+                            "); set corpus.text_field to the field "
                             "holding the text"));
     }
     if (!field->is_string())
-      throw FormatError(cat(where(), "field \"", config.text_field, "\" is a ", json_type(*field),
-                            "; expected a string"));
+      throw FormatError(
+          cat(where(), "field \"", config.text_field, "\" is a ", json_type(*field), "; expected a string"));
     doc = field->get<std::string>();
     if (!doc.empty()) return true;
   }
@@ -228,8 +230,8 @@ TokenBatches::TokenBatches(CorpusConfig config, const ActivationSource& source)
     throw ConfigError(cat("corpus.context_size is ", m.config.context_size, "; it must be at least ",
                           min_context, m.config.prepend_bos ? " (BOS plus one token)" : ""));
   if (info.max_context > 0 && m.config.context_size > info.max_context)
-    throw ConfigError(cat("corpus.context_size is ", m.config.context_size, " but model '",
-                          info.model_id, "' accepts at most ", info.max_context, " tokens"));
+    throw ConfigError(cat("corpus.context_size is ", m.config.context_size, " but model '", info.model_id,
+                          "' accepts at most ", info.max_context, " tokens"));
   if (m.config.prepend_bos && info.bos_token < 0)
     throw ConfigError(cat("corpus.prepend_bos is set but model '", info.model_id,
                           "' has no BOS token; set corpus.prepend_bos to false"));
@@ -260,7 +262,9 @@ torch::Tensor TokenBatches::next(std::int64_t n) {
   return out;
 }
 
-std::int64_t TokenBatches::sequences_emitted() const { return impl_->emitted; }
+std::int64_t TokenBatches::sequences_emitted() const {
+  return impl_->emitted;
+}
 
 void TokenBatches::skip(std::int64_t sequences) {
   Impl& m = *impl_;
@@ -296,6 +300,8 @@ std::string TokenBatches::fingerprint() const {
   return impl_->fingerprint;
 }
 
-const CorpusConfig& TokenBatches::config() const { return impl_->config; }
+const CorpusConfig& TokenBatches::config() const {
+  return impl_->config;
+}
 
 }  // namespace saelab

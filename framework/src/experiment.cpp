@@ -15,19 +15,24 @@ OptionSchema build_schema() {
   s.integer("seed", 0, "Seed for every random choice (initialisation, shuffling, sampling)").at_least(0);
   s.choice("device", "auto", {"auto", "cpu", "cuda"}, "Where tensors live; auto picks cuda when available");
   s.integer("threads", -1, "CPU threads for LibTorch; auto uses every core").autoable().at_least(1);
-  s.strings("stages", kStageNames, "Stages `saelab run` executes, in order (harvest, train, evaluate, report)");
+  s.strings("stages", kStageNames,
+            "Stages `saelab run` executes, in order (harvest, train, evaluate, report)");
 
   s.plugin("source", "source", "gpt2", "Model that produces activations (ActivationSource plugin)");
 
-  s.strings("corpus.paths", {"data/corpus/sotu"}, "Text files or directories (relative to the working directory)");
-  s.choice("corpus.format", "auto", {"auto", "text", "jsonl"}, "How to read corpus files; auto decides by extension");
+  s.strings("corpus.paths", {"data/corpus/sotu"},
+            "Text files or directories (relative to the working directory)");
+  s.choice("corpus.format", "auto", {"auto", "text", "jsonl"},
+           "How to read corpus files; auto decides by extension");
   s.string("corpus.text_field", "text", "JSONL field that holds each document's text");
   s.integer("corpus.context_size", 128, "Tokens per sequence, BOS included").at_least(2);
   s.boolean("corpus.prepend_bos", true, "Start every sequence with the BOS token (as SAELens does)");
-  s.boolean("corpus.allow_special_tokens", false, "Encode a literal <|endoftext|> in text as the special token");
+  s.boolean("corpus.allow_special_tokens", false,
+            "Encode a literal <|endoftext|> in text as the special token");
 
   s.string("harvest.hook", "blocks.8.hook_resid_pre", "Hook point to harvest (TransformerLens name)");
-  s.integer("harvest.tokens", 2'000'000, "Activation rows to harvest (BOS rows excluded if exclude_bos)").at_least(1);
+  s.integer("harvest.tokens", 2'000'000, "Activation rows to harvest (BOS rows excluded if exclude_bos)")
+      .at_least(1);
   s.integer("harvest.batch_sequences", 32, "Sequences per forward pass").at_least(1);
   s.boolean("harvest.exclude_bos", true, "Do not store activations at BOS positions (they are outliers)");
   s.string("harvest.store_dir", "", "Store directory; empty means <run>/store");
@@ -35,18 +40,24 @@ OptionSchema build_schema() {
   s.plugin("store", "store", "hdf5", "Where harvested activations are kept (ActivationStore plugin)");
 
   s.plugin("train.sae", "sae", "relu_l1", "SAE architecture plugin (d_in comes from the activations)");
-  s.plugins("train.losses", "loss", {"mse", "l1"}, "Loss terms, each {plugin: name, ...}; their sum is minimised");
+  s.plugins("train.losses", "loss", {"mse", "l1"},
+            "Loss terms, each {plugin: name, ...}; their sum is minimised");
   s.integer("train.shuffle_buffer_rows", std::int64_t(1) << 19, "Rows mixed in memory when reading the store")
       .at_least(1);
   s.add_section("train", train_schema());
-  s.plugins("train.callbacks", "callback", {}, "Trainer callbacks (metrics sinks, early stopping), each {plugin: name, ...}");
+  s.plugins("train.callbacks", "callback", {},
+            "Trainer callbacks (metrics sinks, early stopping), each {plugin: name, ...}");
 
   s.plugin("evaluate.evaluator", "evaluator", "standard", "Evaluator plugin that writes eval.json");
-  s.integer("evaluate.skip_sequences", -1, "Corpus sequences to skip before evaluating; auto skips those harvested")
-      .autoable().at_least(0);
+  s.integer("evaluate.skip_sequences", -1,
+            "Corpus sequences to skip before evaluating; auto skips those harvested")
+      .autoable()
+      .at_least(0);
   s.plugin("report.reporter", "reporter", "html", "Reporter plugin that writes report/");
-  s.integer("report.skip_sequences", -1, "Corpus sequences to skip before scanning; auto skips those harvested")
-      .autoable().at_least(0);
+  s.integer("report.skip_sequences", -1,
+            "Corpus sequences to skip before scanning; auto skips those harvested")
+      .autoable()
+      .at_least(0);
   return s;
 }
 }  // namespace
@@ -97,8 +108,10 @@ namespace {
 std::string md_escape(std::string s) {
   std::string out;
   for (char c : s) {
-    if (c == '|') out += "\\|";
-    else out.push_back(c);
+    if (c == '|')
+      out += "\\|";
+    else
+      out.push_back(c);
   }
   return out;
 }
@@ -126,10 +139,12 @@ std::string config_reference_markdown(const Registry& registry) {
   });
   os << "\n## Plugins\n";
   for (const FactoryInfo* f : all) {
-    os << "\n### " << f->kind << " `" << f->name << "`\n\n" << f->description << " (library `"
-       << f->library.plugin << "` " << f->library.version << ")\n\n";
-    if (f->schema.specs().empty()) os << "No options.\n";
-    else schema_table(os, f->schema, "");
+    os << "\n### " << f->kind << " `" << f->name << "`\n\n"
+       << f->description << " (library `" << f->library.plugin << "` " << f->library.version << ")\n\n";
+    if (f->schema.specs().empty())
+      os << "No options.\n";
+    else
+      schema_table(os, f->schema, "");
   }
   return os.str();
 }

@@ -13,7 +13,9 @@ namespace saelab {
 namespace fs = std::filesystem;
 
 namespace {
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+  return std::strerror(errno);
+}
 
 void fsync_fd_path(const fs::path& path, int flags, const char* what) {
   int fd = ::open(path.c_str(), flags);
@@ -28,7 +30,9 @@ void fsync_fd_path(const fs::path& path, int flags, const char* what) {
 }
 }  // namespace
 
-void fsync_file(const fs::path& path) { fsync_fd_path(path, O_RDONLY, "file"); }
+void fsync_file(const fs::path& path) {
+  fsync_fd_path(path, O_RDONLY, "file");
+}
 
 void fsync_dir(const fs::path& dir) {
   fsync_fd_path(dir.empty() ? fs::path(".") : dir, O_RDONLY | O_DIRECTORY, "directory");
@@ -75,8 +79,7 @@ std::string read_file(const fs::path& path, std::uintmax_t max_bytes, const std:
   auto size = fs::file_size(path, ec);
   if (ec) throw Error(cat("cannot read ", what, " '", path.string(), "': ", ec.message()));
   if (size > max_bytes)
-    throw Error(cat(what, " '", path.string(), "' is ", size, " bytes; the limit is ", max_bytes,
-                    " bytes"));
+    throw Error(cat(what, " '", path.string(), "' is ", size, " bytes; the limit is ", max_bytes, " bytes"));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(cat("cannot open ", what, " '", path.string(), "'"));
   std::string data(static_cast<std::size_t>(size), '\0');

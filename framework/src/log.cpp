@@ -23,10 +23,14 @@ std::string timestamp() {
 
 const char* prefix(Level l) {
   switch (l) {
-    case Level::Debug: return "debug: ";
-    case Level::Info: return "";
-    case Level::Warn: return "warning: ";
-    case Level::Error: return "error: ";
+    case Level::Debug:
+      return "debug: ";
+    case Level::Info:
+      return "";
+    case Level::Warn:
+      return "warning: ";
+    case Level::Error:
+      return "error: ";
   }
   return "";
 }
@@ -52,6 +56,8 @@ void set_file(const std::filesystem::path& file) {
   }
 }
 
-void set_quiet(bool q) { quiet = q; }
+void set_quiet(bool q) {
+  quiet = q;
+}
 
 }  // namespace saelab::log

@@ -17,8 +17,8 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 void check_pair(const torch::Tensor& xhat, const torch::Tensor& x, const char* what) {
-  SAELAB_CHECK(xhat.dim() == 2 && xhat.sizes() == x.sizes(), Error, what, ": reconstruction ",
-               xhat.sizes(), " and input ", x.sizes(), " must both be [batch, d_in]");
+  SAELAB_CHECK(xhat.dim() == 2 && xhat.sizes() == x.sizes(), Error, what, ": reconstruction ", xhat.sizes(),
+               " and input ", x.sizes(), " must both be [batch, d_in]");
 }
 
 struct AbsSumFn : public torch::autograd::Function<AbsSumFn> {
@@ -54,7 +54,9 @@ torch::Tensor normalized_mse(const torch::Tensor& xhat, const torch::Tensor& x) 
   return (xhat - x).pow(2).sum() / denom.detach();
 }
 
-torch::Tensor l1_abs_sum(const torch::Tensor& z) { return AbsSumFn::apply(z)[0]; }
+torch::Tensor l1_abs_sum(const torch::Tensor& z) {
+  return AbsSumFn::apply(z)[0];
+}
 
 torch::Tensor l1(const torch::Tensor& z) {
   SAELAB_CHECK(z.dim() == 2, Error, "l1: latents must be [batch, d_sae], got ", z.sizes());
@@ -79,18 +81,16 @@ torch::Tensor l0(const torch::Tensor& l0_estimate) {
   return l0_estimate.mean();
 }
 
-AuxkResult auxk(const torch::Tensor& pre, const torch::Tensor& dead_mask,
-                const torch::Tensor& residual, const torch::Tensor& W_dec, std::int64_t k_aux,
-                bool normalize) {
+AuxkResult auxk(const torch::Tensor& pre, const torch::Tensor& dead_mask, const torch::Tensor& residual,
+                const torch::Tensor& W_dec, std::int64_t k_aux, bool normalize) {
   SAELAB_CHECK(pre.dim() == 2 && dead_mask.dim() == 1 && dead_mask.size(0) == pre.size(1), Error,
-               "auxk: dead mask ", dead_mask.sizes(), " must be [d_sae] for pre-activations ",
-               pre.sizes());
+               "auxk: dead mask ", dead_mask.sizes(), " must be [d_sae] for pre-activations ", pre.sizes());
   SAELAB_CHECK(dead_mask.scalar_type() == at::kBool, Error, "auxk: dead mask must be bool, got ",
                dead_mask.scalar_type());
-  SAELAB_CHECK(residual.dim() == 2 && residual.size(0) == pre.size(0) &&
-                   residual.size(1) == W_dec.size(1) && W_dec.size(0) == pre.size(1),
-               Error, "auxk: residual ", residual.sizes(), ", W_dec ", W_dec.sizes(),
-               " and pre-activations ", pre.sizes(), " disagree");
+  SAELAB_CHECK(residual.dim() == 2 && residual.size(0) == pre.size(0) && residual.size(1) == W_dec.size(1) &&
+                   W_dec.size(0) == pre.size(1),
+               Error, "auxk: residual ", residual.sizes(), ", W_dec ", W_dec.sizes(), " and pre-activations ",
+               pre.sizes(), " disagree");
   SAELAB_CHECK(k_aux >= 1, Error, "auxk: k_aux = ", k_aux, " must be ≥ 1");
   AuxkResult r;
   auto dead_idx = at::nonzero(dead_mask.to(pre.device())).squeeze(1);  // [num_dead]
@@ -101,9 +101,9 @@ AuxkResult auxk(const torch::Tensor& pre, const torch::Tensor& dead_mask,
   }
   r.k_aux = std::min(k_aux, r.num_dead);
   const double scale = std::min(double(r.num_dead) / double(k_aux), 1.0);
-  auto pre_dead = pre.index_select(1, dead_idx);                      // [batch, num_dead]
-  auto local = sae_math::topk_indices(pre_dead.detach(), r.k_aux);    // [batch, k]
-  auto vals = pre_dead.gather(1, local);                              // [batch, k]
+  auto pre_dead = pre.index_select(1, dead_idx);                             // [batch, num_dead]
+  auto local = sae_math::topk_indices(pre_dead.detach(), r.k_aux);           // [batch, k]
+  auto vals = pre_dead.gather(1, local);                                     // [batch, k]
   auto cols = dead_idx.index_select(0, local.reshape({-1})).view_as(local);  // [batch, k]
   auto ehat = sae_math::sparse_decode(sae_math::uniform_rows(vals, cols), W_dec);
   auto e = residual.detach();

@@ -75,28 +75,27 @@ ActivationRows TensorActivationReader::next_rows() {
 }
 
 json TensorActivationReader::cursor() const {
-  return json{{"reader", "memory"}, {"rows", n_},         {"seed", opts_.seed},
+  return json{{"reader", "memory"},       {"rows", n_},      {"seed", opts_.seed},
               {"shuffle", opts_.shuffle}, {"epoch", epoch_}, {"offset", offset_}};
 }
 
 void TensorActivationReader::restore(const json& c) {
   auto get = [&](const char* key) -> const json& {
-    SAELAB_CHECK(c.is_object() && c.contains(key), FormatError, "reader cursor ", c.dump(),
-                 ": key '", key, "' is missing");
+    SAELAB_CHECK(c.is_object() && c.contains(key), FormatError, "reader cursor ", c.dump(), ": key '", key,
+                 "' is missing");
     return c.at(key);
   };
-  SAELAB_CHECK(get("reader") == "memory", FormatError, "reader cursor ", c.dump(),
-               ": written by reader ", get("reader").dump(), ", this is the in-memory reader");
-  SAELAB_CHECK(get("rows") == json(n_) && get("seed") == json(opts_.seed) &&
-                   get("shuffle") == json(opts_.shuffle),
-               FormatError, "reader cursor ", c.dump(), ": belongs to other data (this reader has ",
-               n_, " rows, seed ", opts_.seed, ", shuffle ", opts_.shuffle, ")");
+  SAELAB_CHECK(get("reader") == "memory", FormatError, "reader cursor ", c.dump(), ": written by reader ",
+               get("reader").dump(), ", this is the in-memory reader");
+  SAELAB_CHECK(
+      get("rows") == json(n_) && get("seed") == json(opts_.seed) && get("shuffle") == json(opts_.shuffle),
+      FormatError, "reader cursor ", c.dump(), ": belongs to other data (this reader has ", n_,
+      " rows, seed ", opts_.seed, ", shuffle ", opts_.shuffle, ")");
   const json& e = get("epoch");
   const json& o = get("offset");
   SAELAB_CHECK(e.is_number_integer() && o.is_number_integer() && e.get<std::int64_t>() >= 0 &&
                    o.get<std::int64_t>() >= 0 && o.get<std::int64_t>() <= n_,
-               FormatError, "reader cursor ", c.dump(), ": epoch must be ≥ 0 and offset in [0, ",
-               n_, "]");
+               FormatError, "reader cursor ", c.dump(), ": epoch must be ≥ 0 and offset in [0, ", n_, "]");
   start_epoch(e.get<std::int64_t>());
   offset_ = o.get<std::int64_t>();
 }

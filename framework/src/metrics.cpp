@@ -13,15 +13,21 @@ namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // Every sum leaves the device once, as float64, so long streams do not lose precision.
-torch::Tensor f64(const torch::Tensor& t) { return t.to(torch::kFloat64); }
-double item(const torch::Tensor& t) { return t.cpu().item<double>(); }
+torch::Tensor f64(const torch::Tensor& t) {
+  return t.to(torch::kFloat64);
+}
+double item(const torch::Tensor& t) {
+  return t.cpu().item<double>();
+}
 
 void check_pair(const torch::Tensor& x, const torch::Tensor& x_hat, const char* what) {
   SAELAB_CHECK(x.dim() == 2 && x.sizes() == x_hat.sizes(), Error, what,
                ": x and x_hat must both be [n, d]; got ", x.sizes(), " and ", x_hat.sizes());
 }
 
-double ratio(double num, double den) { return den == 0.0 ? kNaN : num / den; }
+double ratio(double num, double den) {
+  return den == 0.0 ? kNaN : num / den;
+}
 
 }  // namespace
 
@@ -37,8 +43,7 @@ torch::Tensor cosine_similarity(const torch::Tensor& x, const torch::Tensor& x_h
   auto a = f64(x), b = f64(x_hat);
   auto denom = a.norm(2, -1) * b.norm(2, -1);
   auto dot = (a * b).sum(-1);
-  return at::where(denom > 0, dot / denom.clamp_min(std::numeric_limits<double>::min()),
-                   at::zeros_like(dot));
+  return at::where(denom > 0, dot / denom.clamp_min(std::numeric_limits<double>::min()), at::zeros_like(dot));
 }
 
 torch::Tensor kl_divergence(const torch::Tensor& logits_p, const torch::Tensor& logits_q) {
@@ -88,14 +93,14 @@ void ReconstructionAccumulator::add(const torch::Tensor& x, const torch::Tensor&
   const std::int64_t nb = x.size(0);
   if (nb == 0) return;
   auto xd = f64(x), xh = f64(x_hat);
-  auto mean_b = xd.mean(0);                                   // [d]
+  auto mean_b = xd.mean(0);  // [d]
   double m2_b = item((xd - mean_b).pow(2).sum());
   if (n_ == 0) {
     mean_ = mean_b.cpu();
     m2_ = m2_b;
   } else {
-    SAELAB_CHECK(mean_.size(0) == x.size(1), Error, "ReconstructionAccumulator::add: width ",
-                 x.size(1), " differs from the earlier batches' ", mean_.size(0));
+    SAELAB_CHECK(mean_.size(0) == x.size(1), Error, "ReconstructionAccumulator::add: width ", x.size(1),
+                 " differs from the earlier batches' ", mean_.size(0));
     // Chan et al. pairwise merge of (count, mean, Σ‖x − mean‖²).
     auto delta = mean_b.cpu() - mean_;
     const double n = double(n_ + nb);
@@ -160,8 +165,7 @@ LatentFiringAccumulator::LatentFiringAccumulator(std::int64_t d_sae)
 
 void LatentFiringAccumulator::add(const torch::Tensor& latents) {
   SAELAB_CHECK(latents.dim() == 2 && latents.size(1) == d_sae_, Error,
-               "LatentFiringAccumulator::add: latents must be [n, ", d_sae_, "]; got ",
-               latents.sizes());
+               "LatentFiringAccumulator::add: latents must be [n, ", d_sae_, "]; got ", latents.sizes());
   if (latents.size(0) == 0) return;
   auto fired = latents.ne(0);
   counts_ += fired.sum(0).to(torch::kInt64).cpu();
@@ -196,8 +200,8 @@ nlohmann::json SparsityMetrics::to_json() const {
 
 namespace {
 double masked_sum(const torch::Tensor& v, const torch::Tensor& mask) {
-  SAELAB_CHECK(v.sizes() == mask.sizes(), Error, "DownstreamAccumulator: values ", v.sizes(),
-               " and mask ", mask.sizes(), " differ in shape");
+  SAELAB_CHECK(v.sizes() == mask.sizes(), Error, "DownstreamAccumulator: values ", v.sizes(), " and mask ",
+               mask.sizes(), " differ in shape");
   return item(f64(v).masked_select(mask.to(torch::kBool)).sum());
 }
 }  // namespace

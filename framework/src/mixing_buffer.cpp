@@ -13,9 +13,8 @@ namespace saelab {
 
 MixingBuffer::MixingBuffer(std::int64_t capacity_rows, std::int64_t d, RowDtype storage)
     : capacity_(capacity_rows), d_(d), storage_(storage) {
-  SAELAB_CHECK(capacity_rows >= 1 && capacity_rows <= std::numeric_limits<std::int32_t>::max(),
-               Error, "mixing buffer: capacity of ", capacity_rows,
-               " rows is out of range; allowed 1 .. 2^31-1");
+  SAELAB_CHECK(capacity_rows >= 1 && capacity_rows <= std::numeric_limits<std::int32_t>::max(), Error,
+               "mixing buffer: capacity of ", capacity_rows, " rows is out of range; allowed 1 .. 2^31-1");
   SAELAB_CHECK(d >= 1, Error, "mixing buffer: row width d = ", d, " must be at least 1");
   row_bytes_ = static_cast<std::size_t>(d) * row_dtype_bytes(storage);
   const auto cap = static_cast<std::size_t>(capacity_rows);
@@ -56,19 +55,17 @@ std::int32_t MixingBuffer::next_free_slot() {
 }
 
 void MixingBuffer::append(const ActivationRows& rows, std::int64_t begin, std::int64_t end) {
-  SAELAB_CHECK(end - begin <= free_rows(), Error, "mixing buffer: ", end - begin,
-               " rows do not fit in the ", free_rows(), " free slots");
+  SAELAB_CHECK(end - begin <= free_rows(), Error, "mixing buffer: ", end - begin, " rows do not fit in the ",
+               free_rows(), " free slots");
   const torch::Tensor& a = rows.activations;
-  SAELAB_CHECK(a.dim() == 2 && a.size(1) == d_ && a.scalar_type() == torch::kFloat &&
-                   a.is_contiguous() && a.device().is_cpu(),
-               Error, "mixing buffer: rows must be contiguous CPU float32 [n, ", d_, "], got ",
-               a.sizes(), " ", a.dtype());
+  SAELAB_CHECK(a.dim() == 2 && a.size(1) == d_ && a.scalar_type() == torch::kFloat && a.is_contiguous() &&
+                   a.device().is_cpu(),
+               Error, "mixing buffer: rows must be contiguous CPU float32 [n, ", d_, "], got ", a.sizes(),
+               " ", a.dtype());
   const float* src = a.data_ptr<float>();
   const std::int32_t* tok = rows.tokens.defined() ? rows.tokens.data_ptr<std::int32_t>() : nullptr;
-  const std::int64_t* seq =
-      rows.sequence.defined() ? rows.sequence.data_ptr<std::int64_t>() : nullptr;
-  const std::int32_t* pos =
-      rows.position.defined() ? rows.position.data_ptr<std::int32_t>() : nullptr;
+  const std::int64_t* seq = rows.sequence.defined() ? rows.sequence.data_ptr<std::int64_t>() : nullptr;
+  const std::int32_t* pos = rows.position.defined() ? rows.position.data_ptr<std::int32_t>() : nullptr;
   for (std::int64_t i = begin; i < end; ++i) {
     const std::int32_t s = next_free_slot();
     convert_from_f32(storage_, src + i * d_, act_.get() + static_cast<std::size_t>(s) * row_bytes_,
@@ -86,8 +83,7 @@ void MixingBuffer::shuffle(std::uint64_t seed) {
 
 void MixingBuffer::take(std::int64_t n, float* act, std::int32_t* tokens, std::int64_t* sequence,
                         std::int32_t* position) {
-  SAELAB_CHECK(n >= 0 && n <= size(), Error, "mixing buffer: asked for ", n, " rows, holds ",
-               size());
+  SAELAB_CHECK(n >= 0 && n <= size(), Error, "mixing buffer: asked for ", n, " rows, holds ", size());
   const std::int32_t* order = live_.data() + head_;
   const unsigned char* base = act_.get();
   const std::int64_t d = d_;
@@ -111,8 +107,7 @@ void MixingBuffer::take(std::int64_t n, float* act, std::int32_t* tokens, std::i
 }
 
 void MixingBuffer::skip(std::int64_t n) {
-  SAELAB_CHECK(n >= 0 && n <= size(), Error, "mixing buffer: asked to skip ", n,
-               " rows, holds ", size());
+  SAELAB_CHECK(n >= 0 && n <= size(), Error, "mixing buffer: asked to skip ", n, " rows, holds ", size());
   release_front(n);
 }
 

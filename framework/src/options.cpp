@@ -15,14 +15,22 @@ std::string SourceLoc::str() const {
 
 const char* option_type_name(OptionType t) {
   switch (t) {
-    case OptionType::Bool: return "boolean";
-    case OptionType::Int: return "integer";
-    case OptionType::Float: return "number";
-    case OptionType::String: return "string";
-    case OptionType::Enum: return "choice";
-    case OptionType::StringList: return "list of strings";
-    case OptionType::Plugin: return "plugin";
-    case OptionType::PluginList: return "list of plugins";
+    case OptionType::Bool:
+      return "boolean";
+    case OptionType::Int:
+      return "integer";
+    case OptionType::Float:
+      return "number";
+    case OptionType::String:
+      return "string";
+    case OptionType::Enum:
+      return "choice";
+    case OptionType::StringList:
+      return "list of strings";
+    case OptionType::Plugin:
+      return "plugin";
+    case OptionType::PluginList:
+      return "list of plugins";
   }
   return "?";
 }
@@ -104,8 +112,7 @@ OptionSpec& OptionSchema::integer(const std::string& key, std::int64_t def, cons
 OptionSpec& OptionSchema::real(const std::string& key, double def, const std::string& desc) {
   return add(make_spec(key, OptionType::Float, def, desc));
 }
-OptionSpec& OptionSchema::string(const std::string& key, const std::string& def,
-                                 const std::string& desc) {
+OptionSpec& OptionSchema::string(const std::string& key, const std::string& def, const std::string& desc) {
   return add(make_spec(key, OptionType::String, def, desc));
 }
 OptionSpec& OptionSchema::choice(const std::string& key, const std::string& def,
@@ -118,8 +125,8 @@ OptionSpec& OptionSchema::strings(const std::string& key, std::vector<std::strin
                                   const std::string& desc) {
   return add(make_spec(key, OptionType::StringList, std::move(def), desc));
 }
-OptionSpec& OptionSchema::plugin(const std::string& key, const std::string& kind,
-                                 const std::string& def, const std::string& desc) {
+OptionSpec& OptionSchema::plugin(const std::string& key, const std::string& kind, const std::string& def,
+                                 const std::string& desc) {
   OptionSpec s = make_spec(key, OptionType::Plugin, std::monostate{}, desc);
   s.plugin_kind = kind;
   s.default_plugin = def;
@@ -174,7 +181,9 @@ const T& get_as(const Options& o, const Options::Entry& e, const std::string& ke
 }
 }  // namespace
 
-bool Options::boolean(const std::string& key) const { return get_as<bool>(*this, entry(key), key, "boolean"); }
+bool Options::boolean(const std::string& key) const {
+  return get_as<bool>(*this, entry(key), key, "boolean");
+}
 std::int64_t Options::integer(const std::string& key) const {
   return get_as<std::int64_t>(*this, entry(key), key, "integer");
 }
@@ -194,9 +203,15 @@ const PluginRef& Options::plugin(const std::string& key) const {
   if (e.plugins.size() != 1) throw Error(cat("internal: option '", key_path(key), "' holds no plugin"));
   return e.plugins.front();
 }
-const std::vector<PluginRef>& Options::plugins(const std::string& key) const { return entry(key).plugins; }
-bool Options::is_auto(const std::string& key) const { return entry(key).is_auto; }
-bool Options::is_set(const std::string& key) const { return !entry(key).from_default; }
+const std::vector<PluginRef>& Options::plugins(const std::string& key) const {
+  return entry(key).plugins;
+}
+bool Options::is_auto(const std::string& key) const {
+  return entry(key).is_auto;
+}
+bool Options::is_set(const std::string& key) const {
+  return !entry(key).from_default;
+}
 
 SourceLoc Options::where(const std::string& key) const {
   auto it = entries_.find(key);

@@ -24,8 +24,8 @@ std::string rebuild_hint() {
 
 void check_manifest(const SaelabPluginManifest& m, const fs::path& file) {
   if (m.manifest_size < sizeof(std::uint32_t) * 2)
-    throw PluginError(cat("plugin '", file.string(), "' has a malformed manifest (size ",
-                          m.manifest_size, "); ", rebuild_hint()));
+    throw PluginError(cat("plugin '", file.string(), "' has a malformed manifest (size ", m.manifest_size,
+                          "); ", rebuild_hint()));
   if (m.abi_version != kPluginAbiVersion)
     throw PluginError(cat("plugin '", file.string(), "' was built for saelab plugin ABI version ",
                           m.abi_version, ", but this saelab ", kVersion, " has ABI version ",
@@ -34,13 +34,12 @@ void check_manifest(const SaelabPluginManifest& m, const fs::path& file) {
     throw PluginError(cat("plugin '", file.string(), "' has a truncated manifest (", m.manifest_size,
                           " bytes, expected ", sizeof(SaelabPluginManifest), "); ", rebuild_hint()));
   if (m.torch_major != TORCH_VERSION_MAJOR || m.torch_minor != TORCH_VERSION_MINOR)
-    throw PluginError(cat("plugin '", file.string(), "' was built against LibTorch ", m.torch_major,
-                          ".", m.torch_minor, ", but this saelab uses LibTorch ", TORCH_VERSION_MAJOR,
-                          ".", TORCH_VERSION_MINOR, "; ", rebuild_hint()));
+    throw PluginError(cat("plugin '", file.string(), "' was built against LibTorch ", m.torch_major, ".",
+                          m.torch_minor, ", but this saelab uses LibTorch ", TORCH_VERSION_MAJOR, ".",
+                          TORCH_VERSION_MINOR, "; ", rebuild_hint()));
   if (m.cxx11_abi != static_cast<std::uint32_t>(_GLIBCXX_USE_CXX11_ABI))
-    throw PluginError(cat("plugin '", file.string(), "' was built with _GLIBCXX_USE_CXX11_ABI=",
-                          m.cxx11_abi, ", but this saelab uses ", _GLIBCXX_USE_CXX11_ABI, "; ",
-                          rebuild_hint()));
+    throw PluginError(cat("plugin '", file.string(), "' was built with _GLIBCXX_USE_CXX11_ABI=", m.cxx11_abi,
+                          ", but this saelab uses ", _GLIBCXX_USE_CXX11_ABI, "; ", rebuild_hint()));
   if (!m.name || !m.version)
     throw PluginError(cat("plugin '", file.string(), "' has no name or version in its manifest"));
 }
@@ -65,16 +64,15 @@ LoadedLibrary load_plugin_library(Registry& registry, const fs::path& file) {
   lib->load(file.string(), boost::dll::load_mode::default_mode, ec);
   if (ec) throw PluginError(cat("cannot load plugin '", file.string(), "': ", ec.message()));
   if (!lib->has(kManifestSymbol))
-    throw PluginError(cat("'", file.string(), "' is not a saelab plugin: it exports no '",
-                          kManifestSymbol, "'. Build plugins with saelab_add_plugin() and SAELAB_PLUGIN()."));
+    throw PluginError(cat("'", file.string(), "' is not a saelab plugin: it exports no '", kManifestSymbol,
+                          "'. Build plugins with saelab_add_plugin() and SAELAB_PLUGIN()."));
   const auto& manifest = lib->get<const SaelabPluginManifest>(kManifestSymbol);
   check_manifest(manifest, file);
   if (!lib->has(kRegisterSymbol))
-    throw PluginError(cat("plugin '", file.string(), "' has a manifest but no '", kRegisterSymbol,
-                          "' entry point"));
+    throw PluginError(
+        cat("plugin '", file.string(), "' has a manifest but no '", kRegisterSymbol, "' entry point"));
 
-  LoadedLibrary info{manifest.name, manifest.version,
-                     manifest.description ? manifest.description : "", file};
+  LoadedLibrary info{manifest.name, manifest.version, manifest.description ? manifest.description : "", file};
   LibraryInfo lib_info{info.plugin, info.version, file, std::shared_ptr<void>(lib, lib.get())};
   Registrar registrar(registry, lib_info);
   auto& entry = lib->get_alias<PluginRegisterFn>(kRegisterSymbol);
@@ -150,7 +148,11 @@ GlobalPlugins& globals() {
 }
 }  // namespace
 
-Registry& plugin_registry() { return globals().registry; }
-const PluginScan& plugin_scan() { return globals().scan; }
+Registry& plugin_registry() {
+  return globals().registry;
+}
+const PluginScan& plugin_scan() {
+  return globals().scan;
+}
 
 }  // namespace saelab

@@ -13,9 +13,14 @@
 namespace saelab {
 
 Progress::Progress(std::string label, std::int64_t total, std::string unit, double plain_interval_s)
-    : label_(std::move(label)), unit_(std::move(unit)), total_(total),
-      start_(Clock::now()), last_draw_(start_), last_plain_(start_),
-      plain_interval_s_(plain_interval_s), tty_(::isatty(STDERR_FILENO) == 1) {}
+    : label_(std::move(label)),
+      unit_(std::move(unit)),
+      total_(total),
+      start_(Clock::now()),
+      last_draw_(start_),
+      last_plain_(start_),
+      plain_interval_s_(plain_interval_s),
+      tty_(::isatty(STDERR_FILENO) == 1) {}
 
 Progress::~Progress() {
   if (!finished_) finish();
@@ -25,20 +30,28 @@ std::string Progress::format_duration(double s) {
   if (!std::isfinite(s) || s < 0) return "--:--";
   long t = std::lround(s);
   char buf[32];
-  if (t >= 3600) std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
-  else std::snprintf(buf, sizeof buf, "%02ld:%02ld", t / 60, t % 60);
+  if (t >= 3600)
+    std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%02ld:%02ld", t / 60, t % 60);
   return buf;
 }
 
 std::string Progress::format_count(double v) {
   char buf[32];
   double a = std::fabs(v);
-  if (a >= 1e9) std::snprintf(buf, sizeof buf, "%.2fG", v / 1e9);
-  else if (a >= 1e6) std::snprintf(buf, sizeof buf, "%.2fM", v / 1e6);
-  else if (a >= 1e4) std::snprintf(buf, sizeof buf, "%.1fk", v / 1e3);
-  else if (a >= 100 || v == std::floor(v)) std::snprintf(buf, sizeof buf, "%.0f", v);
-  else if (a >= 0.01 || a == 0) std::snprintf(buf, sizeof buf, "%.4g", v);
-  else std::snprintf(buf, sizeof buf, "%.3e", v);
+  if (a >= 1e9)
+    std::snprintf(buf, sizeof buf, "%.2fG", v / 1e9);
+  else if (a >= 1e6)
+    std::snprintf(buf, sizeof buf, "%.2fM", v / 1e6);
+  else if (a >= 1e4)
+    std::snprintf(buf, sizeof buf, "%.1fk", v / 1e3);
+  else if (a >= 100 || v == std::floor(v))
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+  else if (a >= 0.01 || a == 0)
+    std::snprintf(buf, sizeof buf, "%.4g", v);
+  else
+    std::snprintf(buf, sizeof buf, "%.3e", v);
   return buf;
 }
 
@@ -83,8 +96,10 @@ void Progress::update(std::int64_t done, const std::map<std::string, double>& fi
     last_draw_ = now;
   }
   if (std::chrono::duration<double>(now - last_plain_).count() >= plain_interval_s_) {
-    if (tty_) log::file_only(render(false, 0));
-    else log::info(render(false, 0));
+    if (tty_)
+      log::file_only(render(false, 0));
+    else
+      log::info(render(false, 0));
     last_plain_ = now;
   }
 }

@@ -58,8 +58,8 @@ std::vector<const FactoryInfo*> Registry::all() const {
   return out;
 }
 
-const FactoryInfo& Registry::require(const std::string& kind, const std::string& name,
-                                     const SourceLoc& loc, const std::string& key_path) const {
+const FactoryInfo& Registry::require(const std::string& kind, const std::string& name, const SourceLoc& loc,
+                                     const std::string& key_path) const {
   if (const FactoryInfo* f = find(kind, name)) return *f;
   std::string available;
   for (const auto& n : names(kind)) available += (available.empty() ? "" : ", ") + n;
@@ -82,8 +82,8 @@ std::shared_ptr<void> Registry::create_erased(const std::string& kind, const std
   } catch (const Error&) {
     throw;  // saelab's own error types live in the framework and carry their context already
   } catch (const std::exception& e) {
-    throw PluginError(cat(kind, " plugin '", name, "' (", f->library.file.string(),
-                          ") failed to initialise: ", e.what()));
+    throw PluginError(
+        cat(kind, " plugin '", name, "' (", f->library.file.string(), ") failed to initialise: ", e.what()));
   } catch (...) {
     throw PluginError(cat(kind, " plugin '", name, "' (", f->library.file.string(),
                           ") threw a non-standard exception while initialising"));

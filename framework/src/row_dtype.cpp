@@ -45,7 +45,7 @@ inline std::uint16_t f32_to_f16_one(float f) {
   if (u >= 0x47800000u) {  // >= 65536, inf or NaN (65520..65536 round to inf below)
     return std::uint16_t(sign | (u > 0x7f800000u ? 0x7e00u : 0x7c00u));
   }
-  if (u < 0x38800000u) {  // < 2^-14: half subnormal or zero
+  if (u < 0x38800000u) {                      // < 2^-14: half subnormal or zero
     const std::uint32_t magic = 0x3f000000u;  // 0.5f
     return std::uint16_t(sign | (bits_of(float_of(u) + float_of(magic)) - magic));
   }
@@ -87,14 +87,18 @@ bool detect_f16c() {
   return __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
 }
 #else
-bool detect_f16c() { return false; }
+bool detect_f16c() {
+  return false;
+}
 #endif
 
 const bool kHasF16c = detect_f16c();
 
 }  // namespace
 
-bool f16c_available() { return kHasF16c; }
+bool f16c_available() {
+  return kHasF16c;
+}
 
 RowDtype row_dtype_from_string(const std::string& name, const std::string& where) {
   if (name == "float32") return RowDtype::Float32;
@@ -105,9 +109,12 @@ RowDtype row_dtype_from_string(const std::string& name, const std::string& where
 
 const char* row_dtype_name(RowDtype t) {
   switch (t) {
-    case RowDtype::Float32: return "float32";
-    case RowDtype::Float16: return "float16";
-    case RowDtype::BFloat16: return "bfloat16";
+    case RowDtype::Float32:
+      return "float32";
+    case RowDtype::Float16:
+      return "float16";
+    case RowDtype::BFloat16:
+      return "bfloat16";
   }
   return "?";
 }
@@ -138,17 +145,29 @@ void f32_to_bf16(const float* src, std::uint16_t* dst, std::size_t n) {
 
 void convert_to_f32(RowDtype t, const void* src, float* dst, std::size_t n) {
   switch (t) {
-    case RowDtype::Float32: std::memcpy(dst, src, n * 4); return;
-    case RowDtype::Float16: f16_to_f32(static_cast<const std::uint16_t*>(src), dst, n); return;
-    case RowDtype::BFloat16: bf16_to_f32(static_cast<const std::uint16_t*>(src), dst, n); return;
+    case RowDtype::Float32:
+      std::memcpy(dst, src, n * 4);
+      return;
+    case RowDtype::Float16:
+      f16_to_f32(static_cast<const std::uint16_t*>(src), dst, n);
+      return;
+    case RowDtype::BFloat16:
+      bf16_to_f32(static_cast<const std::uint16_t*>(src), dst, n);
+      return;
   }
 }
 
 void convert_from_f32(RowDtype t, const float* src, void* dst, std::size_t n) {
   switch (t) {
-    case RowDtype::Float32: std::memcpy(dst, src, n * 4); return;
-    case RowDtype::Float16: f32_to_f16(src, static_cast<std::uint16_t*>(dst), n); return;
-    case RowDtype::BFloat16: f32_to_bf16(src, static_cast<std::uint16_t*>(dst), n); return;
+    case RowDtype::Float32:
+      std::memcpy(dst, src, n * 4);
+      return;
+    case RowDtype::Float16:
+      f32_to_f16(src, static_cast<std::uint16_t*>(dst), n);
+      return;
+    case RowDtype::BFloat16:
+      f32_to_bf16(src, static_cast<std::uint16_t*>(dst), n);
+      return;
   }
 }
 

@@ -62,19 +62,24 @@ bool prepare_run_dir(const fs::path& dir, const ExperimentConfig& cfg, const Run
                      bool whole_run) {
   if (dir_has_entries(dir)) {
     if (!is_run_dir(dir))
-      throw UsageError(cat("output directory '", dir.string(), "' exists and is not a saelab run "
+      throw UsageError(cat("output directory '", dir.string(),
+                           "' exists and is not a saelab run "
                            "directory; choose another --out (saelab never deletes what it did not write)"));
     if (whole_run && req.overwrite) {
       for (const auto& e : fs::directory_iterator(dir)) fs::remove_all(e.path());
     } else {
       if (whole_run && !req.resume)
-        throw UsageError(cat("run directory '", dir.string(), "' already exists; pass --resume to "
+        throw UsageError(cat("run directory '", dir.string(),
+                             "' already exists; pass --resume to "
                              "continue it, --overwrite to start over, or --out DIR for a new one"));
       std::string old = read_file(dir / "config.resolved.yaml", kMaxConfigBytes, "resolved config");
       if (old != cfg.resolved && !req.force)
-        throw ConfigError(cat("the configuration differs from the one '", dir.string(), "' was "
-                              "created with; ", first_difference(old, cfg.resolved),
-                              "\n  Use a new --out directory, or --force to continue with the new configuration."));
+        throw ConfigError(
+            cat("the configuration differs from the one '", dir.string(),
+                "' was "
+                "created with; ",
+                first_difference(old, cfg.resolved),
+                "\n  Use a new --out directory, or --force to continue with the new configuration."));
       return true;
     }
   }
@@ -90,7 +95,8 @@ nlohmann::json read_run_json(const fs::path& dir) {
   try {
     return nlohmann::json::parse(read_file(p, 16 << 20, "run record"));
   } catch (const nlohmann::json::exception& e) {
-    throw FormatError(cat("'", p.string(), "' is not valid JSON (", e.what(), "); it records which stages "
+    throw FormatError(cat("'", p.string(), "' is not valid JSON (", e.what(),
+                          "); it records which stages "
                           "finished. Delete it to rerun every stage."));
   }
 }
@@ -124,7 +130,9 @@ fs::path run_experiment(const RunRequest& req) {
 
   bool continuing = prepare_run_dir(run_dir, cfg, req, whole_run);
   log::set_file(run_dir / "saelab.log");
-  struct CloseLog { ~CloseLog() { log::set_file({}); } } close_log;
+  struct CloseLog {
+    ~CloseLog() { log::set_file({}); }
+  } close_log;
   log::info("saelab run '", name, "' in ", run_dir.string(), continuing ? " (continuing)" : "");
 
   configure_threads(rs.threads);
@@ -133,8 +141,9 @@ fs::path run_experiment(const RunRequest& req) {
   log::info("device ", device.str(), ", ", at::get_num_threads(), " threads, BLAS ", blas.kind,
             blas.library.empty() ? "" : " (" + blas.library + ")");
   if (blas.slow)
-    log::warn("LibTorch is using the reference BLAS, about 10x slower than OpenBLAS; "
-              "install it with: sudo apt-get install libopenblas0-pthread");
+    log::warn(
+        "LibTorch is using the reference BLAS, about 10x slower than OpenBLAS; "
+        "install it with: sudo apt-get install libopenblas0-pthread");
 
   StageContext ctx(cfg, registry, req, run_dir, PluginContext{device, rs.seed, run_dir});
   ctx.resume = req.resume;

@@ -17,7 +17,8 @@ torch::Device resolve_device(const std::string& spec) {
   if (spec == "cpu") return torch::kCPU;
   if (spec.rfind("cuda", 0) == 0) {
     if (!cuda)
-      throw ConfigError(cat("device '", spec, "' was requested, but this LibTorch build has no CUDA "
+      throw ConfigError(cat("device '", spec,
+                            "' was requested, but this LibTorch build has no CUDA "
                             "support or no GPU is visible. Use device: cpu, or build saelab against "
                             "an official CUDA LibTorch (cmake -DCMAKE_PREFIX_PATH=/path/to/libtorch)."));
     try {
@@ -45,8 +46,16 @@ BlasInfo blas_info() {
     auto slash = line.find('/');
     if (slash == std::string::npos) continue;
     std::string path = line.substr(slash);
-    if (path.find("openblas") != std::string::npos) { info.library = path; info.kind = "openblas"; break; }
-    if (path.find("libmkl") != std::string::npos) { info.library = path; info.kind = "mkl"; break; }
+    if (path.find("openblas") != std::string::npos) {
+      info.library = path;
+      info.kind = "openblas";
+      break;
+    }
+    if (path.find("libmkl") != std::string::npos) {
+      info.library = path;
+      info.kind = "mkl";
+      break;
+    }
     if (path.find("/libblas.so") != std::string::npos || path.find("/blas/libblas") != std::string::npos) {
       info.library = path;
       info.kind = "reference";

@@ -36,13 +36,13 @@ SaeApplied apply_sae(SaeArchitecture& sae, const torch::Tensor& x, double input_
   if (input_scale != 1.0) xin = xin * input_scale;
   SaeApplied out;
   out.latents = sae.encode(xin);
-  SAELAB_CHECK(out.latents.dim() == 2 && out.latents.size(0) == x.size(0) &&
-                   out.latents.size(1) == shape.d_sae,
-               Error, "SAE '", sae.architecture(), "' encode returned ", out.latents.sizes(),
-               "; expected [", x.size(0), ", ", shape.d_sae, "]");
+  SAELAB_CHECK(
+      out.latents.dim() == 2 && out.latents.size(0) == x.size(0) && out.latents.size(1) == shape.d_sae, Error,
+      "SAE '", sae.architecture(), "' encode returned ", out.latents.sizes(), "; expected [", x.size(0), ", ",
+      shape.d_sae, "]");
   auto recon = sae.decode(out.latents);
-  SAELAB_CHECK(recon.sizes() == xin.sizes(), Error, "SAE '", sae.architecture(),
-               "' decode returned ", recon.sizes(), "; expected ", xin.sizes());
+  SAELAB_CHECK(recon.sizes() == xin.sizes(), Error, "SAE '", sae.architecture(), "' decode returned ",
+               recon.sizes(), "; expected ", xin.sizes());
   if (input_scale != 1.0) recon = recon / input_scale;
   out.reconstruction = recon.to(x.device(), x.scalar_type());
   return out;

@@ -57,17 +57,16 @@ SaeCommonConfig read_common_sae_options(const Options& o) {
   }
   if (init == 0) init = c.unit_norm_decoder ? 1.0 : 0.1;
   if (c.unit_norm_decoder && std::abs(init - 1.0) > 1e-12) {
-    o.fail("decoder_init_norm",
-           cat("decoder_init_norm = ", init, " contradicts decoder_norm: unit (rows are kept at "
-               "norm 1); use 1 (or 0 = auto), or decoder_norm: free"));
+    o.fail("decoder_init_norm", cat("decoder_init_norm = ", init,
+                                    " contradicts decoder_norm: unit (rows are kept at "
+                                    "norm 1); use 1 (or 0 = auto), or decoder_norm: free"));
   }
   c.decoder_init_norm = init;
   c.b_dec_init = o.string("b_dec_init");
   return c;
 }
 
-SaeBase::SaeBase(const SaeCommonConfig& cfg, const PluginContext& ctx)
-    : cfg_(cfg), device_(ctx.device) {
+SaeBase::SaeBase(const SaeCommonConfig& cfg, const PluginContext& ctx) : cfg_(cfg), device_(ctx.device) {
   SAELAB_CHECK(cfg.d_in > 0 && cfg.d_sae > 0, ConfigError, "SAE: d_in = ", cfg.d_in,
                " and d_sae = ", cfg.d_sae, " must both be positive");
   auto W_dec = sae_math::random_rows(cfg.d_sae, cfg.d_in, cfg.decoder_init_norm, ctx.seed);
@@ -80,9 +79,9 @@ SaeBase::SaeBase(const SaeCommonConfig& cfg, const PluginContext& ctx)
 }
 
 void SaeBase::check_input(const torch::Tensor& x, const char* what) const {
-  SAELAB_CHECK(x.defined() && x.dim() == 2 && x.size(1) == cfg_.d_in && x.is_floating_point(),
-               FormatError, architecture(), " SAE ", what, ": input must be floating point [batch, ",
-               cfg_.d_in, "] (d_in = ", cfg_.d_in, "), got ",
+  SAELAB_CHECK(x.defined() && x.dim() == 2 && x.size(1) == cfg_.d_in && x.is_floating_point(), FormatError,
+               architecture(), " SAE ", what, ": input must be floating point [batch, ", cfg_.d_in,
+               "] (d_in = ", cfg_.d_in, "), got ",
                x.defined() ? shape_str(x.sizes()) : std::string("an undefined tensor"),
                x.defined() ? cat(" ", x.scalar_type()) : std::string());
 }
@@ -111,18 +110,18 @@ torch::Tensor SaeBase::checked_state_tensor(const TensorMap& tensors, const std:
                                             at::IntArrayRef expected) const {
   auto it = tensors.find(name);
   SAELAB_CHECK(it != tensors.end(), FormatError, architecture(), " SAE state: tensor '", name,
-               "' is missing (an ", architecture(), " SAE with d_in = ", cfg_.d_in,
-               ", d_sae = ", cfg_.d_sae, " needs it with shape ", shape_str(expected), ")");
+               "' is missing (an ", architecture(), " SAE with d_in = ", cfg_.d_in, ", d_sae = ", cfg_.d_sae,
+               " needs it with shape ", shape_str(expected), ")");
   const auto& t = it->second;
-  SAELAB_CHECK(t.defined() && t.is_floating_point(), FormatError, architecture(),
-               " SAE state: tensor '", name, "' must be floating point, got ",
+  SAELAB_CHECK(t.defined() && t.is_floating_point(), FormatError, architecture(), " SAE state: tensor '",
+               name, "' must be floating point, got ",
                t.defined() ? cat(t.scalar_type()) : std::string("an undefined tensor"));
   SAELAB_CHECK(t.sizes() == expected, FormatError, architecture(), " SAE state: tensor '", name,
                "' has shape ", shape_str(t.sizes()), " but this SAE (d_in = ", cfg_.d_in,
                ", d_sae = ", cfg_.d_sae, ") needs ", shape_str(expected),
                "; check d_in/d_sae in the configuration against the file");
-  SAELAB_CHECK(at::isfinite(t).all().item<bool>(), FormatError, architecture(),
-               " SAE state: tensor '", name, "' contains NaN or infinite values");
+  SAELAB_CHECK(at::isfinite(t).all().item<bool>(), FormatError, architecture(), " SAE state: tensor '", name,
+               "' contains NaN or infinite values");
   return t.to(W_enc_.options());
 }
 
@@ -133,8 +132,8 @@ void SaeBase::load_state(const TensorMap& tensors) {
     if (std::find(allowed.begin(), allowed.end(), kv.first) != allowed.end()) continue;
     std::string list;
     for (auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-    throw FormatError(cat(architecture(), " SAE state: unexpected tensor '", kv.first,
-                          "'; an ", architecture(), " SAE has exactly: ", list));
+    throw FormatError(cat(architecture(), " SAE state: unexpected tensor '", kv.first, "'; an ",
+                          architecture(), " SAE has exactly: ", list));
   }
   auto W_enc = checked_state_tensor(tensors, "W_enc", {cfg_.d_in, cfg_.d_sae});
   auto b_enc = checked_state_tensor(tensors, "b_enc", {cfg_.d_sae});
@@ -163,23 +162,21 @@ void SaeBase::initialize_from_sample(const torch::Tensor& x) {
   b_dec_.copy_(cfg_.b_dec_init == "mean" ? xs.mean(0) : sae_math::geometric_median(xs));
 }
 
-void SaeBase::reinitialize_latents(const torch::Tensor& idx, const torch::Tensor& new_dirs,
-                                   double enc_norm) {
+void SaeBase::reinitialize_latents(const torch::Tensor& idx, const torch::Tensor& new_dirs, double enc_norm) {
   SAELAB_CHECK(idx.dim() == 1 && idx.scalar_type() == at::kLong, Error, architecture(),
-               " SAE reinitialize_latents: indices must be int64 [n], got ", shape_str(idx.sizes()),
-               " ", idx.scalar_type());
-  SAELAB_CHECK(new_dirs.dim() == 2 && new_dirs.size(0) == idx.size(0) &&
-                   new_dirs.size(1) == cfg_.d_in,
-               Error, architecture(), " SAE reinitialize_latents: directions must be [",
-               idx.size(0), ", ", cfg_.d_in, "], got ", shape_str(new_dirs.sizes()));
+               " SAE reinitialize_latents: indices must be int64 [n], got ", shape_str(idx.sizes()), " ",
+               idx.scalar_type());
+  SAELAB_CHECK(new_dirs.dim() == 2 && new_dirs.size(0) == idx.size(0) && new_dirs.size(1) == cfg_.d_in, Error,
+               architecture(), " SAE reinitialize_latents: directions must be [", idx.size(0), ", ",
+               cfg_.d_in, "], got ", shape_str(new_dirs.sizes()));
   SAELAB_CHECK(std::isfinite(enc_norm) && enc_norm >= 0, Error, architecture(),
                " SAE reinitialize_latents: enc_norm = ", enc_norm, " must be finite and ≥ 0");
   if (idx.numel() == 0) return;
   auto mm = at::aminmax(idx);
   const auto lo = std::get<0>(mm).item<std::int64_t>(), hi = std::get<1>(mm).item<std::int64_t>();
   SAELAB_CHECK(lo >= 0 && hi < cfg_.d_sae, Error, architecture(),
-               " SAE reinitialize_latents: latent indices span [", lo, ", ", hi,
-               "], allowed [0, ", cfg_.d_sae, ")");
+               " SAE reinitialize_latents: latent indices span [", lo, ", ", hi, "], allowed [0, ",
+               cfg_.d_sae, ")");
   at::NoGradGuard no_grad;
   auto dirs = new_dirs.to(W_dec_.options());
   auto norms = sae_math::row_norms(dirs);

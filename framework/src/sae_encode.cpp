@@ -42,9 +42,8 @@ EncoderGrads dense_encoder_backward(AutogradContext* ctx, const torch::Tensor& g
 }
 
 struct EncodePreFn : public torch::autograd::Function<EncodePreFn> {
-  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x,
-                               const torch::Tensor& W_enc, const torch::Tensor& b_enc,
-                               const torch::Tensor& b_dec, const PoolPtr& pool) {
+  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& W_enc,
+                               const torch::Tensor& b_enc, const torch::Tensor& b_dec, const PoolPtr& pool) {
     save_pool(ctx, pool);
     auto xc = x - b_dec;
     ctx->save_for_backward({xc, W_enc});
@@ -67,10 +66,9 @@ torch::Tensor entry_rows(const torch::Tensor& offsets, std::int64_t nnz) {
 
 struct SparseEncodeFn : public torch::autograd::Function<SparseEncodeFn> {
   // Outputs: values [nnz], pre [batch, d_sae], cols [nnz], offsets [batch + 1] (last two integer).
-  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x,
-                               const torch::Tensor& W_enc, const torch::Tensor& b_enc,
-                               const torch::Tensor& b_dec, const LatentSelector& select,
-                               const PoolPtr& pool) {
+  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& W_enc,
+                               const torch::Tensor& b_enc, const torch::Tensor& b_dec,
+                               const LatentSelector& select, const PoolPtr& pool) {
     ctx->set_materialize_grads(false);
     save_pool(ctx, pool);
     auto xc = x - b_dec;
@@ -114,8 +112,9 @@ struct SparseEncodeFn : public torch::autograd::Function<SparseEncodeFn> {
       auto g = dense_encoder_backward(ctx, grad_pre, xc, W_enc);
       return {g.x, g.W_enc, g.b_enc, g.b_dec, torch::Tensor(), torch::Tensor()};
     }
-    if (!gv.defined()) return {torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(),
-                               torch::Tensor(), torch::Tensor()};
+    if (!gv.defined())
+      return {torch::Tensor(), torch::Tensor(), torch::Tensor(),
+              torch::Tensor(), torch::Tensor(), torch::Tensor()};
     torch::Tensor gW_enc, gb_enc, gb_dec;
     if (ctx->needs_input_grad(1)) {
       // dW_enc[:, i] = Σ_{entries p of latent i} gv[p] xc[row(p)], built as rows of dW_encᵀ.
@@ -130,8 +129,7 @@ struct SparseEncodeFn : public torch::autograd::Function<SparseEncodeFn> {
         const auto* xp = xcc.data_ptr<scalar_t>();
         auto* out = gWt.data_ptr<scalar_t>();
         at::parallel_for(0, nslices, 1, [&](std::int64_t s0, std::int64_t s1) {
-          kernels::scatter_rows_add(vp, cp, op, xp, B, d_in, out, s0 * line,
-                                    std::min(d_in, s1 * line));
+          kernels::scatter_rows_add(vp, cp, op, xp, B, d_in, out, s0 * line, std::min(d_in, s1 * line));
         });
       });
       gW_enc = take(pool, "enc.gW_enc", {d_in, d_sae}, xc.options()).copy_(gWt.t());
@@ -147,9 +145,8 @@ struct SparseEncodeFn : public torch::autograd::Function<SparseEncodeFn> {
 
 }  // namespace
 
-torch::Tensor encode_pre(const torch::Tensor& x, const torch::Tensor& W_enc,
-                         const torch::Tensor& b_enc, const torch::Tensor& b_dec,
-                         const PoolPtr& pool) {
+torch::Tensor encode_pre(const torch::Tensor& x, const torch::Tensor& W_enc, const torch::Tensor& b_enc,
+                         const torch::Tensor& b_dec, const PoolPtr& pool) {
   return EncodePreFn::apply(x, W_enc, b_enc, b_dec, pool)[0];
 }
 

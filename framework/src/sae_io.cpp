@@ -25,10 +25,10 @@ struct DtypeName {
   torch::Dtype dtype;
 };
 const DtypeName kSaeDtypes[] = {
-    {"float32", torch::kFloat32},         {"float64", torch::kFloat64},
-    {"float16", torch::kFloat16},         {"bfloat16", torch::kBFloat16},
-    {"torch.float32", torch::kFloat32},   {"torch.float64", torch::kFloat64},
-    {"torch.float16", torch::kFloat16},   {"torch.bfloat16", torch::kBFloat16},
+    {"float32", torch::kFloat32},       {"float64", torch::kFloat64},
+    {"float16", torch::kFloat16},       {"bfloat16", torch::kBFloat16},
+    {"torch.float32", torch::kFloat32}, {"torch.float64", torch::kFloat64},
+    {"torch.float16", torch::kFloat16}, {"torch.bfloat16", torch::kBFloat16},
 };
 
 std::string describe(const json& v) {
@@ -74,15 +74,16 @@ class CfgReader {
   }
   std::string one_of(const char* key, const std::vector<std::string>& allowed) const {
     std::string s = str(key);
-    SAELAB_CHECK(std::find(allowed.begin(), allowed.end(), s) != allowed.end(), FormatError,
-                 where_, ": key '", key, "' is \"", s, "\"; allowed: ", join(allowed));
+    SAELAB_CHECK(std::find(allowed.begin(), allowed.end(), s) != allowed.end(), FormatError, where_,
+                 ": key '", key, "' is \"", s, "\"; allowed: ", join(allowed));
     return s;
   }
   std::int64_t integer(const char* key, std::int64_t min) const { return integer_value(key, get(key), min); }
   std::int64_t integer_value(const std::string& key, const json& v, std::int64_t min) const {
-    bool ok = v.is_number_integer() &&
-              (!v.is_number_unsigned() ||
-               v.get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()));
+    bool ok =
+        v.is_number_integer() &&
+        (!v.is_number_unsigned() ||
+         v.get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()));
     SAELAB_CHECK(ok && v.get<std::int64_t>() >= min, FormatError, where_, ": key '", key, "' is ",
                  describe(v), "; it must be an integer >= ", min);
     return v.get<std::int64_t>();
@@ -95,14 +96,14 @@ class CfgReader {
   }
   void null_or(const char* key, bool (json::*is_type)() const noexcept, const char* type) const {
     const json& v = get(key);
-    SAELAB_CHECK(v.is_null() || (v.*is_type)(), FormatError, where_, ": key '", key, "' is ",
-                 describe(v), "; it must be null or ", type);
+    SAELAB_CHECK(v.is_null() || (v.*is_type)(), FormatError, where_, ": key '", key, "' is ", describe(v),
+                 "; it must be null or ", type);
   }
   void optional(const char* key, bool (json::*is_type)() const noexcept, const char* type) const {
     if (!cfg_.contains(key)) return;
     const json& v = cfg_[key];
-    SAELAB_CHECK((v.*is_type)(), FormatError, where_, ": key '", key, "' is ", describe(v),
-                 "; it must be ", type);
+    SAELAB_CHECK((v.*is_type)(), FormatError, where_, ": key '", key, "' is ", describe(v), "; it must be ",
+                 type);
   }
   const std::string& where() const { return where_; }
 
@@ -127,8 +128,7 @@ void check_k(const json& cfg, const CfgReader& r, std::int64_t d_sae) {
 }
 
 void validate_cfg(const json& cfg, const std::string& where) {
-  SAELAB_CHECK(cfg.is_object(), FormatError, where, ": cfg is ", describe(cfg),
-               "; it must be a JSON object");
+  SAELAB_CHECK(cfg.is_object(), FormatError, where, ": cfg is ", describe(cfg), "; it must be a JSON object");
   CfgReader r(cfg, where);
   std::string arch = r.one_of("architecture", {"standard", "topk", "batchtopk", "jumprelu"});
   r.integer("d_in", 1);
@@ -139,8 +139,8 @@ void validate_cfg(const json& cfg, const std::string& where) {
   std::string hook = r.str("hook_name");
   std::int64_t layer = r.integer("hook_layer", 0);
   if (auto block = block_number(hook); block && block->size() <= 18)
-    SAELAB_CHECK(std::stoll(*block) == layer, FormatError, where, ": key 'hook_layer' is ",
-                 layer, " but hook_name \"", hook, "\" names layer ", *block, "; they must agree");
+    SAELAB_CHECK(std::stoll(*block) == layer, FormatError, where, ": key 'hook_layer' is ", layer,
+                 " but hook_name \"", hook, "\" names layer ", *block, "; they must agree");
   r.null_or("hook_head_index", &json::is_number_integer, "an integer");
   r.integer("context_size", 1);
   r.boolean("prepend_bos");
@@ -168,21 +168,24 @@ void validate_weights(const SaeDirectory& sae, const std::string& dir) {
   const torch::Dtype dtype = sae_dtype_from_string(dtype_name, file);
   const std::vector<std::string> names = sae_weight_names(arch);
   for (const auto& [name, t] : sae.weights)
-    SAELAB_CHECK(std::find(names.begin(), names.end(), name) != names.end(), FormatError, file,
-                 ", tensor '", name, "': not part of a ", arch, " SAE; allowed tensors: ", join(names));
+    SAELAB_CHECK(std::find(names.begin(), names.end(), name) != names.end(), FormatError, file, ", tensor '",
+                 name, "': not part of a ", arch, " SAE; allowed tensors: ", join(names));
   for (const auto& name : names) {
     auto it = sae.weights.find(name);
-    SAELAB_CHECK(it != sae.weights.end() && it->second.defined(), FormatError, file,
-                 ", tensor '", name, "': missing; a ", arch, " SAE needs ", join(names));
+    SAELAB_CHECK(it != sae.weights.end() && it->second.defined(), FormatError, file, ", tensor '", name,
+                 "': missing; a ", arch, " SAE needs ", join(names));
     const torch::Tensor& t = it->second;
     std::vector<std::int64_t> want;
-    if (name == "W_enc") want = {d_in, d_sae};
-    else if (name == "W_dec") want = {d_sae, d_in};
-    else if (name == "b_dec") want = {d_in};
-    else want = {d_sae};
-    SAELAB_CHECK(t.sizes().vec() == want, FormatError, file, ", tensor '", name, "': shape ",
-                 t.sizes(), " but cfg.json (d_in ", d_in, ", d_sae ", d_sae, ") requires ",
-                 c10::IntArrayRef(want));
+    if (name == "W_enc")
+      want = {d_in, d_sae};
+    else if (name == "W_dec")
+      want = {d_sae, d_in};
+    else if (name == "b_dec")
+      want = {d_in};
+    else
+      want = {d_sae};
+    SAELAB_CHECK(t.sizes().vec() == want, FormatError, file, ", tensor '", name, "': shape ", t.sizes(),
+                 " but cfg.json (d_in ", d_in, ", d_sae ", d_sae, ") requires ", c10::IntArrayRef(want));
     SAELAB_CHECK(t.scalar_type() == dtype, FormatError, file, ", tensor '", name, "': dtype ",
                  c10::toString(t.scalar_type()), " but cfg.json says \"", dtype_name,
                  "\"; weights must be stored in the cfg dtype");
@@ -203,8 +206,8 @@ json read_cfg(const fs::path& file) {
   try {
     return json::parse(text);
   } catch (const json::exception& e) {
-    throw FormatError(cat(file.string(), ": not valid JSON (", e.what(),
-                          "); cfg.json must be one JSON object"));
+    throw FormatError(
+        cat(file.string(), ": not valid JSON (", e.what(), "); cfg.json must be one JSON object"));
   }
 }
 
@@ -224,10 +227,12 @@ torch::Dtype sae_dtype_from_string(const std::string& s, const std::string& wher
 
 std::vector<std::string> sae_weight_names(const std::string& architecture) {
   std::vector<std::string> names = {"W_enc", "b_enc", "W_dec", "b_dec"};
-  if (architecture == "jumprelu") names.emplace_back("threshold");
-  else SAELAB_CHECK(architecture == "standard" || architecture == "topk" || architecture == "batchtopk",
-                    FormatError, "SAE architecture \"", architecture,
-                    "\" is not supported; allowed: standard, topk, batchtopk, jumprelu");
+  if (architecture == "jumprelu")
+    names.emplace_back("threshold");
+  else
+    SAELAB_CHECK(architecture == "standard" || architecture == "topk" || architecture == "batchtopk",
+                 FormatError, "SAE architecture \"", architecture,
+                 "\" is not supported; allowed: standard, topk, batchtopk, jumprelu");
   return names;
 }
 
@@ -244,8 +249,8 @@ void validate_sae_directory(const SaeDirectory& sae, const std::string& where) {
   validate_weights(sae, where);
 }
 
-json make_sae_cfg(const std::string& architecture, std::int64_t d_in, std::int64_t d_sae,
-                  const SaeMeta& meta, const json& extras) {
+json make_sae_cfg(const std::string& architecture, std::int64_t d_in, std::int64_t d_sae, const SaeMeta& meta,
+                  const json& extras) {
   json cfg = {
       {"architecture", architecture},
       {"d_in", d_in},
@@ -294,12 +299,11 @@ SaeMeta sae_meta_from_cfg(const json& cfg, const std::string& where) {
 SaeDirectory load_sae_directory(const fs::path& dir_in) {
   const fs::path dir = strip_trailing_slash(dir_in);
   SAELAB_CHECK(fs::is_directory(dir), FormatError, "SAE directory '", dir.string(),
-               "' does not exist or is not a directory; it must hold ", kCfgFile, " and ",
-               kWeightsFile);
+               "' does not exist or is not a directory; it must hold ", kCfgFile, " and ", kWeightsFile);
   for (const char* f : {kCfgFile, kWeightsFile})
-    SAELAB_CHECK(fs::is_regular_file(dir / f), FormatError, "SAE directory '", dir.string(),
-                 "': missing ", f, "; a SAELens SAE directory holds ", kCfgFile, ", ", kWeightsFile,
-                 " and optionally ", kSparsityFile);
+    SAELAB_CHECK(fs::is_regular_file(dir / f), FormatError, "SAE directory '", dir.string(), "': missing ", f,
+                 "; a SAELens SAE directory holds ", kCfgFile, ", ", kWeightsFile, " and optionally ",
+                 kSparsityFile);
   SaeDirectory sae;
   sae.cfg = read_cfg(dir / kCfgFile);
   validate_cfg(sae.cfg, (dir / kCfgFile).string());
@@ -307,8 +311,8 @@ SaeDirectory load_sae_directory(const fs::path& dir_in) {
   if (fs::exists(dir / kSparsityFile)) {
     auto sp = safetensors::load(dir / kSparsityFile).tensors;
     for (const auto& [name, t] : sp)
-      SAELAB_CHECK(name == "sparsity", FormatError, (dir / kSparsityFile).string(), ", tensor '",
-                   name, "': unexpected; the file holds exactly one tensor, 'sparsity'");
+      SAELAB_CHECK(name == "sparsity", FormatError, (dir / kSparsityFile).string(), ", tensor '", name,
+                   "': unexpected; the file holds exactly one tensor, 'sparsity'");
     SAELAB_CHECK(sp.count("sparsity"), FormatError, (dir / kSparsityFile).string(),
                  ": missing tensor 'sparsity' [d_sae]");
     sae.log10_density = sp.at("sparsity");

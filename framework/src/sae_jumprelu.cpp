@@ -19,19 +19,20 @@ torch::Tensor rectangle(const torch::Tensor& pre, const torch::Tensor& threshold
 }
 
 // Sums a [..., d_sae] tensor down to [d_sae], the shape of the threshold.
-torch::Tensor sum_to_threshold(const torch::Tensor& t) { return t.reshape({-1, t.size(-1)}).sum(0); }
+torch::Tensor sum_to_threshold(const torch::Tensor& t) {
+  return t.reshape({-1, t.size(-1)}).sum(0);
+}
 
 void check_threshold(const torch::Tensor& pre, const torch::Tensor& threshold, double bandwidth,
                      const char* what) {
-  SAELAB_CHECK(pre.dim() >= 1 && threshold.dim() == 1 && threshold.size(0) == pre.size(-1), Error,
-               what, ": threshold ", threshold.sizes(), " must be [d_sae] for pre-activations ",
-               pre.sizes());
+  SAELAB_CHECK(pre.dim() >= 1 && threshold.dim() == 1 && threshold.size(0) == pre.size(-1), Error, what,
+               ": threshold ", threshold.sizes(), " must be [d_sae] for pre-activations ", pre.sizes());
   SAELAB_CHECK(bandwidth > 0, Error, what, ": bandwidth = ", bandwidth, " must be > 0");
 }
 
 struct JumpReluFn : public torch::autograd::Function<JumpReluFn> {
-  static variable_list forward(AutogradContext* ctx, const torch::Tensor& pre,
-                               const torch::Tensor& threshold, double bandwidth) {
+  static variable_list forward(AutogradContext* ctx, const torch::Tensor& pre, const torch::Tensor& threshold,
+                               double bandwidth) {
     ctx->saved_data["bandwidth"] = bandwidth;
     ctx->save_for_backward({pre, threshold});
     return {pre * (pre > threshold).to(pre.scalar_type())};
@@ -44,15 +45,14 @@ struct JumpReluFn : public torch::autograd::Function<JumpReluFn> {
     const auto& g = grads[0];
     torch::Tensor g_pre, g_th;
     if (ctx->needs_input_grad(0)) g_pre = g * (pre > th).to(g.scalar_type());
-    if (ctx->needs_input_grad(1))
-      g_th = sum_to_threshold(rectangle(pre, th, bw) * g) * (-th / bw);
+    if (ctx->needs_input_grad(1)) g_th = sum_to_threshold(rectangle(pre, th, bw) * g) * (-th / bw);
     return {g_pre, g_th, torch::Tensor()};
   }
 };
 
 struct HeavisideSteFn : public torch::autograd::Function<HeavisideSteFn> {
-  static variable_list forward(AutogradContext* ctx, const torch::Tensor& pre,
-                               const torch::Tensor& threshold, double bandwidth) {
+  static variable_list forward(AutogradContext* ctx, const torch::Tensor& pre, const torch::Tensor& threshold,
+                               double bandwidth) {
     ctx->saved_data["bandwidth"] = bandwidth;
     ctx->save_for_backward({pre, threshold});
     return {(pre > threshold).to(pre.scalar_type())};
@@ -75,8 +75,7 @@ torch::Tensor jumprelu(const torch::Tensor& pre, const torch::Tensor& threshold,
   return JumpReluFn::apply(pre, threshold, bandwidth)[0];
 }
 
-torch::Tensor heaviside_ste(const torch::Tensor& pre, const torch::Tensor& threshold,
-                            double bandwidth) {
+torch::Tensor heaviside_ste(const torch::Tensor& pre, const torch::Tensor& threshold, double bandwidth) {
   check_threshold(pre, threshold, bandwidth, "heaviside_ste");
   return HeavisideSteFn::apply(pre, threshold, bandwidth)[0];
 }

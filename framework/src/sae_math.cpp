@@ -9,12 +9,10 @@
 
 namespace saelab::sae_math {
 
-torch::Tensor TensorPool::take(const std::string& slot, at::IntArrayRef sizes,
-                              const at::TensorOptions& o) {
+torch::Tensor TensorPool::take(const std::string& slot, at::IntArrayRef sizes, const at::TensorOptions& o) {
   auto& buf = buffers_[slot];
   const bool reusable = buf.defined() && buf.use_count() == 1 && buf.storage().use_count() == 1 &&
-                        buf.sizes() == sizes && buf.dtype() == o.dtype() &&
-                        buf.device() == o.device();
+                        buf.sizes() == sizes && buf.dtype() == o.dtype() && buf.device() == o.device();
   if (!reusable) buf = at::empty(sizes, o);
   return at::empty({0}, o).set_(buf.storage(), 0, sizes, buf.strides());
 }
@@ -46,8 +44,7 @@ void renormalize_rows(const torch::Tensor& W, double norm) {
 }
 
 torch::Tensor random_rows(std::int64_t rows, std::int64_t d, double norm, std::uint64_t seed) {
-  SAELAB_CHECK(rows > 0 && d > 0, Error, "random_rows: rows (", rows, ") and d (", d,
-               ") must be positive");
+  SAELAB_CHECK(rows > 0 && d > 0, Error, "random_rows: rows (", rows, ") and d (", d, ") must be positive");
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   auto W = at::randn({rows, d}, gen, at::TensorOptions().dtype(at::kFloat));
   renormalize_rows(W, norm);

@@ -20,19 +20,18 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 struct ReluSaeFn : public torch::autograd::Function<ReluSaeFn> {
-  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x,
-                               const torch::Tensor& W_enc, const torch::Tensor& b_enc,
-                               const torch::Tensor& W_dec, const torch::Tensor& b_dec,
-                               const PoolPtr& pool) {
+  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& W_enc,
+                               const torch::Tensor& b_enc, const torch::Tensor& W_dec,
+                               const torch::Tensor& b_dec, const PoolPtr& pool) {
     ctx->set_materialize_grads(false);
     save_pool(ctx, pool);
     const std::int64_t B = x.size(0), d_sae = W_enc.size(1);
-    auto xc = x - b_dec;                                            // [batch, d_in]
+    auto xc = x - b_dec;                                             // [batch, d_in]
     auto pre = take(pool, "relu.pre", {B, d_sae}, W_enc.options());  // [batch, d_sae]
     at::addmm_out(pre, b_enc, xc, W_enc);
-    auto z = take(pool, "relu.z", {B, d_sae}, W_enc.options());      // [batch, d_sae]
+    auto z = take(pool, "relu.z", {B, d_sae}, W_enc.options());  // [batch, d_sae]
     at::clamp_min_out(z, pre, 0);
-    auto xhat = at::addmm(b_dec, z, W_dec);                         // [batch, d_in]
+    auto xhat = at::addmm(b_dec, z, W_dec);  // [batch, d_in]
     ctx->save_for_backward({xc, W_enc, W_dec, z});
     return {z, xhat, pre};
   }
@@ -92,9 +91,8 @@ struct ReluSaeFn : public torch::autograd::Function<ReluSaeFn> {
 
 }  // namespace
 
-ReluSaeResult relu_sae(const torch::Tensor& x, const torch::Tensor& W_enc,
-                       const torch::Tensor& b_enc, const torch::Tensor& W_dec,
-                       const torch::Tensor& b_dec, const PoolPtr& pool) {
+ReluSaeResult relu_sae(const torch::Tensor& x, const torch::Tensor& W_enc, const torch::Tensor& b_enc,
+                       const torch::Tensor& W_dec, const torch::Tensor& b_dec, const PoolPtr& pool) {
   auto out = ReluSaeFn::apply(x, W_enc, b_enc, W_dec, b_dec, pool);
   return {out[0], out[1], out[2]};
 }

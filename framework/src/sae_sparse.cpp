@@ -16,7 +16,6 @@
 #include "sae_pool_ctx.hpp"
 #include "sae_sparse_kernels.hpp"
 
-
 namespace saelab::sae_math {
 namespace {
 
@@ -93,8 +92,8 @@ torch::Tensor batch_topk_flat_indices(const torch::Tensor& scores, std::int64_t 
   double margin = 1.5;
   torch::Tensor cand;
   for (;;) {
-    std::int64_t m = static_cast<std::int64_t>(std::ceil(double(S) * double(count) / double(N) *
-                                                         margin)) + 32;
+    std::int64_t m =
+        static_cast<std::int64_t>(std::ceil(double(S) * double(count) / double(N) * margin)) + 32;
     if (m >= S) {
       cand = at::arange(N, flat.options().dtype(at::kLong));
       break;
@@ -117,12 +116,11 @@ SparseRows uniform_rows(const torch::Tensor& values, const torch::Tensor& idx) {
           at::arange(0, (B + 1) * k, k, idx.options().dtype(at::kLong))};
 }
 
-SparseRows rows_from_flat(const torch::Tensor& values, const torch::Tensor& flat_idx,
-                          std::int64_t batch, std::int64_t d_sae) {
-  SAELAB_CHECK(flat_idx.dim() == 1 && (!values.defined() || values.sizes() == flat_idx.sizes()),
-               Error, "rows_from_flat: values ",
-               values.defined() ? values.sizes() : at::IntArrayRef{}, " and indices ",
-               flat_idx.sizes(), " must both be [nnz]");
+SparseRows rows_from_flat(const torch::Tensor& values, const torch::Tensor& flat_idx, std::int64_t batch,
+                          std::int64_t d_sae) {
+  SAELAB_CHECK(flat_idx.dim() == 1 && (!values.defined() || values.sizes() == flat_idx.sizes()), Error,
+               "rows_from_flat: values ", values.defined() ? values.sizes() : at::IntArrayRef{},
+               " and indices ", flat_idx.sizes(), " must both be [nnz]");
   auto rows = flat_idx.div(d_sae, "floor");
   auto cols = flat_idx - rows * d_sae;
   auto counts = at::bincount(rows, {}, batch);
@@ -135,9 +133,8 @@ SparseRows rows_from_flat(const torch::Tensor& values, const torch::Tensor& flat
 namespace {
 
 struct SparseDecodeFn : public torch::autograd::Function<SparseDecodeFn> {
-  static variable_list forward(AutogradContext* ctx, const torch::Tensor& values,
-                               const torch::Tensor& W_dec, const torch::Tensor& cols,
-                               const torch::Tensor& offsets, const PoolPtr& pool) {
+  static variable_list forward(AutogradContext* ctx, const torch::Tensor& values, const torch::Tensor& W_dec,
+                               const torch::Tensor& cols, const torch::Tensor& offsets, const PoolPtr& pool) {
     save_pool(ctx, pool);
     const std::int64_t B = offsets.numel() - 1, d = W_dec.size(1);
     auto v = values.contiguous();
@@ -197,13 +194,11 @@ struct SparseDecodeFn : public torch::autograd::Function<SparseDecodeFn> {
 }  // namespace
 
 torch::Tensor sparse_decode(const SparseRows& z, const torch::Tensor& W_dec, const PoolPtr& pool) {
-  SAELAB_CHECK(W_dec.dim() == 2, Error, "sparse_decode: W_dec must be [d_sae, d_in], got ",
-               W_dec.sizes());
-  SAELAB_CHECK(z.values.dim() == 1 && z.cols.sizes() == z.values.sizes(), Error,
-               "sparse_decode: values ", z.values.sizes(), " and cols ", z.cols.sizes(),
-               " must both be [nnz]");
-  SAELAB_CHECK(z.cols.scalar_type() == at::kLong && z.row_offsets.scalar_type() == at::kLong,
-               Error, "sparse_decode: cols and row_offsets must be int64");
+  SAELAB_CHECK(W_dec.dim() == 2, Error, "sparse_decode: W_dec must be [d_sae, d_in], got ", W_dec.sizes());
+  SAELAB_CHECK(z.values.dim() == 1 && z.cols.sizes() == z.values.sizes(), Error, "sparse_decode: values ",
+               z.values.sizes(), " and cols ", z.cols.sizes(), " must both be [nnz]");
+  SAELAB_CHECK(z.cols.scalar_type() == at::kLong && z.row_offsets.scalar_type() == at::kLong, Error,
+               "sparse_decode: cols and row_offsets must be int64");
   SAELAB_CHECK(z.values.scalar_type() == W_dec.scalar_type(), Error, "sparse_decode: values are ",
                z.values.scalar_type(), " but W_dec is ", W_dec.scalar_type());
   SAELAB_CHECK(z.row_offsets.dim() == 1 && z.row_offsets.numel() >= 1, Error,
@@ -213,13 +208,13 @@ torch::Tensor sparse_decode(const SparseRows& z, const torch::Tensor& W_dec, con
   const std::int64_t nnz = cols.numel(), d_sae = W_dec.size(0);
   SAELAB_CHECK(off[0].item<std::int64_t>() == 0 && off[-1].item<std::int64_t>() == nnz, Error,
                "sparse_decode: row_offsets must run from 0 to nnz = ", nnz);
-  SAELAB_CHECK(off.numel() < 2 || (off.slice(0, 1) >= off.slice(0, 0, -1)).all().item<bool>(),
-               Error, "sparse_decode: row_offsets must be non-decreasing");
+  SAELAB_CHECK(off.numel() < 2 || (off.slice(0, 1) >= off.slice(0, 0, -1)).all().item<bool>(), Error,
+               "sparse_decode: row_offsets must be non-decreasing");
   if (nnz > 0) {
     auto mm = at::aminmax(cols);
     std::int64_t lo = std::get<0>(mm).item<std::int64_t>(), hi = std::get<1>(mm).item<std::int64_t>();
-    SAELAB_CHECK(lo >= 0 && hi < d_sae, Error, "sparse_decode: latent index range [", lo, ", ",
-                 hi, "] outside [0, ", d_sae, ")");
+    SAELAB_CHECK(lo >= 0 && hi < d_sae, Error, "sparse_decode: latent index range [", lo, ", ", hi,
+                 "] outside [0, ", d_sae, ")");
   }
   return SparseDecodeFn::apply(z.values, W_dec, cols, off, pool)[0];
 }

@@ -12,8 +12,8 @@ namespace saelab::sae_math::kernels {
 
 // out[b] = Σ_p v[p] W[cols[p]] for b in [b0, b1). W [*, d], out [batch, d].
 template <class T>
-void decode_rows(const T* v, const std::int64_t* cols, const std::int64_t* off, const T* W,
-                 std::int64_t d, T* out, std::int64_t b0, std::int64_t b1) {
+void decode_rows(const T* v, const std::int64_t* cols, const std::int64_t* off, const T* W, std::int64_t d,
+                 T* out, std::int64_t b0, std::int64_t b1) {
   for (std::int64_t b = b0; b < b1; ++b) {
     T* __restrict o = out + b * d;
     for (std::int64_t j = 0; j < d; ++j) o[j] = T(0);
@@ -27,8 +27,8 @@ void decode_rows(const T* v, const std::int64_t* cols, const std::int64_t* off, 
 
 // gv[p] = g[row(p)] · W[cols[p]] for the rows in [b0, b1).
 template <class T>
-void dot_rows(const T* g, const std::int64_t* cols, const std::int64_t* off, const T* W,
-              std::int64_t d, T* gv, std::int64_t b0, std::int64_t b1) {
+void dot_rows(const T* g, const std::int64_t* cols, const std::int64_t* off, const T* W, std::int64_t d,
+              T* gv, std::int64_t b0, std::int64_t b1) {
   for (std::int64_t b = b0; b < b1; ++b) {
     const T* __restrict gr = g + b * d;
     for (std::int64_t p = off[b]; p < off[b + 1]; ++p) {

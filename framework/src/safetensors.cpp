@@ -54,8 +54,7 @@ void pread_exact(int fd, void* dst, std::uint64_t n, std::uint64_t offset, const
     std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(n, 1u << 30));
     ssize_t got = ::pread(fd, p, chunk, static_cast<off_t>(offset));
     if (got < 0 && errno == EINTR) continue;
-    if (got < 0)
-      throw Error(cat("cannot read ", what, " of ", file_where(file), ": ", std::strerror(errno)));
+    if (got < 0) throw Error(cat("cannot read ", what, " of ", file_where(file), ": ", std::strerror(errno)));
     if (got == 0)
       throw FormatError(cat(file_where(file), ": unexpected end of file while reading ", what,
                             " (was the file truncated while being read?)"));
@@ -74,12 +73,10 @@ struct OpenedFile {
 
 OpenedFile open_and_parse(const fs::path& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    throw Error(cat("cannot open ", file_where(path), ": ", std::strerror(errno)));
+  if (fd < 0) throw Error(cat("cannot open ", file_where(path), ": ", std::strerror(errno)));
   OpenedFile f{Fd(fd), 0, 0, {}};
   struct stat st {};
-  if (::fstat(fd, &st) != 0)
-    throw Error(cat("cannot stat ", file_where(path), ": ", std::strerror(errno)));
+  if (::fstat(fd, &st) != 0) throw Error(cat("cannot stat ", file_where(path), ": ", std::strerror(errno)));
   SAELAB_CHECK(S_ISREG(st.st_mode), FormatError, file_where(path), " is not a regular file");
   const auto size = static_cast<std::uint64_t>(st.st_size);
   SAELAB_CHECK(size >= 8, FormatError, file_where(path), " is ", size,
@@ -90,9 +87,8 @@ OpenedFile open_and_parse(const fs::path& path) {
   for (int i = 7; i >= 0; --i) n = (n << 8) | len_bytes[i];
   SAELAB_CHECK(n <= kMaxHeaderBytes, FormatError, file_where(path), ": the header length is ", n,
                " bytes; at most ", kMaxHeaderBytes, " bytes are allowed (is this a safetensors file?)");
-  SAELAB_CHECK(n <= size - 8, FormatError, file_where(path), ": the header length is ", n,
-               " bytes but only ", size - 8,
-               " bytes follow the length field; the file is truncated or not safetensors");
+  SAELAB_CHECK(n <= size - 8, FormatError, file_where(path), ": the header length is ", n, " bytes but only ",
+               size - 8, " bytes follow the length field; the file is truncated or not safetensors");
   std::string text(static_cast<std::size_t>(n), '\0');
   pread_exact(fd, text.data(), n, 8, path, "the header");
   f.header_len = n;
@@ -148,7 +144,9 @@ torch::Dtype dtype_from_string(const std::string& s, const std::string& where) {
   return detail::dtype_info(s, where).dtype;
 }
 
-std::string dtype_to_string(torch::Dtype d) { return detail::dtype_info(d).name; }
+std::string dtype_to_string(torch::Dtype d) {
+  return detail::dtype_info(d).name;
+}
 
 namespace {
 struct WriteItem {
@@ -225,8 +223,8 @@ void save(const fs::path& path, const TensorMap& tensors, const Metadata& metada
   for (const auto& [name, t] : tensors) {
     SAELAB_CHECK(name != "__metadata__", Error, "safetensors: cannot save '", path.string(),
                  "': '__metadata__' is reserved and cannot name a tensor");
-    SAELAB_CHECK(t.defined(), Error, "safetensors: cannot save '", path.string(), "': tensor '",
-                 name, "' is undefined");
+    SAELAB_CHECK(t.defined(), Error, "safetensors: cannot save '", path.string(), "': tensor '", name,
+                 "' is undefined");
     const detail::DtypeInfo* info = &detail::dtype_info(t.scalar_type());
     torch::Tensor c = t.detach().to(torch::kCPU).contiguous();
     items.push_back({name, c, info, static_cast<std::uint64_t>(c.numel()) * info->size});

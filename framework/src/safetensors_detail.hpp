@@ -33,7 +33,6 @@ const DtypeInfo& dtype_info(const std::string& name, const std::string& where);
 const DtypeInfo& dtype_info(torch::Dtype dtype);
 
 // Validates the JSON text of a header against a data section of data_len bytes.
-Header parse_header(const std::filesystem::path& file, const std::string& text,
-                    std::uint64_t data_len);
+Header parse_header(const std::filesystem::path& file, const std::string& text, std::uint64_t data_len);
 
 }  // namespace saelab::safetensors::detail

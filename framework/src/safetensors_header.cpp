@@ -21,9 +21,9 @@ constexpr int kMaxNesting = 3;
 
 const DtypeInfo kDtypes[] = {
     // name, dtype, size, write_rank (the Python writer orders data by this, descending)
-    {"F64", torch::kFloat64, 8, 8}, {"F32", torch::kFloat32, 4, 7}, {"F16", torch::kFloat16, 2, 4},
-    {"BF16", torch::kBFloat16, 2, 5}, {"I64", torch::kInt64, 8, 9}, {"I32", torch::kInt32, 4, 6},
-    {"I16", torch::kInt16, 2, 3}, {"I8", torch::kInt8, 1, 2}, {"U8", torch::kUInt8, 1, 1},
+    {"F64", torch::kFloat64, 8, 8},   {"F32", torch::kFloat32, 4, 7}, {"F16", torch::kFloat16, 2, 4},
+    {"BF16", torch::kBFloat16, 2, 5}, {"I64", torch::kInt64, 8, 9},   {"I32", torch::kInt32, 4, 6},
+    {"I16", torch::kInt16, 2, 3},     {"I8", torch::kInt8, 1, 2},     {"U8", torch::kUInt8, 1, 1},
     {"BOOL", torch::kBool, 1, 0},
 };
 
@@ -99,8 +99,8 @@ ojson parse_json(const std::filesystem::path& file, const std::string& text) {
 }
 
 Metadata parse_metadata(const std::filesystem::path& file, const ojson& value) {
-  SAELAB_CHECK(value.is_object(), FormatError, file_where(file), ": '__metadata__' is ",
-               json_kind(value), "; it must be an object of string values");
+  SAELAB_CHECK(value.is_object(), FormatError, file_where(file), ": '__metadata__' is ", json_kind(value),
+               "; it must be an object of string values");
   Metadata meta;
   for (const auto& [k, v] : value.items()) {
     SAELAB_CHECK(v.is_string(), FormatError, file_where(file), ": '__metadata__' key '", k, "' is ",
@@ -120,12 +120,11 @@ std::vector<std::int64_t> parse_shape(const std::filesystem::path& file, const s
   std::vector<std::int64_t> dims;
   for (std::size_t i = 0; i < shape.size(); ++i) {
     const ojson& d = shape[i];
-    SAELAB_CHECK(d.is_number_unsigned(), FormatError, where, ": shape dimension ", i, " is ",
-                 json_kind(d), "; dimensions must be integers >= 0");
+    SAELAB_CHECK(d.is_number_unsigned(), FormatError, where, ": shape dimension ", i, " is ", json_kind(d),
+                 "; dimensions must be integers >= 0");
     auto value = d.get<std::uint64_t>();
-    SAELAB_CHECK(value <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()),
-                 FormatError, where, ": shape dimension ", i, " is ", value,
-                 "; dimensions must be below 2^63");
+    SAELAB_CHECK(value <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()), FormatError,
+                 where, ": shape dimension ", i, " is ", value, "; dimensions must be below 2^63");
     dims.push_back(static_cast<std::int64_t>(value));
   }
   return dims;
@@ -140,8 +139,8 @@ std::uint64_t byte_count(const std::filesystem::path& file, const std::string& n
     auto ud = static_cast<std::uint64_t>(d);
     if (ud != 0 && numel > limit / ud)
       throw FormatError(cat(tensor_where(file, name), ": shape ", shape_string(shape),
-                            " has more elements than fit in 63 bits; the element count times ",
-                            dt.size, " bytes (", dt.name, ") must equal the data_offsets length"));
+                            " has more elements than fit in 63 bits; the element count times ", dt.size,
+                            " bytes (", dt.name, ") must equal the data_offsets length"));
     numel *= ud;
   }
   if (numel > limit / dt.size)
@@ -151,15 +150,15 @@ std::uint64_t byte_count(const std::filesystem::path& file, const std::string& n
   return numel * dt.size;
 }
 
-TensorEntry parse_entry(const std::filesystem::path& file, const std::string& name,
-                        const ojson& value, std::uint64_t data_len) {
+TensorEntry parse_entry(const std::filesystem::path& file, const std::string& name, const ojson& value,
+                        std::uint64_t data_len) {
   const std::string where = tensor_where(file, name);
   SAELAB_CHECK(value.is_object(), FormatError, where, ": the entry is ", json_kind(value),
                "; it must be an object {\"dtype\", \"shape\", \"data_offsets\"}");
   for (const auto& [k, v] : value.items()) {
     (void)v;
-    SAELAB_CHECK(k == "dtype" || k == "shape" || k == "data_offsets", FormatError, where,
-                 ": unknown key '", k, "'; allowed keys: dtype, shape, data_offsets");
+    SAELAB_CHECK(k == "dtype" || k == "shape" || k == "data_offsets", FormatError, where, ": unknown key '",
+                 k, "'; allowed keys: dtype, shape, data_offsets");
   }
   for (const char* k : {"dtype", "shape", "data_offsets"})
     SAELAB_CHECK(value.contains(k), FormatError, where, ": missing key '", k,
@@ -175,10 +174,10 @@ TensorEntry parse_entry(const std::filesystem::path& file, const std::string& na
   e.shape = parse_shape(file, name, value["shape"]);
 
   const ojson& off = value["data_offsets"];
-  SAELAB_CHECK(off.is_array() && off.size() == 2 && off[0].is_number_unsigned() &&
-                   off[1].is_number_unsigned(),
-               FormatError, where, ": 'data_offsets' is ", json_kind(off),
-               "; it must be [begin, end] with integers 0 <= begin <= end");
+  SAELAB_CHECK(
+      off.is_array() && off.size() == 2 && off[0].is_number_unsigned() && off[1].is_number_unsigned(),
+      FormatError, where, ": 'data_offsets' is ", json_kind(off),
+      "; it must be [begin, end] with integers 0 <= begin <= end");
   e.begin = off[0].get<std::uint64_t>();
   e.end = off[1].get<std::uint64_t>();
   SAELAB_CHECK(e.begin <= e.end, FormatError, where, ": data_offsets [", e.begin, ", ", e.end,
@@ -187,10 +186,9 @@ TensorEntry parse_entry(const std::filesystem::path& file, const std::string& na
                "] run out of bounds: the data section holds ", data_len,
                " bytes; offsets must lie within it (truncated file?)");
   std::uint64_t need = byte_count(file, name, e.shape, info);
-  SAELAB_CHECK(e.end - e.begin == need, FormatError, where, ": data_offsets [", e.begin, ", ",
-               e.end, "] hold ", e.end - e.begin, " bytes but shape ", shape_string(e.shape),
-               " of ", e.dtype, " (", info.size, " bytes each) needs ", need,
-               " bytes; they must match exactly");
+  SAELAB_CHECK(e.end - e.begin == need, FormatError, where, ": data_offsets [", e.begin, ", ", e.end,
+               "] hold ", e.end - e.begin, " bytes but shape ", shape_string(e.shape), " of ", e.dtype, " (",
+               info.size, " bytes each) needs ", need, " bytes; they must match exactly");
   return e;
 }
 
@@ -217,11 +215,10 @@ void check_tiling(const std::filesystem::path& file, std::vector<TensorEntry> en
     prev = &e;
   }
   if (pos != data_len)
-    throw FormatError(cat(file_where(file), ": ", data_len - pos, " trailing bytes after ",
-                          prev ? cat("the last tensor '", prev->name, "' (ends at ", pos, ")")
-                               : std::string("an empty header"),
-                          "; the data section is ", data_len,
-                          " bytes and tensors must cover it exactly"));
+    throw FormatError(cat(
+        file_where(file), ": ", data_len - pos, " trailing bytes after ",
+        prev ? cat("the last tensor '", prev->name, "' (ends at ", pos, ")") : std::string("an empty header"),
+        "; the data section is ", data_len, " bytes and tensors must cover it exactly"));
 }
 }  // namespace
 
@@ -252,8 +249,7 @@ const DtypeInfo& dtype_info(torch::Dtype dtype) {
                   " cannot be saved; supported: ", allowed_dtypes()));
 }
 
-Header parse_header(const std::filesystem::path& file, const std::string& text,
-                    std::uint64_t data_len) {
+Header parse_header(const std::filesystem::path& file, const std::string& text, std::uint64_t data_len) {
   SAELAB_CHECK(!text.empty() && text[0] == '{', FormatError, file_where(file),
                ": the header does not start with '{'; it must be a JSON object (is this a "
                "safetensors file?)");

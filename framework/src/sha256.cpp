@@ -20,7 +20,9 @@ Sha256::Sha256() : impl_(std::make_unique<Impl>()) {
     throw Error("SHA-256: OpenSSL could not initialise a digest context");
 }
 
-Sha256::~Sha256() { EVP_MD_CTX_free(impl_->ctx); }
+Sha256::~Sha256() {
+  EVP_MD_CTX_free(impl_->ctx);
+}
 
 void Sha256::update(const void* data, std::size_t size) {
   if (EVP_DigestUpdate(impl_->ctx, data, size) != 1) throw Error("SHA-256: digest update failed");

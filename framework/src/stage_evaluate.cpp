@@ -27,13 +27,19 @@ std::shared_ptr<SaeArchitecture> load_sae(const StageContext& ctx, const fs::pat
   const FactoryInfo* f = ctx.registry.find_by_tag("sae", arch);
   if (!f)
     throw Error(cat("'", (dir / "cfg.json").string(), "': no loaded SAE plugin handles architecture '", arch,
-                    "'; loaded SAE plugins: ", [&] { std::string s; for (auto& n : ctx.registry.names("sae")) s += (s.empty() ? "" : ", ") + n; return s; }()));
+                    "'; loaded SAE plugins: ", [&] {
+                      std::string s;
+                      for (auto& n : ctx.registry.names("sae")) s += (s.empty() ? "" : ", ") + n;
+                      return s;
+                    }()));
   Options opts = default_options(f->schema, "sae");
   for (const auto& spec : f->schema.specs()) {
     auto it = saved.cfg.find(spec.key);
     if (it == saved.cfg.end() || it->is_null()) continue;
-    if (spec.type == OptionType::Int && it->is_number_integer()) opts.set(spec.key, set_entry(it->get<std::int64_t>()));
-    else if (spec.type == OptionType::Float && it->is_number()) opts.set(spec.key, set_entry(it->get<double>()));
+    if (spec.type == OptionType::Int && it->is_number_integer())
+      opts.set(spec.key, set_entry(it->get<std::int64_t>()));
+    else if (spec.type == OptionType::Float && it->is_number())
+      opts.set(spec.key, set_entry(it->get<double>()));
   }
   auto sae = ctx.registry.create<SaeArchitecture>(f->name, opts, ctx.plugin_ctx);
   safetensors::TensorMap weights;
@@ -47,7 +53,8 @@ std::shared_ptr<SaeArchitecture> load_sae(const StageContext& ctx, const fs::pat
 fs::path sae_dir(const StageContext& ctx) {
   fs::path dir = ctx.request.sae_dir.empty() ? ctx.run_dir / "sae" : ctx.request.sae_dir;
   if (!fs::exists(dir / "cfg.json"))
-    throw UsageError(cat("no saved SAE at '", dir.string(), "'; run the train stage first, or pass --sae DIR "
+    throw UsageError(cat("no saved SAE at '", dir.string(),
+                         "'; run the train stage first, or pass --sae DIR "
                          "(a SAELens directory with cfg.json and sae_weights.safetensors)"));
   return dir;
 }
@@ -62,7 +69,8 @@ std::unique_ptr<TokenBatches> held_out_tokens(StageContext& ctx, const std::stri
   } else if (fs::exists(ctx.run_dir / "run.json")) {
     auto run = nlohmann::json::parse(read_file(ctx.run_dir / "run.json", 16 << 20, "run record"));
     auto rows = run["stages"]["harvest"]["summary"].value("rows", std::int64_t{0});
-    const std::int64_t per_seq = o.integer("corpus.context_size") - (o.boolean("harvest.exclude_bos") ? 1 : 0);
+    const std::int64_t per_seq =
+        o.integer("corpus.context_size") - (o.boolean("harvest.exclude_bos") ? 1 : 0);
     skip = per_seq > 0 ? (rows + per_seq - 1) / per_seq : 0;
   }
   if (skip > 0) {
@@ -75,7 +83,8 @@ std::unique_ptr<TokenBatches> held_out_tokens(StageContext& ctx, const std::stri
 void refuse_existing(const StageContext& ctx, const fs::path& out, const char* what) {
   if (!fs::exists(out)) return;
   if (!ctx.overwrite)
-    throw UsageError(cat("'", out.string(), "' already exists; pass --overwrite to write the ", what, " again"));
+    throw UsageError(
+        cat("'", out.string(), "' already exists; pass --overwrite to write the ", what, " again"));
   fs::remove_all(out);
 }
 

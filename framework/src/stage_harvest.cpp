@@ -18,7 +18,10 @@ std::string hook_list(const SourceInfo& info) {
   std::string s;
   int n = 0;
   for (const auto& [name, d] : info.hooks) {
-    if (n++ == 12) { s += ", ..."; break; }
+    if (n++ == 12) {
+      s += ", ...";
+      break;
+    }
     s += (s.empty() ? "" : ", ") + name;
   }
   return s;
@@ -30,11 +33,23 @@ ActivationRows make_rows(const torch::Tensor& acts, const torch::Tensor& seqs, s
   const std::int64_t B = seqs.size(0), T = seqs.size(1), d = acts.size(2);
   using torch::indexing::Slice;
   ActivationRows r;
-  r.activations = acts.index({Slice(), Slice(first_position)}).reshape({-1, d}).to(torch::kCPU, torch::kFloat32).contiguous();
-  r.tokens = seqs.index({Slice(), Slice(first_position)}).reshape({-1}).to(torch::kCPU, torch::kInt32).contiguous();
+  r.activations = acts.index({Slice(), Slice(first_position)})
+                      .reshape({-1, d})
+                      .to(torch::kCPU, torch::kFloat32)
+                      .contiguous();
+  r.tokens =
+      seqs.index({Slice(), Slice(first_position)}).reshape({-1}).to(torch::kCPU, torch::kInt32).contiguous();
   const std::int64_t kept = T - first_position;
-  r.sequence = (torch::arange(B, torch::kInt64) + first_sequence).unsqueeze(1).expand({B, kept}).reshape({-1}).contiguous();
-  r.position = torch::arange(first_position, T, torch::kInt32).unsqueeze(0).expand({B, kept}).reshape({-1}).contiguous();
+  r.sequence = (torch::arange(B, torch::kInt64) + first_sequence)
+                   .unsqueeze(1)
+                   .expand({B, kept})
+                   .reshape({-1})
+                   .contiguous();
+  r.position = torch::arange(first_position, T, torch::kInt32)
+                   .unsqueeze(0)
+                   .expand({B, kept})
+                   .reshape({-1})
+                   .contiguous();
   return r;
 }
 
@@ -47,10 +62,12 @@ nlohmann::json run_harvest(StageContext& ctx) {
   const SourceInfo& info = source->info();
   auto hook_it = info.hooks.find(h.hook);
   if (hook_it == info.hooks.end())
-    o.fail("harvest.hook", cat("the source '", info.model_id, "' has no hook '", h.hook, "'; available: ", hook_list(info)));
+    o.fail("harvest.hook",
+           cat("the source '", info.model_id, "' has no hook '", h.hook, "'; available: ", hook_list(info)));
   CorpusConfig cc = corpus_config(o);
   if (info.max_context > 0 && cc.context_size > info.max_context)
-    o.fail("corpus.context_size", cat(cc.context_size, " is longer than the model's context (", info.max_context, ")"));
+    o.fail("corpus.context_size",
+           cat(cc.context_size, " is longer than the model's context (", info.max_context, ")"));
   TokenBatches corpus(cc, *source);
 
   StoreMeta meta;
@@ -74,14 +91,16 @@ nlohmann::json run_harvest(StageContext& ctx) {
     } else if (ctx.resume) {
       resume = true;
     } else {
-      throw UsageError(cat("activation store '", dir.string(), "' already exists; pass --resume to continue "
+      throw UsageError(cat("activation store '", dir.string(),
+                           "' already exists; pass --resume to continue "
                            "harvesting into it or --overwrite to harvest again"));
     }
   }
   auto writer = ctx.store()->open_writer(dir, meta, resume);
   std::int64_t rows = writer->committed_rows();
   corpus.skip(writer->committed_sequences());
-  if (resume) log::info("harvest: resuming after ", rows, " rows (", writer->committed_sequences(), " sequences)");
+  if (resume)
+    log::info("harvest: resuming after ", rows, " rows (", writer->committed_sequences(), " sequences)");
 
   const std::int64_t first_pos = meta.exclude_bos ? 1 : 0;
   const std::int64_t rows_per_seq = cc.context_size - first_pos;
@@ -104,7 +123,11 @@ nlohmann::json run_harvest(StageContext& ctx) {
   }
   NormStats stats = writer->finish();
   progress.finish();
-  return {{"rows", rows}, {"store", dir.string()}, {"hook", h.hook}, {"d", meta.d}, {"mean_norm", stats.mean_norm}};
+  return {{"rows", rows},
+          {"store", dir.string()},
+          {"hook", h.hook},
+          {"d", meta.d},
+          {"mean_norm", stats.mean_norm}};
 }
 
 }  // namespace saelab

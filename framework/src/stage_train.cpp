@@ -22,8 +22,10 @@ Options with_d_in(const PluginRef& ref, std::int64_t d_in) {
   Options o = *ref.options;
   if (o.has("d_in")) {
     Options::Entry e = o.entries().at("d_in");
-    if (!e.from_default && !e.is_auto && std::get<std::int64_t>(e.value) != d_in && std::get<std::int64_t>(e.value) > 0)
-      o.fail("d_in", cat("is ", std::get<std::int64_t>(e.value), " but the activations are ", d_in, "-dimensional"));
+    if (!e.from_default && !e.is_auto && std::get<std::int64_t>(e.value) != d_in &&
+        std::get<std::int64_t>(e.value) > 0)
+      o.fail("d_in",
+             cat("is ", std::get<std::int64_t>(e.value), " but the activations are ", d_in, "-dimensional"));
     e.value = d_in;
     e.is_auto = false;
     e.from_default = false;
@@ -34,10 +36,12 @@ Options with_d_in(const PluginRef& ref, std::int64_t d_in) {
 
 void protect_outputs(const StageContext& ctx) {
   const fs::path run = ctx.run_dir;
-  const bool exists = fs::exists(run / "checkpoints") || fs::exists(run / "sae") || fs::exists(run / "metrics.jsonl");
+  const bool exists =
+      fs::exists(run / "checkpoints") || fs::exists(run / "sae") || fs::exists(run / "metrics.jsonl");
   if (!exists || ctx.resume) return;
   if (!ctx.overwrite)
-    throw UsageError(cat("'", run.string(), "' already holds training outputs (checkpoints/, sae/ or "
+    throw UsageError(cat("'", run.string(),
+                         "' already holds training outputs (checkpoints/, sae/ or "
                          "metrics.jsonl); pass --resume to continue training or --overwrite to train again"));
   for (const char* p : {"checkpoints", "sae", "metrics.jsonl"}) fs::remove_all(run / p);
 }
@@ -53,7 +57,8 @@ nlohmann::json run_train(StageContext& ctx) {
   auto store = ctx.store();
   const fs::path store_dir = ctx.store_dir();
   if (!fs::exists(store_dir / "manifest.json"))
-    throw UsageError(cat("no activation store at '", store_dir.string(), "'; run the harvest stage first "
+    throw UsageError(cat("no activation store at '", store_dir.string(),
+                         "'; run the harvest stage first "
                          "(saelab harvest FILE) or point harvest.store_dir at an existing store"));
   StoreMeta meta = store->meta(store_dir);
   ReaderOptions ro;
@@ -68,14 +73,17 @@ nlohmann::json run_train(StageContext& ctx) {
   in.reader = reader.get();
   const PluginRef& sae_ref = o.plugin("train.sae");
   in.sae = reg.create<SaeArchitecture>(sae_ref.plugin, with_d_in(sae_ref, meta.d), ctx.plugin_ctx);
-  nlohmann::json identity = {{"sae", plugin_identity(sae_ref, "sae", reg)}, {"losses", nlohmann::json::array()},
+  nlohmann::json identity = {{"sae", plugin_identity(sae_ref, "sae", reg)},
+                             {"losses", nlohmann::json::array()},
                              {"store", to_json(meta)}};
   for (const auto& ref : o.plugins("train.losses")) {
     in.losses.push_back(reg.create<Loss>(ref, ctx.plugin_ctx));
     identity["losses"].push_back(plugin_identity(ref, "loss", reg));
   }
-  if (in.losses.empty()) o.fail("train.losses", "needs at least one loss term (e.g. [{plugin: mse}, {plugin: l1}])");
-  for (const auto& ref : o.plugins("train.callbacks")) in.callbacks.push_back(reg.create<TrainerCallback>(ref, ctx.plugin_ctx));
+  if (in.losses.empty())
+    o.fail("train.losses", "needs at least one loss term (e.g. [{plugin: mse}, {plugin: l1}])");
+  for (const auto& ref : o.plugins("train.callbacks"))
+    in.callbacks.push_back(reg.create<TrainerCallback>(ref, ctx.plugin_ctx));
   in.run_dir = ctx.run_dir;
   in.norm_stats = store->stats(store_dir);
   in.identity = identity;
@@ -104,7 +112,10 @@ nlohmann::json run_train(StageContext& ctx) {
   if (r.status == "interrupted")
     throw Error(cat("training was interrupted at step ", r.steps, "; checkpoint ", r.last_checkpoint.string(),
                     " was written. Continue with --resume."));
-  return {{"status", r.status}, {"steps", r.steps}, {"tokens", r.tokens}, {"input_scale", r.input_scale},
+  return {{"status", r.status},
+          {"steps", r.steps},
+          {"tokens", r.tokens},
+          {"input_scale", r.input_scale},
           {"sae_dir", r.sae_dir.string()}};
 }
 

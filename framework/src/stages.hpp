@@ -16,8 +16,8 @@ class ActivationSource;
 class ActivationStore;
 
 struct StageContext {
-  StageContext(const ExperimentConfig& c, const Registry& r, const RunRequest& q,
-               std::filesystem::path dir, PluginContext pc)
+  StageContext(const ExperimentConfig& c, const Registry& r, const RunRequest& q, std::filesystem::path dir,
+               PluginContext pc)
       : config(c), registry(r), request(q), run_dir(std::move(dir)), plugin_ctx(std::move(pc)) {}
 
   const ExperimentConfig& config;

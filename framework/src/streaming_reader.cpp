@@ -14,13 +14,13 @@ constexpr const char* kCursorKind = "streaming";
 ActivationRows checked_rows(ActivationRows r, std::int64_t d) {
   const torch::Tensor& a = r.activations;
   SAELAB_CHECK(a.dim() == 2 && a.size(1) == d, Error,
-               "streaming reader: the producer returned activations of shape ", a.sizes(),
-               "; expected [n, ", d, "]");
+               "streaming reader: the producer returned activations of shape ", a.sizes(), "; expected [n, ",
+               d, "]");
   const std::int64_t n = a.size(0);
   auto cpu = [&](const torch::Tensor& t, torch::ScalarType st, const char* name) {
     if (!t.defined()) return t;
-    SAELAB_CHECK(t.dim() == 1 && t.size(0) == n, Error, "streaming reader: the producer returned ",
-                 name, " of shape ", t.sizes(), "; expected [", n, "]");
+    SAELAB_CHECK(t.dim() == 1 && t.size(0) == n, Error, "streaming reader: the producer returned ", name,
+                 " of shape ", t.sizes(), "; expected [", n, "]");
     return t.to(torch::kCPU, st).contiguous();
   };
   r.activations = a.to(torch::kCPU, torch::kFloat).contiguous();
@@ -36,8 +36,8 @@ StreamingReader::StreamingReader(std::int64_t d, RowProducer producer, Streaming
       producer_(std::move(producer)),
       opts_(std::move(opts)),
       buffer_(opts_.reader.buffer_rows, d, opts_.storage) {
-  SAELAB_CHECK(opts_.reader.batch_rows >= 1 && opts_.reader.batch_rows <= opts_.reader.buffer_rows,
-               Error, "streaming reader: batch_rows = ", opts_.reader.batch_rows,
+  SAELAB_CHECK(opts_.reader.batch_rows >= 1 && opts_.reader.batch_rows <= opts_.reader.buffer_rows, Error,
+               "streaming reader: batch_rows = ", opts_.reader.batch_rows,
                " must be between 1 and buffer_rows = ", opts_.reader.buffer_rows);
   SAELAB_CHECK(static_cast<bool>(producer_), Error, "streaming reader: no producer given");
 }
@@ -96,9 +96,13 @@ ActivationRows StreamingReader::take(bool with_provenance) {
   return out;
 }
 
-torch::Tensor StreamingReader::next_batch() { return take(false).activations; }
+torch::Tensor StreamingReader::next_batch() {
+  return take(false).activations;
+}
 
-ActivationRows StreamingReader::next_rows() { return take(true); }
+ActivationRows StreamingReader::next_rows() {
+  return take(true);
+}
 
 nlohmann::json StreamingReader::cursor() const {
   return {{"kind", kCursorKind},

@@ -57,14 +57,13 @@ const torch::Tensor& require_tensor(const std::map<std::string, torch::Tensor>& 
   auto it = tensors.find(key);
   SAELAB_CHECK(it != tensors.end(), FormatError, where, ": tensor '", key,
                "' is missing (the checkpoint does not match this SAE)");
-  SAELAB_CHECK(it->second.sizes() == like.sizes(), FormatError, where, ": tensor '", key,
-               "' has shape ", it->second.sizes(), ", expected ", like.sizes());
+  SAELAB_CHECK(it->second.sizes() == like.sizes(), FormatError, where, ": tensor '", key, "' has shape ",
+               it->second.sizes(), ", expected ", like.sizes());
   return it->second;
 }
 }  // namespace
 
-void Adam::load_state(const std::map<std::string, torch::Tensor>& tensors,
-                      const std::string& where) {
+void Adam::load_state(const std::map<std::string, torch::Tensor>& tensors, const std::string& where) {
   torch::NoGradGuard no_grad;
   for (auto& [name, s] : slots_) {
     s.m.copy_(require_tensor(tensors, "adam.m." + name, s.m, where));

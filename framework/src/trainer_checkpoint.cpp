@@ -11,14 +11,13 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-constexpr const char* kState = "state";      // state.safetensors
-constexpr const char* kMeta = "trainer";     // trainer.json
+constexpr const char* kState = "state";   // state.safetensors
+constexpr const char* kMeta = "trainer";  // trainer.json
 constexpr const char* kFormat = "saelab-train-checkpoint";
 constexpr int kVersion = 1;
 }  // namespace
 
-fs::path write_train_checkpoint(const fs::path& checkpoints, const TrainCheckpoint& ckpt,
-                                std::int64_t keep) {
+fs::path write_train_checkpoint(const fs::path& checkpoints, const TrainCheckpoint& ckpt, std::int64_t keep) {
   Checkpoint c;
   c.step = ckpt.step;
   c.tensors[kState] = ckpt.tensors;
@@ -58,8 +57,8 @@ TrainCheckpoint load_train_checkpoint(const fs::path& dir) {
   SAELAB_CHECK(out.meta.is_object() && out.meta.value("format", "") == kFormat, FormatError, where,
                ": \"format\" must be \"", kFormat, "\"");
   SAELAB_CHECK(out.meta.value("version", 0) == kVersion, FormatError, where, ": version ",
-               out.meta.value("version", json()).dump(), " is not supported (this saelab reads ",
-               kVersion, ")");
+               out.meta.value("version", json()).dump(), " is not supported (this saelab reads ", kVersion,
+               ")");
   SAELAB_CHECK(out.meta.value("step", json()) == json(c.step), FormatError, where, ": \"step\" is ",
                out.meta.value("step", json()).dump(), " but the checkpoint's step is ", c.step);
   out.step = c.step;

@@ -48,8 +48,8 @@ void TrainerConfig::validate() const {
   check_field(adam_beta2 >= 0 && adam_beta2 < 1, "adam_beta2", adam_beta2, "in [0, 1)");
   check_field(adam_eps > 0, "adam_eps", adam_eps, "> 0");
   check_field(lr_warmup_steps >= 0, "lr_warmup_steps", lr_warmup_steps, "≥ 0");
-  check_field(lr_decay_fraction >= 0 && lr_decay_fraction <= 1, "lr_decay_fraction",
-              lr_decay_fraction, "in [0, 1]");
+  check_field(lr_decay_fraction >= 0 && lr_decay_fraction <= 1, "lr_decay_fraction", lr_decay_fraction,
+              "in [0, 1]");
   check_field(lr_floor >= 0 && lr_floor <= 1, "lr_floor", lr_floor, "in [0, 1]");
   check_field(grad_clip_norm >= 0, "grad_clip_norm", grad_clip_norm, "≥ 0 (0 disables clipping)");
   check_field(norm_estimate_batches >= 1, "norm_estimate_batches", norm_estimate_batches, "≥ 1");
@@ -71,25 +71,39 @@ OptionSchema train_schema() {
   const TrainerConfig d;
   OptionSchema s;
   s.integer("batch_size", d.batch_size, "Rows (tokens) per optimizer step").at_least(1);
-  s.integer("training_tokens", d.training_tokens, "Rows seen in training, rounded up to whole batches").at_least(1);
+  s.integer("training_tokens", d.training_tokens, "Rows seen in training, rounded up to whole batches")
+      .at_least(1);
   s.integer("seed", std::int64_t(d.seed), "Seed for resampling and data order").at_least(0);
   s.real("lr", d.lr, "Peak Adam learning rate").above(0);
   s.real("adam_beta1", d.adam_beta1, "Adam β1").at_least(0).at_most(0.999999);
   s.real("adam_beta2", d.adam_beta2, "Adam β2").at_least(0).at_most(0.999999999);
   s.real("adam_eps", d.adam_eps, "Adam ε").above(0);
   s.integer("lr_warmup_steps", d.lr_warmup_steps, "Steps of linear learning-rate warm-up").at_least(0);
-  s.real("lr_decay_fraction", d.lr_decay_fraction, "Final fraction of steps with linear lr decay").at_least(0).at_most(1);
+  s.real("lr_decay_fraction", d.lr_decay_fraction, "Final fraction of steps with linear lr decay")
+      .at_least(0)
+      .at_most(1);
   s.real("lr_floor", d.lr_floor, "Decay target as a fraction of lr").at_least(0).at_most(1);
   s.real("grad_clip_norm", d.grad_clip_norm, "Clip the global gradient norm to this (0: off)").at_least(0);
-  s.boolean("normalize_inputs", d.normalize_inputs, "Scale inputs to mean norm sqrt(d_in); folded into the saved SAE");
-  s.integer("norm_estimate_batches", d.norm_estimate_batches, "Batches used to estimate the scale when the store has no statistics").at_least(1);
-  s.integer("dead_window_tokens", d.dead_window_tokens, "A latent not fired for this many tokens is dead").at_least(1);
+  s.boolean("normalize_inputs", d.normalize_inputs,
+            "Scale inputs to mean norm sqrt(d_in); folded into the saved SAE");
+  s.integer("norm_estimate_batches", d.norm_estimate_batches,
+            "Batches used to estimate the scale when the store has no statistics")
+      .at_least(1);
+  s.integer("dead_window_tokens", d.dead_window_tokens, "A latent not fired for this many tokens is dead")
+      .at_least(1);
   s.strings("resample_steps", {}, "Steps after which dead latents are resampled (Towards Monosemanticity)");
-  s.integer("resample_every_steps", 0, "Also resample after every multiple of this many steps (0: off)").at_least(0);
-  s.integer("resample_inputs", d.resample_inputs, "Inputs scored by loss to pick resampled directions").at_least(1);
-  s.real("resample_encoder_scale", d.resample_encoder_scale, "New encoder rows: this × mean alive encoder norm").above(0);
-  s.integer("metrics_every_steps", d.metrics_every_steps, "Append to metrics.jsonl every this many steps").at_least(1);
-  s.integer("checkpoint_every_tokens", d.checkpoint_every_tokens, "Write a checkpoint every this many tokens (0: only at stop/end)").at_least(0);
+  s.integer("resample_every_steps", 0, "Also resample after every multiple of this many steps (0: off)")
+      .at_least(0);
+  s.integer("resample_inputs", d.resample_inputs, "Inputs scored by loss to pick resampled directions")
+      .at_least(1);
+  s.real("resample_encoder_scale", d.resample_encoder_scale,
+         "New encoder rows: this × mean alive encoder norm")
+      .above(0);
+  s.integer("metrics_every_steps", d.metrics_every_steps, "Append to metrics.jsonl every this many steps")
+      .at_least(1);
+  s.integer("checkpoint_every_tokens", d.checkpoint_every_tokens,
+            "Write a checkpoint every this many tokens (0: only at stop/end)")
+      .at_least(0);
   s.integer("keep_checkpoints", d.keep_checkpoints, "Newest checkpoints kept").at_least(2);
   return s;
 }

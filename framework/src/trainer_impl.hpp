@@ -29,8 +29,8 @@ struct Trainer::Impl {
   std::function<void(const std::string&)> warn;
 
   // Run state: everything here is saved in a checkpoint.
-  std::int64_t step = 0;     // optimizer steps taken
-  std::int64_t tokens = 0;   // rows trained on
+  std::int64_t step = 0;    // optimizer steps taken
+  std::int64_t tokens = 0;  // rows trained on
   double input_scale = 1.0;
   std::unique_ptr<Adam> adam;
   std::unique_ptr<DeadLatentTracker> dead;

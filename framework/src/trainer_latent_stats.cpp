@@ -9,9 +9,8 @@
 namespace saelab {
 
 namespace {
-const torch::Tensor& find_state(const std::map<std::string, torch::Tensor>& tensors,
-                                const std::string& key, at::IntArrayRef shape,
-                                const std::string& where) {
+const torch::Tensor& find_state(const std::map<std::string, torch::Tensor>& tensors, const std::string& key,
+                                at::IntArrayRef shape, const std::string& where) {
   auto it = tensors.find(key);
   SAELAB_CHECK(it != tensors.end(), FormatError, where, ": tensor '", key, "' is missing");
   SAELAB_CHECK(it->second.sizes() == shape, FormatError, where, ": tensor '", key, "' has shape ",
@@ -35,7 +34,9 @@ void DeadLatentTracker::update(const torch::Tensor& counts, std::int64_t rows) {
   rows_since_fired_.add_(rows).masked_fill_(fired, 0);
 }
 
-torch::Tensor DeadLatentTracker::dead_mask() const { return rows_since_fired_.ge(window_); }
+torch::Tensor DeadLatentTracker::dead_mask() const {
+  return rows_since_fired_.ge(window_);
+}
 
 std::int64_t DeadLatentTracker::dead_count() const {
   return dead_mask().sum().item<std::int64_t>();
@@ -55,8 +56,7 @@ std::map<std::string, torch::Tensor> DeadLatentTracker::state() const {
 
 void DeadLatentTracker::load_state(const std::map<std::string, torch::Tensor>& tensors,
                                    const std::string& where) {
-  rows_since_fired_.copy_(
-      find_state(tensors, "dead.rows_since_fired", rows_since_fired_.sizes(), where));
+  rows_since_fired_.copy_(find_state(tensors, "dead.rows_since_fired", rows_since_fired_.sizes(), where));
 }
 
 FeatureDensity::FeatureDensity(std::int64_t d_sae, std::int64_t first_step)

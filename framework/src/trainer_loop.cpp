@@ -51,7 +51,8 @@ class SignalGuard {
 
  private:
   bool active_;
-  struct sigaction old_int_ {}, old_term_ {};
+  struct sigaction old_int_ {
+  }, old_term_{};
 };
 
 // Σ_d (x − x̂)², mean over rows.
@@ -67,9 +68,15 @@ double explained_variance(const torch::Tensor& x, const torch::Tensor& x_hat) {
 }
 }  // namespace
 
-void request_stop() { g_stop.store(true); }
-bool stop_requested() { return g_stop.load(); }
-void clear_stop_request() { g_stop.store(false); }
+void request_stop() {
+  g_stop.store(true);
+}
+bool stop_requested() {
+  return g_stop.load();
+}
+void clear_stop_request() {
+  g_stop.store(false);
+}
 
 // ---- construction -----------------------------------------------------------------------------
 
@@ -81,9 +88,8 @@ Trainer::Impl::Impl(TrainerConfig c, TrainerInputs i) : cfg(std::move(c)), in(st
                "train.losses is empty: at least one loss term (e.g. mse) is needed");
   SAELAB_CHECK(!in.run_dir.empty(), Error, "Trainer: no run directory given");
   const SaeShape shape = in.sae->shape();
-  SAELAB_CHECK(in.reader->d() == shape.d_in, ConfigError, "the activations have width ",
-               in.reader->d(), " but the SAE's d_in is ", shape.d_in,
-               "; set the SAE's d_in to the hook's width");
+  SAELAB_CHECK(in.reader->d() == shape.d_in, ConfigError, "the activations have width ", in.reader->d(),
+               " but the SAE's d_in is ", shape.d_in, "; set the SAE's d_in to the hook's width");
   params = in.sae->parameters(/*recurse=*/true);
   SAELAB_CHECK(!params.empty(), Error, "SAE '", in.sae->architecture(), "' has no parameters");
   device = params.front().device();
@@ -92,11 +98,10 @@ Trainer::Impl::Impl(TrainerConfig c, TrainerInputs i) : cfg(std::move(c)), in(st
   adam = std::make_unique<Adam>(named, AdamConfig{cfg.adam_beta1, cfg.adam_beta2, cfg.adam_eps});
   dead = std::make_unique<DeadLatentTracker>(shape.d_sae, cfg.dead_window_tokens);
   const std::int64_t window_steps = (cfg.dead_window_tokens + cfg.batch_size - 1) / cfg.batch_size;
-  density = std::make_unique<FeatureDensity>(
-      shape.d_sae, std::max<std::int64_t>(0, total_steps() - window_steps));
+  density =
+      std::make_unique<FeatureDensity>(shape.d_sae, std::max<std::int64_t>(0, total_steps() - window_steps));
   gen = at::make_generator<at::CPUGeneratorImpl>(cfg.seed);
-  schedule = LrSchedule{cfg.lr, cfg.lr_warmup_steps, cfg.lr_decay_fraction, cfg.lr_floor,
-                        total_steps()};
+  schedule = LrSchedule{cfg.lr, cfg.lr_warmup_steps, cfg.lr_decay_fraction, cfg.lr_floor, total_steps()};
   resample_at.insert(cfg.resample_steps.begin(), cfg.resample_steps.end());
   warn = [](const std::string& msg) { std::cerr << "saelab: warning: " << msg << "\n"; };
 }
@@ -115,7 +120,9 @@ json Trainer::Impl::identity() const {
               {"inputs", in.identity}};
 }
 
-std::string Trainer::Impl::config_hash() const { return sha256_hex(identity().dump()); }
+std::string Trainer::Impl::config_hash() const {
+  return sha256_hex(identity().dump());
+}
 
 // ---- one step ---------------------------------------------------------------------------------
 
@@ -124,7 +131,8 @@ torch::Tensor Trainer::Impl::next_input() {
   const std::int64_t d_in = in.sae->shape().d_in;
   SAELAB_CHECK(batch.dim() == 2 && batch.size(0) == cfg.batch_size && batch.size(1) == d_in, Error,
                "the activation reader returned a batch of shape ", batch.sizes(), ", expected [",
-               cfg.batch_size, ", ", d_in, "] (train.batch_size × d_in); open the reader with "
+               cfg.batch_size, ", ", d_in,
+               "] (train.batch_size × d_in); open the reader with "
                "batch_rows = train.batch_size");
   torch::Tensor x = batch.to(device, torch::kFloat32);
   return input_scale == 1.0 ? x : x * input_scale;
@@ -136,7 +144,8 @@ namespace {
                                   const std::vector<std::pair<std::string, torch::Tensor>>& terms,
                                   const fs::path& last_checkpoint) {
   std::string detail;
-  for (const auto& [name, t] : terms) detail += cat(detail.empty() ? "" : ", ", name, " = ", t.item<double>());
+  for (const auto& [name, t] : terms)
+    detail += cat(detail.empty() ? "" : ", ", name, " = ", t.item<double>());
   throw Error(cat("training stopped at step ", step, " of ", total, ": the ", what, " is ", value,
                   terms.empty() ? "" : " (", detail, terms.empty() ? "" : ")", ". ",
                   last_checkpoint.empty()
@@ -157,8 +166,8 @@ void Trainer::Impl::train_step(bool log, StepMetrics& m) {
   std::vector<std::pair<std::string, torch::Tensor>> terms;
   for (const auto& loss : in.losses) {
     torch::Tensor t = loss->compute(ctx);
-    SAELAB_CHECK(t.numel() == 1, Error, "loss '", loss->name(), "' returned a tensor of shape ",
-                 t.sizes(), "; a loss term must be a scalar");
+    SAELAB_CHECK(t.numel() == 1, Error, "loss '", loss->name(), "' returned a tensor of shape ", t.sizes(),
+                 "; a loss term must be a scalar");
     terms.emplace_back(loss->name(), t);
     total = total.defined() ? total + t : t;
   }
@@ -236,9 +245,15 @@ Trainer::Trainer(TrainerConfig config, TrainerInputs inputs)
     : impl_(std::make_unique<Impl>(std::move(config), std::move(inputs))) {}
 Trainer::~Trainer() = default;
 
-void Trainer::on_progress(std::function<void(const StepMetrics&)> fn) { impl_->progress = std::move(fn); }
-void Trainer::on_warning(std::function<void(const std::string&)> fn) { impl_->warn = std::move(fn); }
-std::string Trainer::config_hash() const { return impl_->config_hash(); }
+void Trainer::on_progress(std::function<void(const StepMetrics&)> fn) {
+  impl_->progress = std::move(fn);
+}
+void Trainer::on_warning(std::function<void(const std::string&)> fn) {
+  impl_->warn = std::move(fn);
+}
+std::string Trainer::config_hash() const {
+  return impl_->config_hash();
+}
 
 TrainResult Trainer::run(const RunOptions& opts) {
   Impl& s = *impl_;
@@ -248,10 +263,12 @@ TrainResult Trainer::run(const RunOptions& opts) {
   if (opts.resume && s.resume(opts.force)) {
     result.resumed_from_step = s.step;
   } else {
-    SAELAB_CHECK(opts.resume || list_train_checkpoints(s.checkpoints_dir()).empty(), Error,
-                 "run directory ", s.in.run_dir.string(), " already holds checkpoints of a "
+    SAELAB_CHECK(opts.resume || list_train_checkpoints(s.checkpoints_dir()).empty(), Error, "run directory ",
+                 s.in.run_dir.string(),
+                 " already holds checkpoints of a "
                  "training run; resume it (--resume) or choose a new run directory");
-    if (opts.resume) s.warn(cat("no usable checkpoint in ", s.checkpoints_dir().string(), "; starting from step 0"));
+    if (opts.resume)
+      s.warn(cat("no usable checkpoint in ", s.checkpoints_dir().string(), "; starting from step 0"));
     s.init_fresh();
   }
   clear_stop_request();
@@ -271,8 +288,10 @@ TrainResult Trainer::run(const RunOptions& opts) {
       s.log_metrics(m);
       for (const auto& cb : s.in.callbacks) callback_stop = cb->should_stop(m) || callback_stop;
     }
-    if (stop_requested()) result.status = "interrupted";
-    else if (callback_stop) result.status = "stopped";
+    if (stop_requested())
+      result.status = "interrupted";
+    else if (callback_stop)
+      result.status = "stopped";
     const bool due = every > 0 && s.tokens / every != (s.tokens - s.cfg.batch_size) / every;
     if (due || result.status != "completed") s.save_checkpoint();
     if (result.status != "completed") break;

@@ -16,8 +16,7 @@ void append_line(const fs::path& path, const json& j) {
   std::ofstream out(path, std::ios::app);
   out << j.dump() << '\n';
   out.flush();
-  SAELAB_CHECK(out.good(), Error, "cannot append to ", path.string(),
-               " (disk full or not writable?)");
+  SAELAB_CHECK(out.good(), Error, "cannot append to ", path.string(), " (disk full or not writable?)");
 }
 }  // namespace
 
@@ -58,8 +57,7 @@ SaeDirectory sae_directory(SaeArchitecture& sae, const SaeMeta& meta) {
 }  // namespace
 
 void Trainer::Impl::check_saveable() const {
-  validate_sae_directory(sae_directory(*in.sae, in.sae_meta),
-                         "the SAE to be saved at the end of training");
+  validate_sae_directory(sae_directory(*in.sae, in.sae_meta), "the SAE to be saved at the end of training");
 }
 
 fs::path Trainer::Impl::save_final_sae() {

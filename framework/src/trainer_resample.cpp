@@ -16,8 +16,8 @@ torch::Tensor find_param(SaeArchitecture& sae, const std::string& name) {
   if (const torch::Tensor* p = params.find(name)) return *p;
   std::string have;
   for (const auto& item : params) have += (have.empty() ? "" : ", ") + item.key();
-  throw Error(cat("resampling needs the SAE parameter '", name, "' (", sae.architecture(),
-                  " has: ", have, "); disable resample_steps for this architecture"));
+  throw Error(cat("resampling needs the SAE parameter '", name, "' (", sae.architecture(), " has: ", have,
+                  "); disable resample_steps for this architecture"));
 }
 
 // Streaming weighted sampling without replacement: keep the k rows with the largest keys
@@ -42,11 +42,9 @@ struct WeightedReservoir {
 
 }  // namespace
 
-ResampleResult resample_dead_latents(SaeArchitecture& sae, Adam& adam,
-                                     const torch::Tensor& dead_mask,
-                                     const std::function<torch::Tensor()>& next_inputs,
-                                     std::int64_t inputs, double encoder_scale,
-                                     at::Generator& gen) {
+ResampleResult resample_dead_latents(SaeArchitecture& sae, Adam& adam, const torch::Tensor& dead_mask,
+                                     const std::function<torch::Tensor()>& next_inputs, std::int64_t inputs,
+                                     double encoder_scale, at::Generator& gen) {
   ResampleResult result;
   torch::Tensor dead = dead_mask.to(torch::kCPU).nonzero().flatten();
   if (dead.numel() == 0) return result;

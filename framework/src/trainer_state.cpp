@@ -88,8 +88,10 @@ std::string describe_changes(const json& before, const json& now) {
   };
   for (const auto& [k, v] : a) {
     auto it = b.find(k);
-    if (it == b.end()) add(k, v, "(absent)");
-    else if (it->second != v) add(k, v, it->second);
+    if (it == b.end())
+      add(k, v, "(absent)");
+    else if (it->second != v)
+      add(k, v, it->second);
   }
   for (const auto& [k, v] : b) {
     if (!a.count(k)) add(k, "(absent)", v);
@@ -124,8 +126,11 @@ void Trainer::Impl::init_fresh() {
     mean_norm = sum / double(std::max<std::int64_t>(rows, 1));
     origin = cat(rows, " rows of the first ", cfg.norm_estimate_batches, " batches");
   }
-  SAELAB_CHECK(std::isfinite(mean_norm) && mean_norm > 0, Error, "cannot normalize the inputs: "
-               "their mean norm is ", mean_norm, " (from ", origin, "); the activations are all "
+  SAELAB_CHECK(std::isfinite(mean_norm) && mean_norm > 0, Error,
+               "cannot normalize the inputs: "
+               "their mean norm is ",
+               mean_norm, " (from ", origin,
+               "); the activations are all "
                "zero or not finite. Check the store, or set train.normalize_inputs: false");
   input_scale = std::sqrt(double(d_in)) / mean_norm;
 }
@@ -204,9 +209,9 @@ bool Trainer::Impl::resume(bool force) {
   step = found->checkpoint.step;
   tokens = field<std::int64_t>(meta, "tokens", where);
   input_scale = field<double>(meta, "input_scale", where);
-  SAELAB_CHECK(step >= 0 && tokens >= 0 && std::isfinite(input_scale) && input_scale > 0,
-               FormatError, where, ": step ", step, ", tokens ", tokens, ", input_scale ",
-               input_scale, " are not all valid (≥ 0, ≥ 0, > 0)");
+  SAELAB_CHECK(step >= 0 && tokens >= 0 && std::isfinite(input_scale) && input_scale > 0, FormatError, where,
+               ": step ", step, ", tokens ", tokens, ", input_scale ", input_scale,
+               " are not all valid (≥ 0, ≥ 0, > 0)");
   const json rng = field<json>(meta, "rng", where);
   at::Generator global = at::detail::getDefaultCPUGenerator();
   set_generator_state(gen, field<std::string>(rng, "trainer", where), where + " rng.trainer");

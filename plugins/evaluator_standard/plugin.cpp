@@ -11,8 +11,7 @@ void register_plugin(saelab::Registrar& r) {
       "standard",
       "Explained variance, MSE, cosine similarity, L0, dead latents, feature density, CE loss "
       "score and KL with the SAE spliced into the model",
-      saelab::standard_evaluator_schema(),
-      [](const saelab::Options& o, const saelab::PluginContext&) {
+      saelab::standard_evaluator_schema(), [](const saelab::Options& o, const saelab::PluginContext&) {
         return std::make_unique<saelab::StandardEvaluator>(saelab::standard_eval_options(o));
       });
 }

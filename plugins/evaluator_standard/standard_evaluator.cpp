@@ -16,12 +16,15 @@ namespace saelab {
 
 OptionSchema standard_evaluator_schema() {
   OptionSchema s;
-  s.integer("batches", 10, "Batches to evaluate: token batches, or stored-activation batches "
-                           "(capped at one epoch of the store)").at_least(1);
+  s.integer("batches", 10,
+            "Batches to evaluate: token batches, or stored-activation batches "
+            "(capped at one epoch of the store)")
+      .at_least(1);
   s.integer("batch_size", 8, "Sequences per token batch (spliced evaluation)").at_least(1);
-  s.boolean("exclude_bos", true, "Leave positions holding the BOS token out of every metric "
-                                 "(and keep their clean activation in the spliced run), as "
-                                 "SAELens's evaluation does with ignore_tokens");
+  s.boolean("exclude_bos", true,
+            "Leave positions holding the BOS token out of every metric "
+            "(and keep their clean activation in the spliced run), as "
+            "SAELens's evaluation does with ignore_tokens");
   s.boolean("per_latent", true, "Write each latent's firing count (d_sae integers) to eval.json");
   return s;
 }
@@ -57,15 +60,14 @@ nlohmann::json density_summary(const metrics::LatentFiringAccumulator& firing, b
       alive.empty() ? nlohmann::json(nullptr) : metrics::json_number(mean);
   j["log10_feature_density_median_alive"] =
       alive.empty() ? nlohmann::json(nullptr) : metrics::json_number(median);
-  if (per_latent)
-    j["fire_counts"] = std::vector<std::int64_t>(c, c + counts.size(0));
+  if (per_latent) j["fire_counts"] = std::vector<std::int64_t>(c, c + counts.size(0));
   return j;
 }
 
 nlohmann::json downstream_unavailable(const std::string& reason) {
-  return {{"ce_loss_score", nullptr}, {"ce_loss_clean", nullptr}, {"ce_loss_spliced", nullptr},
+  return {{"ce_loss_score", nullptr},   {"ce_loss_clean", nullptr},  {"ce_loss_spliced", nullptr},
           {"ce_loss_ablated", nullptr}, {"kl_div_spliced", nullptr}, {"kl_div_ablated", nullptr},
-          {"kl_div_score", nullptr}, {"reason", reason}};
+          {"kl_div_score", nullptr},    {"reason", reason}};
 }
 
 nlohmann::json assemble(const std::string& mode, const EvalContext& ctx,
@@ -109,24 +111,23 @@ torch::Tensor position_mask(const torch::Tensor& tokens, std::int32_t bos, bool 
 // KL per position, one sequence at a time so the float64 temporaries stay small: [b, s].
 torch::Tensor kl_per_position(const torch::Tensor& clean, const torch::Tensor& other) {
   std::vector<torch::Tensor> rows;
-  for (std::int64_t b = 0; b < clean.size(0); ++b)
-    rows.push_back(metrics::kl_divergence(clean[b], other[b]));
+  for (std::int64_t b = 0; b < clean.size(0); ++b) rows.push_back(metrics::kl_divergence(clean[b], other[b]));
   return torch::stack(rows);
 }
 
 void check_output(const ModelOutput& out, const torch::Tensor& tokens, const std::string& run,
                   const std::string& model) {
   const auto b = tokens.size(0), s = tokens.size(1);
-  SAELAB_CHECK(out.loss.defined() && out.loss.dim() == 2 && out.loss.size(0) == b &&
-                   out.loss.size(1) == s - 1,
-               Error, "evaluator standard: model '", model, "' returned loss ",
-               out.loss.defined() ? cat(out.loss.sizes()) : std::string("(undefined)"), " for the ",
-               run, " run; expected [", b, ", ", s - 1, "]");
-  SAELAB_CHECK(out.logits.defined() && out.logits.dim() == 3 && out.logits.size(0) == b &&
-                   out.logits.size(1) == s,
-               Error, "evaluator standard: model '", model, "' returned logits ",
-               out.logits.defined() ? cat(out.logits.sizes()) : std::string("(undefined)"),
-               " for the ", run, " run; expected [", b, ", ", s, ", vocab]");
+  SAELAB_CHECK(
+      out.loss.defined() && out.loss.dim() == 2 && out.loss.size(0) == b && out.loss.size(1) == s - 1, Error,
+      "evaluator standard: model '", model, "' returned loss ",
+      out.loss.defined() ? cat(out.loss.sizes()) : std::string("(undefined)"), " for the ", run,
+      " run; expected [", b, ", ", s - 1, "]");
+  SAELAB_CHECK(
+      out.logits.defined() && out.logits.dim() == 3 && out.logits.size(0) == b && out.logits.size(1) == s,
+      Error, "evaluator standard: model '", model, "' returned logits ",
+      out.logits.defined() ? cat(out.logits.sizes()) : std::string("(undefined)"), " for the ", run,
+      " run; expected [", b, ", ", s, ", vocab]");
 }
 
 }  // namespace
@@ -170,9 +171,9 @@ nlohmann::json StandardEvaluator::evaluate_spliced(EvalContext& ctx) {
     std::optional<SaeApplied> applied;
     torch::Tensor x;
     auto splice = [&](const torch::Tensor& act) {
-      SAELAB_CHECK(act.dim() == 3 && act.size(2) == d_in, Error, "evaluator standard: hook '",
-                   ctx.hook, "' of model '", model, "' gave activations ", act.sizes(),
-                   "; expected [batch, seq, ", d_in, "]");
+      SAELAB_CHECK(act.dim() == 3 && act.size(2) == d_in, Error, "evaluator standard: hook '", ctx.hook,
+                   "' of model '", model, "' gave activations ", act.sizes(), "; expected [batch, seq, ",
+                   d_in, "]");
       x = act.reshape({-1, d_in});
       applied = apply_sae(ctx.sae, x, ctx.input_scale);
       auto out = applied->reconstruction.view(act.sizes());
@@ -195,14 +196,13 @@ nlohmann::json StandardEvaluator::evaluate_spliced(EvalContext& ctx) {
     down.add_kl(kl_spliced, kl_ablated, mask);
 
     const auto rows_dev = flat_rows.to(x.device());
-    recon.add(x.index_select(0, rows_dev),
-              applied->reconstruction.index_select(0, rows_dev));
+    recon.add(x.index_select(0, rows_dev), applied->reconstruction.index_select(0, rows_dev));
     firing.add(applied->latents.index_select(0, flat_rows.to(applied->latents.device())));
     sequences += tokens.size(0);
     positions += tokens.numel();
   }
-  SAELAB_CHECK(recon.tokens() > 0, Error, "evaluator standard: the token sequences for hook '",
-               ctx.hook, "' were empty (", sequences,
+  SAELAB_CHECK(recon.tokens() > 0, Error, "evaluator standard: the token sequences for hook '", ctx.hook,
+               "' were empty (", sequences,
                " sequences read); give a corpus with held-out text to evaluate on");
   auto dm = down.result();
   nlohmann::json downstream = dm.to_json();
@@ -214,16 +214,16 @@ nlohmann::json StandardEvaluator::evaluate_spliced(EvalContext& ctx) {
                            {"positions_excluded", positions - recon.tokens()},
                            {"ce_positions", dm.ce_positions},
                            {"kl_positions", dm.kl_positions}};
-  return assemble("spliced", ctx, recon, firing, std::move(downstream), std::move(counts),
-                  opts_.per_latent);
+  return assemble("spliced", ctx, recon, firing, std::move(downstream), std::move(counts), opts_.per_latent);
 }
 
-nlohmann::json StandardEvaluator::evaluate_stored(EvalContext& ctx,
-                                                  const std::string& why_no_downstream) {
+nlohmann::json StandardEvaluator::evaluate_stored(EvalContext& ctx, const std::string& why_no_downstream) {
   auto& reader = *ctx.reader;
-  SAELAB_CHECK(reader.d() == ctx.sae.shape().d_in, Error, "evaluator standard: stored activations "
-               "for hook '", ctx.hook, "' have width ", reader.d(), " but the SAE's d_in is ",
-               ctx.sae.shape().d_in, "; evaluate with the store harvested for this SAE's hook");
+  SAELAB_CHECK(reader.d() == ctx.sae.shape().d_in, Error,
+               "evaluator standard: stored activations "
+               "for hook '",
+               ctx.hook, "' have width ", reader.d(), " but the SAE's d_in is ", ctx.sae.shape().d_in,
+               "; evaluate with the store harvested for this SAE's hook");
   metrics::ReconstructionAccumulator recon;
   metrics::LatentFiringAccumulator firing(ctx.sae.shape().d_sae);
   const std::int64_t epoch = reader.rows_per_epoch();
@@ -243,9 +243,7 @@ nlohmann::json StandardEvaluator::evaluate_stored(EvalContext& ctx,
   }
   SAELAB_CHECK(rows > 0, Error, "evaluator standard: the activation store for hook '", ctx.hook,
                "' has no rows to evaluate on");
-  nlohmann::json counts = {{"batches", batches},
-                           {"tokens_evaluated", rows},
-                           {"store_rows_per_epoch", epoch}};
+  nlohmann::json counts = {{"batches", batches}, {"tokens_evaluated", rows}, {"store_rows_per_epoch", epoch}};
   return assemble("stored_activations", ctx, recon, firing, downstream_unavailable(why_no_downstream),
                   std::move(counts), opts_.per_latent);
 }

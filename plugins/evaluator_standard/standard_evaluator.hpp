@@ -16,10 +16,10 @@
 namespace saelab {
 
 struct StandardEvalOptions {
-  std::int64_t batches = 10;     // token batches, or stored-activation batches
-  std::int64_t batch_size = 8;   // sequences per token batch
-  bool exclude_bos = true;       // positions holding the BOS token are not evaluated
-  bool per_latent = true;        // write every latent's firing count
+  std::int64_t batches = 10;    // token batches, or stored-activation batches
+  std::int64_t batch_size = 8;  // sequences per token batch
+  bool exclude_bos = true;      // positions holding the BOS token are not evaluated
+  bool per_latent = true;       // write every latent's firing count
 };
 
 OptionSchema standard_evaluator_schema();

@@ -44,14 +44,14 @@ saelab::OptionSchema schema() {
 }
 
 void register_plugin(saelab::Registrar& r) {
-  r.add<saelab::TrainerCallback>(
-      "early_stop", "Stops training when a metric crosses a threshold", schema(),
-      [](const saelab::Options& o, const saelab::PluginContext&) {
-        if (!o.is_set("below") && !o.is_set("above"))
-          o.fail("below", "set `below` or `above` (otherwise early_stop would never stop)");
-        return std::make_unique<EarlyStop>(o.string("metric"), o.real("below"), o.real("above"),
-                                           o.integer("patience"));
-      });
+  r.add<saelab::TrainerCallback>("early_stop", "Stops training when a metric crosses a threshold", schema(),
+                                 [](const saelab::Options& o, const saelab::PluginContext&) {
+                                   if (!o.is_set("below") && !o.is_set("above"))
+                                     o.fail("below",
+                                            "set `below` or `above` (otherwise early_stop would never stop)");
+                                   return std::make_unique<EarlyStop>(o.string("metric"), o.real("below"),
+                                                                      o.real("above"), o.integer("patience"));
+                                 });
 }
 
 }  // namespace

@@ -86,8 +86,8 @@ namespace {
 Handle open_scalar_attr(hid_t obj, const char* name, const std::string& where, H5T_class_t want,
                         const char* want_name) {
   if (!has_attr(obj, name))
-    throw FormatError(cat(where, ": attribute '", name, "' is missing; a saelab shard has it (",
-                          want_name, ")"));
+    throw FormatError(
+        cat(where, ": attribute '", name, "' is missing; a saelab shard has it (", want_name, ")"));
   Handle a = attr_handle<FormatError>(H5Aopen(obj, name, H5P_DEFAULT),
                                       cat(where, ": cannot open attribute '", name, "'"));
   Handle sp = space_handle<FormatError>(H5Aget_space(a.get()), cat(where, ": attribute '", name, "'"));

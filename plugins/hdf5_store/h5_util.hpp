@@ -80,17 +80,29 @@ class Handle {
 };
 
 template <class E = Error>
-Handle file_handle(hid_t id, const std::string& what) { return Handle(check_id<E>(id, what), H5Fclose); }
+Handle file_handle(hid_t id, const std::string& what) {
+  return Handle(check_id<E>(id, what), H5Fclose);
+}
 template <class E = Error>
-Handle dataset_handle(hid_t id, const std::string& what) { return Handle(check_id<E>(id, what), H5Dclose); }
+Handle dataset_handle(hid_t id, const std::string& what) {
+  return Handle(check_id<E>(id, what), H5Dclose);
+}
 template <class E = Error>
-Handle space_handle(hid_t id, const std::string& what) { return Handle(check_id<E>(id, what), H5Sclose); }
+Handle space_handle(hid_t id, const std::string& what) {
+  return Handle(check_id<E>(id, what), H5Sclose);
+}
 template <class E = Error>
-Handle type_handle(hid_t id, const std::string& what) { return Handle(check_id<E>(id, what), H5Tclose); }
+Handle type_handle(hid_t id, const std::string& what) {
+  return Handle(check_id<E>(id, what), H5Tclose);
+}
 template <class E = Error>
-Handle plist_handle(hid_t id, const std::string& what) { return Handle(check_id<E>(id, what), H5Pclose); }
+Handle plist_handle(hid_t id, const std::string& what) {
+  return Handle(check_id<E>(id, what), H5Pclose);
+}
 template <class E = Error>
-Handle attr_handle(hid_t id, const std::string& what) { return Handle(check_id<E>(id, what), H5Aclose); }
+Handle attr_handle(hid_t id, const std::string& what) {
+  return Handle(check_id<E>(id, what), H5Aclose);
+}
 
 // IEEE binary16 as an HDF5 float type; h5py maps exactly this layout to numpy float16.
 Handle float16_type();

@@ -21,8 +21,9 @@ Hdf5Reader::Hdf5Reader(fs::path dir, Manifest manifest, ReaderOptions opts)
   const std::string where = cat("activation store '", dir_.string(), "'");
   SAELAB_CHECK(opts_.batch_rows >= 1, Error, where, ": batch_rows = ", opts_.batch_rows,
                " must be at least 1");
-  SAELAB_CHECK(opts_.buffer_rows >= manifest_.layout.chunk_rows, Error, where, ": buffer_rows = ",
-               opts_.buffer_rows, " is smaller than the store's chunk_rows = ", manifest_.layout.chunk_rows,
+  SAELAB_CHECK(opts_.buffer_rows >= manifest_.layout.chunk_rows, Error, where,
+               ": buffer_rows = ", opts_.buffer_rows,
+               " is smaller than the store's chunk_rows = ", manifest_.layout.chunk_rows,
                "; the mixing buffer must hold at least one chunk");
   SAELAB_CHECK(!manifest_.shards.empty(), FormatError, where,
                " has no committed rows yet; harvest (or resume the harvest) first");
@@ -124,14 +125,23 @@ ActivationRows Hdf5Reader::take(bool with_provenance) {
   return out;
 }
 
-torch::Tensor Hdf5Reader::next_batch() { return take(false).activations; }
+torch::Tensor Hdf5Reader::next_batch() {
+  return take(false).activations;
+}
 
-ActivationRows Hdf5Reader::next_rows() { return take(true); }
+ActivationRows Hdf5Reader::next_rows() {
+  return take(true);
+}
 
 nlohmann::json Hdf5Reader::cursor() const {
-  return {{"kind", kCursorKind},     {"store", store_id_}, {"seed", opts_.seed},
-          {"buffer_rows", opts_.buffer_rows}, {"shuffle", opts_.shuffle},
-          {"epoch", epoch_},         {"window", window_},  {"offset", offset_},
+  return {{"kind", kCursorKind},
+          {"store", store_id_},
+          {"seed", opts_.seed},
+          {"buffer_rows", opts_.buffer_rows},
+          {"shuffle", opts_.shuffle},
+          {"epoch", epoch_},
+          {"window", window_},
+          {"offset", offset_},
           {"rows_per_epoch", rows_per_epoch_}};
 }
 
@@ -160,8 +170,8 @@ void Hdf5Reader::restore(const nlohmann::json& c) {
   plan_epoch(epoch);
   SAELAB_CHECK(window >= 0 && window < static_cast<std::int64_t>(windows_.size()) && offset >= 0 &&
                    offset <= windows_[static_cast<std::size_t>(window)].rows,
-               FormatError, where, ": window ", window, " offset ", offset, " is outside epoch ", epoch,
-               " (", windows_.size(), " windows)");
+               FormatError, where, ": window ", window, " offset ", offset, " is outside epoch ", epoch, " (",
+               windows_.size(), " windows)");
   epoch_ = epoch;
   window_ = window;
   offset_ = offset;

@@ -12,10 +12,12 @@
 namespace saelab::hdf5_store {
 namespace fs = std::filesystem;
 
-Hdf5Store::Hdf5Store(Hdf5StoreConfig cfg) : cfg_(std::move(cfg)) { h5::quiet(); }
+Hdf5Store::Hdf5Store(Hdf5StoreConfig cfg) : cfg_(std::move(cfg)) {
+  h5::quiet();
+}
 
-std::unique_ptr<ActivationStoreWriter> Hdf5Store::open_writer(const fs::path& dir,
-                                                              const StoreMeta& meta, bool resume) {
+std::unique_ptr<ActivationStoreWriter> Hdf5Store::open_writer(const fs::path& dir, const StoreMeta& meta,
+                                                              bool resume) {
   h5::quiet();
   return open_hdf5_writer(dir, meta, resume, cfg_);
 }
@@ -25,17 +27,24 @@ std::unique_ptr<ActivationReader> Hdf5Store::open_reader(const fs::path& dir, co
   return std::make_unique<Hdf5Reader>(dir, read_manifest(dir), opts);
 }
 
-StoreMeta Hdf5Store::meta(const fs::path& dir) { return read_manifest(dir).meta; }
+StoreMeta Hdf5Store::meta(const fs::path& dir) {
+  return read_manifest(dir).meta;
+}
 
-std::optional<NormStats> Hdf5Store::stats(const fs::path& dir) { return read_manifest(dir).stats; }
+std::optional<NormStats> Hdf5Store::stats(const fs::path& dir) {
+  return read_manifest(dir).stats;
+}
 
 namespace {
 
 // Health of one listed shard. Without verify: present, right size, opens, identity matches.
 // With verify: also the SHA-256 of the whole file and every chunk's Fletcher32 checksum.
 nlohmann::json shard_health(const fs::path& dir, const Manifest& m, const ShardEntry& e, bool verify) {
-  nlohmann::json j = {{"file", e.file}, {"rows", e.rows}, {"bytes", e.bytes},
-                      {"first_sequence", e.first_sequence}, {"end_sequence", e.end_sequence},
+  nlohmann::json j = {{"file", e.file},
+                      {"rows", e.rows},
+                      {"bytes", e.bytes},
+                      {"first_sequence", e.first_sequence},
+                      {"end_sequence", e.end_sequence},
                       {"status", "ok"}};
   const fs::path path = dir / e.file;
   if (!fs::exists(path)) {
@@ -50,9 +59,10 @@ nlohmann::json shard_health(const fs::path& dir, const Manifest& m, const ShardE
       std::string chunk_error = reader.verify_chunks(m.layout.chunk_rows);
       if (sha != e.sha256 || !chunk_error.empty()) {
         j["status"] = "damaged";
-        j["error"] = cat("shard '", path.string(), "': ",
-                         sha != e.sha256 ? cat("SHA-256 ", sha, " differs from the manifest's ", e.sha256) : "",
-                         sha != e.sha256 && !chunk_error.empty() ? "; " : "", chunk_error);
+        j["error"] =
+            cat("shard '", path.string(),
+                "': ", sha != e.sha256 ? cat("SHA-256 ", sha, " differs from the manifest's ", e.sha256) : "",
+                sha != e.sha256 && !chunk_error.empty() ? "; " : "", chunk_error);
       }
     }
   } catch (const std::exception& ex) {
@@ -87,11 +97,16 @@ nlohmann::json Hdf5Store::info(const fs::path& dir, bool verify) {
     stats = {{"rows", m.stats->rows}, {"mean_norm", m.stats->mean_norm}, {"mean_vector_norm", std::sqrt(sq)}};
   }
   const nlohmann::json full = manifest_to_json(m);
-  return {{"dir", dir.string()},        {"ok", ok},
-          {"verified", verify},         {"rows", m.rows()},
-          {"sequences", m.sequences()}, {"complete", m.complete},
-          {"meta", full["meta"]},       {"layout", full["layout"]},
-          {"shards", shards},           {"unlisted_files", unlisted},
+  return {{"dir", dir.string()},
+          {"ok", ok},
+          {"verified", verify},
+          {"rows", m.rows()},
+          {"sequences", m.sequences()},
+          {"complete", m.complete},
+          {"meta", full["meta"]},
+          {"layout", full["layout"]},
+          {"shards", shards},
+          {"unlisted_files", unlisted},
           {"stats", stats}};
 }
 

@@ -34,8 +34,8 @@ class Hdf5Store final : public ActivationStore {
  public:
   explicit Hdf5Store(Hdf5StoreConfig cfg);
   // meta.dtype is replaced by the configured dtype; meta.d must match the rows appended.
-  std::unique_ptr<ActivationStoreWriter> open_writer(const std::filesystem::path& dir,
-                                                     const StoreMeta& meta, bool resume) override;
+  std::unique_ptr<ActivationStoreWriter> open_writer(const std::filesystem::path& dir, const StoreMeta& meta,
+                                                     bool resume) override;
   std::unique_ptr<ActivationReader> open_reader(const std::filesystem::path& dir,
                                                 const ReaderOptions& opts) override;
   StoreMeta meta(const std::filesystem::path& dir) override;
@@ -52,8 +52,7 @@ class Hdf5Store final : public ActivationStore {
 };
 
 // The writer, exposed for tests and benchmarks (the plugin hands it out through open_writer).
-std::unique_ptr<ActivationStoreWriter> open_hdf5_writer(const std::filesystem::path& dir,
-                                                        StoreMeta meta, bool resume,
-                                                        const Hdf5StoreConfig& cfg);
+std::unique_ptr<ActivationStoreWriter> open_hdf5_writer(const std::filesystem::path& dir, StoreMeta meta,
+                                                        bool resume, const Hdf5StoreConfig& cfg);
 
 }  // namespace saelab::hdf5_store

@@ -56,28 +56,34 @@ std::int64_t Manifest::rows() const {
   return n;
 }
 
-std::int64_t Manifest::sequences() const { return shards.empty() ? 0 : shards.back().end_sequence; }
+std::int64_t Manifest::sequences() const {
+  return shards.empty() ? 0 : shards.back().end_sequence;
+}
 
 nlohmann::json manifest_to_json(const Manifest& m) {
   nlohmann::json shards = nlohmann::json::array();
   for (const auto& s : m.shards)
-    shards.push_back({{"file", s.file}, {"rows", s.rows}, {"first_sequence", s.first_sequence},
-                      {"end_sequence", s.end_sequence}, {"bytes", s.bytes}, {"sha256", s.sha256}});
+    shards.push_back({{"file", s.file},
+                      {"rows", s.rows},
+                      {"first_sequence", s.first_sequence},
+                      {"end_sequence", s.end_sequence},
+                      {"bytes", s.bytes},
+                      {"sha256", s.sha256}});
   nlohmann::json stats = nullptr;
-  if (m.stats)
-    stats = {{"rows", m.stats->rows}, {"mean_norm", m.stats->mean_norm}, {"mean", m.stats->mean}};
+  if (m.stats) stats = {{"rows", m.stats->rows}, {"mean_norm", m.stats->mean_norm}, {"mean", m.stats->mean}};
   return {{"format", kStoreFormat},
           {"format_version", kFormatVersion},
           {"meta", to_json(m.meta)},
           {"layout",
-           {{"shard_rows", m.layout.shard_rows}, {"chunk_rows", m.layout.chunk_rows},
-            {"compression", m.layout.compression}, {"compression_level", m.layout.compression_level}}},
+           {{"shard_rows", m.layout.shard_rows},
+            {"chunk_rows", m.layout.chunk_rows},
+            {"compression", m.layout.compression},
+            {"compression_level", m.layout.compression_level}}},
           {"shards", shards},
           {"rows", m.rows()},
           {"sequences", m.sequences()},
           {"accumulator",
-           {{"rows", m.accumulator.rows}, {"sum_norm", m.accumulator.sum_norm},
-            {"sum", m.accumulator.sum}}},
+           {{"rows", m.accumulator.rows}, {"sum_norm", m.accumulator.sum_norm}, {"sum", m.accumulator.sum}}},
           {"complete", m.complete},
           {"stats", stats}};
 }
@@ -87,8 +93,7 @@ const nlohmann::json& key(const nlohmann::json& j, const char* k, const std::str
   if (!j.is_object() || !j.contains(k)) throw FormatError(cat(where, ": key '", k, "' is missing"));
   return j.at(k);
 }
-std::int64_t int_key(const nlohmann::json& j, const char* k, const std::string& where,
-                     std::int64_t min) {
+std::int64_t int_key(const nlohmann::json& j, const char* k, const std::string& where, std::int64_t min) {
   const auto& v = key(j, k, where);
   if (!v.is_number_integer() || v.get<std::int64_t>() < min)
     throw FormatError(cat(where, ": key '", k, "' is ", v.dump(), "; expected an integer >= ", min));
@@ -131,12 +136,12 @@ ShardEntry shard_from_json(const nlohmann::json& j, const std::string& where) {
 
 Manifest manifest_from_json(const nlohmann::json& j, const std::string& where) {
   if (str_key(j, "format", where) != kStoreFormat)
-    throw FormatError(cat(where, ": format is '", j["format"].get<std::string>(), "'; expected '",
-                          kStoreFormat, "'"));
+    throw FormatError(
+        cat(where, ": format is '", j["format"].get<std::string>(), "'; expected '", kStoreFormat, "'"));
   const std::int64_t version = int_key(j, "format_version", where, 0);
   if (version != kFormatVersion)
-    throw FormatError(cat(where, ": format_version ", version, " is not supported; this saelab reads version ",
-                          kFormatVersion));
+    throw FormatError(cat(where, ": format_version ", version,
+                          " is not supported; this saelab reads version ", kFormatVersion));
   Manifest m;
   m.meta = store_meta_from_json(key(j, "meta", where), where + ": meta");
   const auto d = static_cast<std::size_t>(m.meta.d);
@@ -161,8 +166,8 @@ Manifest manifest_from_json(const nlohmann::json& j, const std::string& where) {
   m.accumulator.sum_norm = double_key(acc, "sum_norm", where + ": accumulator");
   m.accumulator.sum = doubles_key(acc, "sum", where + ": accumulator", d);
   if (m.accumulator.rows != m.rows())
-    throw FormatError(cat(where, ": accumulator covers ", m.accumulator.rows, " rows but the shards hold ",
-                          m.rows()));
+    throw FormatError(
+        cat(where, ": accumulator covers ", m.accumulator.rows, " rows but the shards hold ", m.rows()));
   const auto& complete = key(j, "complete", where);
   if (!complete.is_boolean()) throw FormatError(cat(where, ": key 'complete' must be true or false"));
   m.complete = complete.get<bool>();
@@ -177,7 +182,9 @@ Manifest manifest_from_json(const nlohmann::json& j, const std::string& where) {
   return m;
 }
 
-bool has_manifest(const fs::path& dir) { return fs::exists(dir / kManifestName); }
+bool has_manifest(const fs::path& dir) {
+  return fs::exists(dir / kManifestName);
+}
 
 Manifest read_manifest(const fs::path& dir) {
   const fs::path path = dir / kManifestName;

@@ -9,15 +9,18 @@ namespace {
 
 h5::Handle activation_type(RowDtype t) {
   switch (t) {
-    case RowDtype::Float32: return h5::type_handle(H5Tcopy(H5T_IEEE_F32LE), "float32 type");
-    case RowDtype::Float16: return h5::float16_type();
-    case RowDtype::BFloat16: return h5::type_handle(H5Tcopy(H5T_STD_U16LE), "bfloat16 type");
+    case RowDtype::Float32:
+      return h5::type_handle(H5Tcopy(H5T_IEEE_F32LE), "float32 type");
+    case RowDtype::Float16:
+      return h5::float16_type();
+    case RowDtype::BFloat16:
+      return h5::type_handle(H5Tcopy(H5T_STD_U16LE), "bfloat16 type");
   }
   throw Error("unknown row dtype");
 }
 
-h5::Handle create_dataset(hid_t file, const char* name, hid_t type, std::int64_t cols,
-                          const Layout& layout, const std::string& where) {
+h5::Handle create_dataset(hid_t file, const char* name, hid_t type, std::int64_t cols, const Layout& layout,
+                          const std::string& where) {
   const std::string what = cat("cannot create dataset '", name, "' in ", where);
   const int rank = cols > 0 ? 2 : 1;
   hsize_t dims[2] = {0, static_cast<hsize_t>(cols)};
@@ -34,8 +37,8 @@ h5::Handle create_dataset(hid_t file, const char* name, hid_t type, std::int64_t
   h5::check(H5Pset_obj_track_times(dcpl.get(), false), what);
   h5::check(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER), what);
   h5::Handle space = h5::space_handle(H5Screate_simple(rank, dims, maxdims), what);
-  return h5::dataset_handle(
-      H5Dcreate2(file, name, type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), what);
+  return h5::dataset_handle(H5Dcreate2(file, name, type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+                            what);
 }
 
 void write_meta_attrs(hid_t obj, const StoreMeta& m) {
@@ -74,8 +77,8 @@ StoreMeta read_meta_attrs(hid_t obj, const std::string& where) {
 
 // ---- ShardWriter ----
 
-ShardWriter::ShardWriter(const fs::path& path, const StoreMeta& meta, const Layout& layout,
-                         RowDtype dtype, std::int64_t shard_index)
+ShardWriter::ShardWriter(const fs::path& path, const StoreMeta& meta, const Layout& layout, RowDtype dtype,
+                         std::int64_t shard_index)
     : path_(path), d_(meta.d) {
   h5::quiet();
   const std::string what = cat("cannot create shard '", path.string(), "'");
@@ -95,7 +98,8 @@ ShardWriter::ShardWriter(const fs::path& path, const StoreMeta& meta, const Layo
 }
 
 void ShardWriter::append(h5::Handle& ds, hid_t mem_type, int rank, const void* data, std::int64_t n) {
-  const std::string what = cat("cannot write rows ", rows_, "..", rows_ + n - 1, " to '", path_.string(), "'");
+  const std::string what =
+      cat("cannot write rows ", rows_, "..", rows_ + n - 1, " to '", path_.string(), "'");
   hsize_t new_dims[2] = {static_cast<hsize_t>(rows_ + n), static_cast<hsize_t>(d_)};
   h5::check(H5Dset_extent(ds.get(), new_dims), what);
   h5::Handle fspace = h5::space_handle(H5Dget_space(ds.get()), what);
@@ -140,10 +144,8 @@ void ShardWriter::abandon() {
 
 // ---- ShardReader ----
 
-ShardReader::ShardReader(const fs::path& path, const ShardEntry& entry, const StoreMeta& meta,
-                         RowDtype dtype)
-    : path_(path), where_(cat("shard '", path.string(), "'")), rows_(entry.rows), d_(meta.d),
-      dtype_(dtype) {
+ShardReader::ShardReader(const fs::path& path, const ShardEntry& entry, const StoreMeta& meta, RowDtype dtype)
+    : path_(path), where_(cat("shard '", path.string(), "'")), rows_(entry.rows), d_(meta.d), dtype_(dtype) {
   h5::quiet();
   std::error_code ec;
   const auto size = fs::file_size(path, ec);
@@ -151,8 +153,9 @@ ShardReader::ShardReader(const fs::path& path, const ShardEntry& entry, const St
     throw FormatError(cat(where_, " is listed in the manifest but cannot be read (", ec.message(),
                           "); the store is damaged: restore the file or re-harvest"));
   if (size != entry.bytes)
-    throw FormatError(cat(where_, " is ", size, " bytes but the manifest says ", entry.bytes,
-                          ": the file is truncated or was replaced; check it with `saelab store info --verify`"));
+    throw FormatError(
+        cat(where_, " is ", size, " bytes but the manifest says ", entry.bytes,
+            ": the file is truncated or was replaced; check it with `saelab store info --verify`"));
   h5::Handle fapl = h5::plist_handle<FormatError>(H5Pcreate(H5P_FILE_ACCESS), where_);
   h5::check<FormatError>(H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG), where_);
   file_ = h5::file_handle<FormatError>(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()),
@@ -181,13 +184,17 @@ void ShardReader::check_attributes(const ShardEntry& entry, const StoreMeta& met
                           format, "', expected '", kShardFormat, "')"));
   const std::int64_t version = h5::read_int_attr(root, "format_version", where_);
   if (version != kFormatVersion)
-    throw FormatError(cat(where_, ": format_version ", version, " is not supported (expected ", kFormatVersion, ")"));
+    throw FormatError(
+        cat(where_, ": format_version ", version, " is not supported (expected ", kFormatVersion, ")"));
   const std::string diff = meta_difference(meta, read_meta_attrs(root, where_));
   if (!diff.empty())
     throw FormatError(cat(where_, " does not belong to this store: its ", diff,
                           ". Shards of different models, hooks or corpora cannot be mixed; remove it"
                           " or re-harvest"));
-  struct { const char* name; std::int64_t want; } ints[] = {
+  struct {
+    const char* name;
+    std::int64_t want;
+  } ints[] = {
       {"rows", entry.rows}, {"first_sequence", entry.first_sequence}, {"end_sequence", entry.end_sequence}};
   for (const auto& a : ints) {
     const std::int64_t got = h5::read_int_attr(root, a.name, where_);
@@ -197,8 +204,7 @@ void ShardReader::check_attributes(const ShardEntry& entry, const StoreMeta& met
   }
 }
 
-h5::Handle ShardReader::open_dataset(const char* name, std::int64_t cols, H5T_class_t cls,
-                                     std::size_t size) {
+h5::Handle ShardReader::open_dataset(const char* name, std::int64_t cols, H5T_class_t cls, std::size_t size) {
   const std::string what = cat(where_, ": dataset '", name, "'");
   if (H5Lexists(file_.get(), name, H5P_DEFAULT) <= 0) {
     h5::take_error_stack();
@@ -212,9 +218,9 @@ h5::Handle ShardReader::open_dataset(const char* name, std::int64_t cols, H5T_cl
   h5::Handle ty = h5::type_handle<FormatError>(H5Dget_type(ds.get()), what);
   const int rank = H5Sget_simple_extent_ndims(sp.get());
   hsize_t dims[2] = {0, 0};
-  const bool shape_ok = rank == (cols > 0 ? 2 : 1) && H5Sget_simple_extent_dims(sp.get(), dims, nullptr) == rank &&
-                        dims[0] == static_cast<hsize_t>(rows_) &&
-                        (cols == 0 || dims[1] == static_cast<hsize_t>(cols));
+  const bool shape_ok =
+      rank == (cols > 0 ? 2 : 1) && H5Sget_simple_extent_dims(sp.get(), dims, nullptr) == rank &&
+      dims[0] == static_cast<hsize_t>(rows_) && (cols == 0 || dims[1] == static_cast<hsize_t>(cols));
   if (!shape_ok)
     throw FormatError(cat(what, " has shape [", dims[0], rank == 2 ? cat(", ", dims[1]) : "", "]; expected [",
                           rows_, cols > 0 ? cat(", ", cols) : "", "]"));
@@ -224,14 +230,15 @@ h5::Handle ShardReader::open_dataset(const char* name, std::int64_t cols, H5T_cl
   return ds;
 }
 
-void ShardReader::read_range(hid_t ds, hid_t mem_type, int rank, std::int64_t row0, std::int64_t n,
-                             void* dst, const char* name) {
+void ShardReader::read_range(hid_t ds, hid_t mem_type, int rank, std::int64_t row0, std::int64_t n, void* dst,
+                             const char* name) {
   const std::string what = cat(where_, ": cannot read rows ", row0, "..", row0 + n - 1, " of '", name,
                                "' (the file is damaged; `saelab store info --verify` checks every shard)");
   h5::Handle fspace = h5::space_handle<FormatError>(H5Dget_space(ds), what);
   hsize_t start[2] = {static_cast<hsize_t>(row0), 0};
   hsize_t count[2] = {static_cast<hsize_t>(n), static_cast<hsize_t>(d_)};
-  h5::check<FormatError>(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, count, nullptr), what);
+  h5::check<FormatError>(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, count, nullptr),
+                         what);
   h5::Handle mspace = h5::space_handle<FormatError>(H5Screate_simple(rank, count, nullptr), what);
   h5::check<FormatError>(H5Dread(ds, mem_type, mspace.get(), fspace.get(), H5P_DEFAULT, dst), what);
 }

@@ -14,8 +14,8 @@ namespace saelab::hdf5_store {
 class ShardWriter {
  public:
   // Creates `path` with empty, extendible datasets and the identity attributes.
-  ShardWriter(const std::filesystem::path& path, const StoreMeta& meta, const Layout& layout,
-              RowDtype dtype, std::int64_t shard_index);
+  ShardWriter(const std::filesystem::path& path, const StoreMeta& meta, const Layout& layout, RowDtype dtype,
+              std::int64_t shard_index);
   // Appends n rows: act [n, d] in the on-disk dtype, provenance [n].
   void write(const void* act, const std::int32_t* tokens, const std::int64_t* sequence,
              const std::int32_t* position, std::int64_t n);
@@ -43,8 +43,8 @@ class ShardReader {
               RowDtype dtype);
   // Reads rows [row0, row0 + n): act [n, d] on-disk dtype, provenance [n] (any may be null).
   // A chunk failing its Fletcher32 checksum throws FormatError naming the shard and the rows.
-  void read(std::int64_t row0, std::int64_t n, void* act, std::int32_t* tokens,
-            std::int64_t* sequence, std::int32_t* position);
+  void read(std::int64_t row0, std::int64_t n, void* act, std::int32_t* tokens, std::int64_t* sequence,
+            std::int32_t* position);
   // Reads every chunk; "" if all pass, else what failed (first bad chunk).
   std::string verify_chunks(std::int64_t chunk_rows);
   const std::filesystem::path& path() const { return path_; }
@@ -52,8 +52,8 @@ class ShardReader {
  private:
   void check_attributes(const ShardEntry& entry, const StoreMeta& meta);
   h5::Handle open_dataset(const char* name, std::int64_t cols, H5T_class_t cls, std::size_t size);
-  void read_range(hid_t ds, hid_t mem_type, int rank, std::int64_t row0, std::int64_t n,
-                  void* dst, const char* name);
+  void read_range(hid_t ds, hid_t mem_type, int rank, std::int64_t row0, std::int64_t n, void* dst,
+                  const char* name);
   std::filesystem::path path_;
   std::string where_;
   std::int64_t rows_;

@@ -15,8 +15,11 @@ namespace {
 class Hdf5Writer final : public ActivationStoreWriter {
  public:
   Hdf5Writer(fs::path dir, Manifest manifest, Hdf5StoreConfig cfg)
-      : dir_(std::move(dir)), manifest_(std::move(manifest)), cfg_(std::move(cfg)),
-        d_(manifest_.meta.d), last_seq_(manifest_.sequences() - 1) {
+      : dir_(std::move(dir)),
+        manifest_(std::move(manifest)),
+        cfg_(std::move(cfg)),
+        d_(manifest_.meta.d),
+        last_seq_(manifest_.sequences() - 1) {
     const auto chunk = static_cast<std::size_t>(cfg_.layout.chunk_rows);
     st_act_.resize(chunk * static_cast<std::size_t>(d_) * row_dtype_bytes(cfg_.dtype));
     st_tok_.resize(chunk);
@@ -43,8 +46,8 @@ class Hdf5Writer final : public ActivationStoreWriter {
   void check_rows(const ActivationRows& rows) const;
   void append_checked(const float* act, const std::int32_t* tok, const std::int64_t* seq,
                       const std::int32_t* pos, std::int64_t n);
-  void stage(const float* act, const std::int32_t* tok, const std::int64_t* seq,
-             const std::int32_t* pos, std::int64_t n);
+  void stage(const float* act, const std::int32_t* tok, const std::int64_t* seq, const std::int32_t* pos,
+             std::int64_t n);
   void flush_staging();
   void open_shard(std::int64_t first_sequence);
   void close_shard();
@@ -67,8 +70,8 @@ class Hdf5Writer final : public ActivationStoreWriter {
   std::unique_ptr<ShardWriter> shard_;  // open temp shard, if any
   std::int64_t shard_rows_ = 0;         // rows in it, staged ones included
   std::int64_t shard_first_seq_ = 0;
-  StatsAccumulator shard_stats_;        // over the open shard's rows; merged when it commits
-  std::vector<unsigned char> st_act_;   // [chunk_rows, d] on-disk dtype
+  StatsAccumulator shard_stats_;       // over the open shard's rows; merged when it commits
+  std::vector<unsigned char> st_act_;  // [chunk_rows, d] on-disk dtype
   std::vector<std::int32_t> st_tok_, st_pos_;
   std::vector<std::int64_t> st_seq_;
   std::int64_t staged_ = 0;
@@ -77,8 +80,8 @@ class Hdf5Writer final : public ActivationStoreWriter {
 // Runs a mutating operation; the first failure poisons the writer, deletes the temp shard and is
 // reported with what is still safe on disk.
 void Hdf5Writer::check_usable() const {
-  SAELAB_CHECK(broken_.empty(), Error, "activation store '", dir_.string(),
-               "': the writer failed earlier (", broken_, "); open a new writer with resume=true");
+  SAELAB_CHECK(broken_.empty(), Error, "activation store '", dir_.string(), "': the writer failed earlier (",
+               broken_, "); open a new writer with resume=true");
   SAELAB_CHECK(!finished_, Error, "activation store '", dir_.string(), "': finish() was already called");
 }
 
@@ -98,14 +101,15 @@ void Hdf5Writer::guard(F&& body) {
 
 void Hdf5Writer::check_rows(const ActivationRows& r) const {
   const std::string where = cat("activation store '", dir_.string(), "': append");
-  SAELAB_CHECK(r.activations.defined() && r.activations.dim() == 2 && r.activations.size(1) == d_,
-               Error, where, ": activations must be [n, ", d_, "], got ",
+  SAELAB_CHECK(r.activations.defined() && r.activations.dim() == 2 && r.activations.size(1) == d_, Error,
+               where, ": activations must be [n, ", d_, "], got ",
                r.activations.defined() ? cat(r.activations.sizes()) : std::string("undefined"));
   const std::int64_t n = r.activations.size(0);
   for (const auto& [name, t] : {std::pair<const char*, const torch::Tensor*>{"tokens", &r.tokens},
-                                {"sequence", &r.sequence}, {"position", &r.position}})
-    SAELAB_CHECK(t->defined() && t->dim() == 1 && t->size(0) == n, Error, where, ": ", name,
-                 " must be [", n, "], got ", t->defined() ? cat(t->sizes()) : std::string("undefined"));
+                                {"sequence", &r.sequence},
+                                {"position", &r.position}})
+    SAELAB_CHECK(t->defined() && t->dim() == 1 && t->size(0) == n, Error, where, ": ", name, " must be [", n,
+                 "], got ", t->defined() ? cat(t->sizes()) : std::string("undefined"));
 }
 
 void Hdf5Writer::append(const ActivationRows& rows) {
@@ -125,11 +129,11 @@ void Hdf5Writer::append(const ActivationRows& rows) {
   if (n > 0)
     SAELAB_CHECK(s[0] >= manifest_.sequences(), Error, "activation store '", dir_.string(),
                  "': append: sequence ", s[0], " is already committed (the store holds sequences 0..",
-                 manifest_.sequences() - 1, "); commit() only between sequences, and resume at "
+                 manifest_.sequences() - 1,
+                 "); commit() only between sequences, and resume at "
                  "committed_sequences()");
   guard([&] {
-    append_checked(act.data_ptr<float>(), tok.data_ptr<std::int32_t>(), s,
-                   pos.data_ptr<std::int32_t>(), n);
+    append_checked(act.data_ptr<float>(), tok.data_ptr<std::int32_t>(), s, pos.data_ptr<std::int32_t>(), n);
   });
 }
 
@@ -144,9 +148,7 @@ void Hdf5Writer::append_checked(const float* act, const std::int32_t* tok, const
     if (!shard_) open_shard(seq[i]);
     std::int64_t j = i + 1;
     const std::int64_t room = chunk_rows - staged_;
-    while (j < n && j - i < room &&
-           !(shard_rows_ + (j - i) >= shard_rows && seq[j] != seq[j - 1]))
-      ++j;
+    while (j < n && j - i < room && !(shard_rows_ + (j - i) >= shard_rows && seq[j] != seq[j - 1])) ++j;
     stage(act + i * d_, tok + i, seq + i, pos + i, j - i);
     last_seq_ = seq[j - 1];
     i = j;
@@ -237,10 +239,10 @@ NormStats Hdf5Writer::finish() {
 }
 
 void check_layout(const Layout& l) {
-  SAELAB_CHECK(l.chunk_rows >= 1 && l.shard_rows >= 1, ConfigError, "hdf5 store: chunk_rows = ",
-               l.chunk_rows, " and shard_rows = ", l.shard_rows, " must both be at least 1");
-  SAELAB_CHECK(l.compression == "none" || l.compression == "gzip", ConfigError,
-               "hdf5 store: compression '", l.compression, "' is not one of none, gzip");
+  SAELAB_CHECK(l.chunk_rows >= 1 && l.shard_rows >= 1, ConfigError, "hdf5 store: chunk_rows = ", l.chunk_rows,
+               " and shard_rows = ", l.shard_rows, " must both be at least 1");
+  SAELAB_CHECK(l.compression == "none" || l.compression == "gzip", ConfigError, "hdf5 store: compression '",
+               l.compression, "' is not one of none, gzip");
   SAELAB_CHECK(l.compression_level >= 0 && l.compression_level <= 9, ConfigError,
                "hdf5 store: compression_level = ", l.compression_level, " must be 0..9");
 }
@@ -249,8 +251,8 @@ void check_layout(const Layout& l) {
 void remove_temp_files(const fs::path& dir) {
   for (const auto& ent : fs::directory_iterator(dir)) {
     const std::string name = ent.path().filename().string();
-    const bool temp_shard = name.rfind("shard-", 0) == 0 && name.size() > 7 &&
-                            name.compare(name.size() - 7, 7, ".h5.tmp") == 0;
+    const bool temp_shard =
+        name.rfind("shard-", 0) == 0 && name.size() > 7 && name.compare(name.size() - 7, 7, ".h5.tmp") == 0;
     const bool temp_manifest = name.rfind(std::string(kManifestName) + ".tmp.", 0) == 0;
     if (temp_shard || temp_manifest) fs::remove(ent.path());
   }
@@ -277,7 +279,8 @@ Manifest resume_manifest(const fs::path& dir, const StoreMeta& meta, const Layou
     const auto size = fs::file_size(dir / s.file, ec);
     SAELAB_CHECK(!ec && size == s.bytes, FormatError, "cannot resume ", where, ": committed shard '",
                  (dir / s.file).string(), "' is ", ec ? std::string("missing") : cat(size, " bytes"),
-                 " (manifest: ", s.bytes, " bytes); the store is damaged, check it with "
+                 " (manifest: ", s.bytes,
+                 " bytes); the store is damaged, check it with "
                  "`saelab store info --verify`");
   }
   remove_temp_files(dir);
@@ -286,8 +289,8 @@ Manifest resume_manifest(const fs::path& dir, const StoreMeta& meta, const Layou
 
 }  // namespace
 
-std::unique_ptr<ActivationStoreWriter> open_hdf5_writer(const fs::path& dir, StoreMeta meta,
-                                                        bool resume, const Hdf5StoreConfig& cfg) {
+std::unique_ptr<ActivationStoreWriter> open_hdf5_writer(const fs::path& dir, StoreMeta meta, bool resume,
+                                                        const Hdf5StoreConfig& cfg) {
   check_layout(cfg.layout);
   SAELAB_CHECK(meta.d >= 1, Error, "activation store '", dir.string(), "': meta.d = ", meta.d,
                " must be at least 1");
@@ -295,14 +298,16 @@ std::unique_ptr<ActivationStoreWriter> open_hdf5_writer(const fs::path& dir, Sto
   Manifest m;
   if (has_manifest(dir)) {
     SAELAB_CHECK(resume, Error, "activation store '", dir.string(), "' already exists (",
-                 read_manifest(dir).rows(), " rows); refusing to overwrite it. Resume it "
+                 read_manifest(dir).rows(),
+                 " rows); refusing to overwrite it. Resume it "
                  "(resume=true), delete it, or choose another directory");
     m = resume_manifest(dir, meta, cfg.layout);
   } else {
     std::error_code ec;
-    SAELAB_CHECK(!fs::exists(dir) || fs::is_empty(dir, ec), Error, "'", dir.string(),
-                 "' exists, is not empty and has no ", kManifestName,
-                 ": it is not an activation store; refusing to write into it. Choose an empty or new directory");
+    SAELAB_CHECK(
+        !fs::exists(dir) || fs::is_empty(dir, ec), Error, "'", dir.string(),
+        "' exists, is not empty and has no ", kManifestName,
+        ": it is not an activation store; refusing to write into it. Choose an empty or new directory");
     fs::create_directories(dir);
     m.meta = meta;
     m.layout = cfg.layout;

@@ -33,8 +33,7 @@ using Formula = std::function<torch::Tensor(const LossContext&)>;
 class TermLoss : public Loss {
  public:
   TermLoss(std::string name, double coefficient, double warmup_fraction, Formula f)
-      : name_(std::move(name)), coefficient_(coefficient), warmup_(warmup_fraction),
-        formula_(std::move(f)) {}
+      : name_(std::move(name)), coefficient_(coefficient), warmup_(warmup_fraction), formula_(std::move(f)) {}
   std::string name() const override { return name_; }
   torch::Tensor compute(const LossContext& ctx) override {
     const double c = scheduled(coefficient_, warmup_, ctx.progress);
@@ -63,7 +62,8 @@ OptionSchema coefficient_schema(double def, bool with_warmup, double warmup_def 
 
 double checked_coefficient(const Options& o) {
   const double c = o.real("coefficient");
-  if (!(c >= 0) || !std::isfinite(c)) o.fail("coefficient", cat("coefficient = ", c, " must be finite and ≥ 0"));
+  if (!(c >= 0) || !std::isfinite(c))
+    o.fail("coefficient", cat("coefficient = ", c, " must be finite and ≥ 0"));
   return c;
 }
 
@@ -73,12 +73,15 @@ double checked_warmup(const Options& o) {
   return w;
 }
 
-const torch::Tensor& reconstruction(const LossContext& c) { return c.out.reconstruction; }
+const torch::Tensor& reconstruction(const LossContext& c) {
+  return c.out.reconstruction;
+}
 
 torch::Tensor l0_term(const LossContext& c) {
   if (!c.out.l0_estimate.defined()) {
     throw ConfigError(cat("loss 'l0' needs a differentiable L0 estimate, which SAE architecture '",
-                          c.sae.architecture(), "' does not provide; use l0 with the jumprelu "
+                          c.sae.architecture(),
+                          "' does not provide; use l0 with the jumprelu "
                           "SAE, or l1 / l1_decoder_norm with this one"));
   }
   return loss_math::l0(c.out.l0_estimate);
@@ -95,19 +98,18 @@ torch::Tensor auxk_term(const LossContext& c, const AuxkOptions& a) {
                "loss 'auxk' needs the trainer's dead-latent mask, which is not available here");
   const std::int64_t k_aux = a.k_aux > 0 ? a.k_aux : std::max<std::int64_t>(1, c.x.size(1) / 2);
   auto residual = (c.x - c.out.reconstruction).detach();
-  return loss_math::auxk(c.out.pre_activations, c.dead_mask, residual, c.sae.decoder_weight(),
-                         k_aux, a.normalize)
+  return loss_math::auxk(c.out.pre_activations, c.dead_mask, residual, c.sae.decoder_weight(), k_aux,
+                         a.normalize)
       .loss;
 }
 
 template <class F>
-void add_term(Registrar& r, const std::string& name, const std::string& description,
-              OptionSchema schema, bool with_warmup, F formula) {
+void add_term(Registrar& r, const std::string& name, const std::string& description, OptionSchema schema,
+              bool with_warmup, F formula) {
   r.add<Loss>(name, description, std::move(schema),
               [name, with_warmup, formula](const Options& o, const PluginContext&) {
                 return std::make_unique<TermLoss>(name, checked_coefficient(o),
-                                                  with_warmup ? checked_warmup(o) : 0.0,
-                                                  Formula(formula));
+                                                  with_warmup ? checked_warmup(o) : 0.0, Formula(formula));
               });
 }
 
@@ -130,16 +132,14 @@ void register_plugin(Registrar& r) {
 
   OptionSchema auxk_schema = coefficient_schema(1.0 / 32.0, false);
   auxk_schema.integer("k_aux", -1, "dead latents used per row; auto: d_in / 2").at_least(1).autoable();
-  auxk_schema.boolean("normalize", true,
-                      "divide by the residual's squared deviation from its batch mean");
-  r.add<Loss>("auxk", "TopK auxiliary loss: dead latents reconstruct the residual x - x̂",
-              auxk_schema, [](const Options& o, const PluginContext&) {
+  auxk_schema.boolean("normalize", true, "divide by the residual's squared deviation from its batch mean");
+  r.add<Loss>("auxk", "TopK auxiliary loss: dead latents reconstruct the residual x - x̂", auxk_schema,
+              [](const Options& o, const PluginContext&) {
                 AuxkOptions a{checked_coefficient(o), o.is_auto("k_aux") ? 0 : o.integer("k_aux"),
                               o.boolean("normalize")};
                 if (a.k_aux < 0) a.k_aux = 0;  // auto
-                return std::make_unique<TermLoss>(
-                    "auxk", a.coefficient, 0.0,
-                    [a](const LossContext& c) { return auxk_term(c, a); });
+                return std::make_unique<TermLoss>("auxk", a.coefficient, 0.0,
+                                                  [a](const LossContext& c) { return auxk_term(c, a); });
               });
 }
 

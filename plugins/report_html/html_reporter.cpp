@@ -24,18 +24,22 @@ OptionSchema html_report_schema() {
   s.strings("latent_ids", {}, "Latent indices to show when selection is list");
   s.integer("top_k", 20, "Top-activating examples per latent").at_least(1).at_most(1000);
   s.integer("bands", 5, "Equal-width activation intervals to sample examples from (0: none)")
-      .at_least(0).at_most(50);
+      .at_least(0)
+      .at_most(50);
   s.integer("band_samples", 4, "Random examples per interval").at_least(0).at_most(200);
   s.integer("context_left", 10, "Tokens of context before each example").at_least(0).at_most(1024);
   s.integer("context_right", 4, "Tokens of context after each example").at_least(0).at_most(1024);
   s.integer("histogram_bins", 40, "Bins of each latent's activation histogram").at_least(2).at_most(1000);
   s.integer("logit_tokens", 10, "Top positive and negative logit-effect tokens per latent")
-      .at_least(0).at_most(200);
+      .at_least(0)
+      .at_most(200);
   s.integer("batches", 16, "Token batches to scan (or stored-activation batches)").at_least(1);
   s.integer("batch_size", 8, "Sequences per token batch").at_least(1);
   s.boolean("exclude_bos", true, "Leave BOS positions out of the statistics and examples");
-  s.integer("activation_cache_mb", 1024, "Hook activations kept in memory between the two scan "
-                                         "passes; beyond this the model is run again").at_least(0);
+  s.integer("activation_cache_mb", 1024,
+            "Hook activations kept in memory between the two scan "
+            "passes; beyond this the model is run again")
+      .at_least(0);
   s.integer("seed", 0, "Seed for random selection and interval samples (added to the run's seed)")
       .at_least(0);
   return s;
@@ -89,12 +93,14 @@ std::unique_ptr<ScanInput> open_scan(ReportContext& ctx, const HtmlReportOptions
     return token_scan(*ctx.source, *ctx.tokens, ctx.hook, t);
   }
   if (ctx.reader) {
-    SAELAB_CHECK(ctx.reader->d() == ctx.sae.shape().d_in, Error, "report html: stored activations "
-                 "for hook '", ctx.hook, "' have width ", ctx.reader->d(),
-                 " but the SAE's d_in is ", ctx.sae.shape().d_in);
+    SAELAB_CHECK(ctx.reader->d() == ctx.sae.shape().d_in, Error,
+                 "report html: stored activations "
+                 "for hook '",
+                 ctx.hook, "' have width ", ctx.reader->d(), " but the SAE's d_in is ", ctx.sae.shape().d_in);
     return reader_scan(*ctx.reader, o.batches);
   }
-  throw Error(cat("report html: nothing to scan for hook '", ctx.hook, "': give a model and token "
+  throw Error(cat("report html: nothing to scan for hook '", ctx.hook,
+                  "': give a model and token "
                   "sequences, or stored activations with provenance"));
 }
 
@@ -162,17 +168,20 @@ std::vector<LogitEffects> logit_effects(ReportContext& ctx, const std::vector<st
   auto it = state.find("W_dec");
   if (it == state.end()) return unavailable("This SAE has no W_dec tensor.");
   const auto& w = it->second;  // [d_sae, d_in]
-  SAELAB_CHECK(w.dim() == 2 && w.size(0) == ctx.sae.shape().d_sae, Error, "report html: W_dec has "
-               "shape ", w.sizes(), "; expected [", ctx.sae.shape().d_sae, ", ", ctx.sae.shape().d_in, "]");
+  SAELAB_CHECK(w.dim() == 2 && w.size(0) == ctx.sae.shape().d_sae, Error,
+               "report html: W_dec has "
+               "shape ",
+               w.sizes(), "; expected [", ctx.sae.shape().d_sae, ", ", ctx.sae.shape().d_in, "]");
   auto dirs = w.index_select(0, torch::tensor(ids, torch::kInt64).to(w.device()))
-                  .to(ctx.source->device(), torch::kFloat32) / ctx.input_scale;
+                  .to(ctx.source->device(), torch::kFloat32) /
+              ctx.input_scale;
   auto effects = ctx.source->logit_effects(dirs, ctx.hook);  // [n, vocab]
   if (!effects.defined())
-    return unavailable(cat("Hook '", ctx.hook, "' is not in the residual stream, so its directions "
+    return unavailable(cat("Hook '", ctx.hook,
+                           "' is not in the residual stream, so its directions "
                            "have no direct logit effect."));
-  SAELAB_CHECK(effects.dim() == 2 && effects.size(0) == static_cast<std::int64_t>(ids.size()),
-               Error, "report html: logit_effects returned ", effects.sizes(), " for ", ids.size(),
-               " directions");
+  SAELAB_CHECK(effects.dim() == 2 && effects.size(0) == static_cast<std::int64_t>(ids.size()), Error,
+               "report html: logit_effects returned ", effects.sizes(), " for ", ids.size(), " directions");
   for (std::size_t i = 0; i < ids.size(); ++i)
     out[i] = logit_effects_of(effects[static_cast<std::int64_t>(i)], n);
   return out;
@@ -180,10 +189,14 @@ std::vector<LogitEffects> logit_effects(ReportContext& ctx, const std::vector<st
 
 std::string describe_selection(const HtmlReportOptions& o, std::size_t shown) {
   switch (o.selection) {
-    case Selection::MostActive: return cat("The ", shown, " latents that fire most often in the scan.");
-    case Selection::MaxActivation: return cat("The ", shown, " latents with the highest activation in the scan.");
-    case Selection::Random: return cat(shown, " latents drawn at random (seed ", o.collect.seed, ") from those that fire.");
-    case Selection::List: return cat("The ", shown, " latents listed in the configuration.");
+    case Selection::MostActive:
+      return cat("The ", shown, " latents that fire most often in the scan.");
+    case Selection::MaxActivation:
+      return cat("The ", shown, " latents with the highest activation in the scan.");
+    case Selection::Random:
+      return cat(shown, " latents drawn at random (seed ", o.collect.seed, ") from those that fire.");
+    case Selection::List:
+      return cat("The ", shown, " latents listed in the configuration.");
   }
   return "";
 }
@@ -195,9 +208,9 @@ void HtmlReporter::write(ReportContext& ctx) {
   EvalModeGuard eval_mode(ctx.sae);
   const auto shape = ctx.sae.shape();
   for (auto id : opts_.latent_ids)
-    SAELAB_CHECK(opts_.selection != Selection::List || id < shape.d_sae, ConfigError,
-                 opts_.latent_ids_where, ": latent ", id, " does not exist; this SAE has d_sae = ",
-                 shape.d_sae, " (indices 0..", shape.d_sae - 1, ")");
+    SAELAB_CHECK(opts_.selection != Selection::List || id < shape.d_sae, ConfigError, opts_.latent_ids_where,
+                 ": latent ", id, " does not exist; this SAE has d_sae = ", shape.d_sae, " (indices 0..",
+                 shape.d_sae - 1, ")");
   auto scan = open_scan(ctx, opts_);
   auto firing = first_pass(*scan, ctx);
   const auto ids = select_latents(opts_.selection, firing.fire_counts(), firing.max_activation(),

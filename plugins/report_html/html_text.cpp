@@ -45,9 +45,8 @@ std::string code_point_marker(std::uint32_t cp) {
 
 // Invisible characters that would reorder or hide the surrounding text.
 bool is_format_char(std::uint32_t cp) {
-  return (cp >= 0x200B && cp <= 0x200F) || (cp >= 0x202A && cp <= 0x202E) ||
-         (cp >= 0x2060 && cp <= 0x2069) || cp == 0xFEFF || cp == 0x00AD ||
-         (cp >= 0x80 && cp < 0xA0);  // C1 controls
+  return (cp >= 0x200B && cp <= 0x200F) || (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2060 && cp <= 0x2069) ||
+         cp == 0xFEFF || cp == 0x00AD || (cp >= 0x80 && cp < 0xA0);  // C1 controls
 }
 
 // Decodes one UTF-8 sequence at s[i]; returns its length, or 0 when the bytes are not valid UTF-8
@@ -56,11 +55,24 @@ std::size_t decode_one(std::string_view s, std::size_t i, std::uint32_t& cp) {
   const auto b0 = static_cast<unsigned char>(s[i]);
   std::size_t len;
   std::uint32_t min;
-  if (b0 < 0x80) { cp = b0; return 1; }
-  if ((b0 & 0xE0) == 0xC0) { len = 2; cp = b0 & 0x1F; min = 0x80; }
-  else if ((b0 & 0xF0) == 0xE0) { len = 3; cp = b0 & 0x0F; min = 0x800; }
-  else if ((b0 & 0xF8) == 0xF0) { len = 4; cp = b0 & 0x07; min = 0x10000; }
-  else return 0;
+  if (b0 < 0x80) {
+    cp = b0;
+    return 1;
+  }
+  if ((b0 & 0xE0) == 0xC0) {
+    len = 2;
+    cp = b0 & 0x1F;
+    min = 0x80;
+  } else if ((b0 & 0xF0) == 0xE0) {
+    len = 3;
+    cp = b0 & 0x0F;
+    min = 0x800;
+  } else if ((b0 & 0xF8) == 0xF0) {
+    len = 4;
+    cp = b0 & 0x07;
+    min = 0x10000;
+  } else
+    return 0;
   if (i + len > s.size()) return 0;
   for (std::size_t k = 1; k < len; ++k) {
     const auto b = static_cast<unsigned char>(s[i + k]);
@@ -82,12 +94,18 @@ std::vector<Piece> pieces(std::string_view s, Whitespace ws) {
       continue;
     }
     i += len;
-    if (cp == '\n') out.push_back({true, "\u21B5"});          // ↵
-    else if (cp == '\t') out.push_back({true, "\u21E5"});     // ⇥
-    else if (cp == '\r') out.push_back({true, "\u240D"});     // ␍
-    else if (cp == ' ' && ws == Whitespace::Standalone) out.push_back({true, "\u00B7"});  // ·
-    else if (cp < 0x20 || cp == 0x7F) out.push_back({true, hex_byte(static_cast<unsigned char>(cp))});
-    else if (is_format_char(cp)) out.push_back({true, code_point_marker(cp)});
+    if (cp == '\n')
+      out.push_back({true, "\u21B5"});  // ↵
+    else if (cp == '\t')
+      out.push_back({true, "\u21E5"});  // ⇥
+    else if (cp == '\r')
+      out.push_back({true, "\u240D"});  // ␍
+    else if (cp == ' ' && ws == Whitespace::Standalone)
+      out.push_back({true, "\u00B7"});  // ·
+    else if (cp < 0x20 || cp == 0x7F)
+      out.push_back({true, hex_byte(static_cast<unsigned char>(cp))});
+    else if (is_format_char(cp))
+      out.push_back({true, code_point_marker(cp)});
     else {
       Piece p;
       append_utf8(p.text, cp);
@@ -104,12 +122,23 @@ std::string escape(std::string_view s) {
   out.reserve(s.size() + 16);
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -158,9 +187,12 @@ std::string percent(double fraction) {
   const double p = fraction * 100.0;
   char buf[48];
   if (p == 0.0) return "0%";
-  if (p >= 10) std::snprintf(buf, sizeof buf, "%.1f%%", p);
-  else if (p >= 0.1) std::snprintf(buf, sizeof buf, "%.2f%%", p);
-  else std::snprintf(buf, sizeof buf, "%.2g%%", p);
+  if (p >= 10)
+    std::snprintf(buf, sizeof buf, "%.1f%%", p);
+  else if (p >= 0.1)
+    std::snprintf(buf, sizeof buf, "%.2f%%", p);
+  else
+    std::snprintf(buf, sizeof buf, "%.2g%%", p);
   return buf;
 }
 

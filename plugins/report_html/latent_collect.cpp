@@ -86,14 +86,14 @@ void fill_window(Example& e, const float* lat, std::int64_t n_lat, std::int64_t 
 
 }  // namespace
 
-void collect_batch(std::vector<LatentExamples>& latents, const torch::Tensor& lat_in,
-                   const ScanBatch& batch, const CollectOptions& opts) {
+void collect_batch(std::vector<LatentExamples>& latents, const torch::Tensor& lat_in, const ScanBatch& batch,
+                   const CollectOptions& opts) {
   const auto lat = lat_in.to(torch::kCPU, torch::kFloat32).contiguous();
   const auto seq = batch.seq.contiguous(), pos = batch.pos.contiguous();
   const auto include = batch.include.to(torch::kCPU).contiguous();
   const std::int64_t rows = lat.size(0), n_lat = lat.size(1);
-  SAELAB_CHECK(n_lat == static_cast<std::int64_t>(latents.size()), Error,
-               "report: collect_batch got ", n_lat, " columns for ", latents.size(), " latents");
+  SAELAB_CHECK(n_lat == static_cast<std::int64_t>(latents.size()), Error, "report: collect_batch got ", n_lat,
+               " columns for ", latents.size(), " latents");
   const float* a = lat.data_ptr<float>();
   const auto* sq = seq.data_ptr<std::int64_t>();
   const auto* ps = pos.data_ptr<std::int64_t>();
@@ -138,8 +138,8 @@ Selection parse_selection(const std::string& s) {
   if (s == "max_activation") return Selection::MaxActivation;
   if (s == "random") return Selection::Random;
   if (s == "list") return Selection::List;
-  throw ConfigError(cat("report: unknown latent selection '", s,
-                        "'; allowed: most_active, max_activation, random, list"));
+  throw ConfigError(
+      cat("report: unknown latent selection '", s, "'; allowed: most_active, max_activation, random, list"));
 }
 
 std::vector<std::int64_t> select_latents(Selection how, const torch::Tensor& counts_t,
@@ -171,10 +171,9 @@ std::vector<std::int64_t> select_latents(Selection how, const torch::Tensor& cou
     return alive;
   }
   auto key = [&](std::int64_t i) { return how == Selection::MostActive ? double(c[i]) : double(m[i]); };
-  std::partial_sort(alive.begin(), alive.begin() + static_cast<std::ptrdiff_t>(take), alive.end(),
-                    [&](std::int64_t a, std::int64_t b) {
-                      return key(a) != key(b) ? key(a) > key(b) : a < b;
-                    });
+  std::partial_sort(
+      alive.begin(), alive.begin() + static_cast<std::ptrdiff_t>(take), alive.end(),
+      [&](std::int64_t a, std::int64_t b) { return key(a) != key(b) ? key(a) > key(b) : a < b; });
   alive.resize(take);
   return alive;
 }

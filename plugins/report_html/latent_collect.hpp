@@ -34,7 +34,7 @@ class TopK {
  public:
   explicit TopK(std::size_t k) : k_(k) {}
   bool accepts(float act, std::int64_t seq, std::int64_t pos) const;
-  void push(Example e);                // only call when accepts() is true
+  void push(Example e);                 // only call when accepts() is true
   std::vector<Example> sorted() const;  // best first
   std::size_t size() const { return heap_.size(); }
 
@@ -75,8 +75,8 @@ std::int64_t bin_of(double v, double max, std::int64_t n);
 
 // Updates every latent with one batch. lat [T, latents.size()] float32 CPU: column j holds
 // latents[j]'s activations for the batch's rows.
-void collect_batch(std::vector<LatentExamples>& latents, const torch::Tensor& lat,
-                   const ScanBatch& batch, const CollectOptions& opts);
+void collect_batch(std::vector<LatentExamples>& latents, const torch::Tensor& lat, const ScanBatch& batch,
+                   const CollectOptions& opts);
 
 // Which latents to show. counts/max [d_sae] from the first pass.
 enum class Selection { MostActive, MaxActivation, Random, List };

@@ -29,16 +29,15 @@ std::string token_span(TokenText& text, std::int32_t id, float act, float max, b
   std::string cls = centre ? "t c" : excluded ? "t x" : "t";
   std::string title = cat("\u201C", html::visible_text(s), "\u201D  id ", id, "  \u00B7  act ",
                           excluded ? std::string("(not evaluated)") : html::num(act, 4));
-  return cat("<span class=\"", cls, "\"", excluded ? std::string() : alpha_style(act, max),
-             " title=\"", html::escape(title), "\">",
-             html::token_html(s, html::Whitespace::Context), "</span>");
+  return cat("<span class=\"", cls, "\"", excluded ? std::string() : alpha_style(act, max), " title=\"",
+             html::escape(title), "\">", html::token_html(s, html::Whitespace::Context), "</span>");
 }
 
 // One example: its activation and the tokens around it.
 std::string example_row(const Example& e, float max, const TokenTable& tokens, TokenText& text,
                         const CollectOptions& opts) {
-  std::string row = cat("<div class=\"ex\"><span class=\"val\">", html::num(e.act, 4),
-                        "</span><span class=\"ctx\">");
+  std::string row =
+      cat("<div class=\"ex\"><span class=\"val\">", html::num(e.act, 4), "</span><span class=\"ctx\">");
   std::int64_t lo, hi;
   if (!e.window.empty()) {
     lo = e.window_start;
@@ -50,8 +49,10 @@ std::string example_row(const Example& e, float max, const TokenTable& tokens, T
   if (lo > 0) row += "<span class=\"more\">\u2026</span>";
   for (std::int64_t p = lo; p <= hi; ++p) {
     float act = std::nanf("");
-    if (!e.window.empty()) act = e.window[static_cast<std::size_t>(p - lo)];
-    else if (p == e.pos) act = e.act;
+    if (!e.window.empty())
+      act = e.window[static_cast<std::size_t>(p - lo)];
+    else if (p == e.pos)
+      act = e.act;
     row += token_span(text, tokens.get(e.seq, p), act, max, p == e.pos);
   }
   if (hi < tokens.length(e.seq) - 1) row += "<span class=\"more\">\u2026</span>";
@@ -108,14 +109,14 @@ std::string bands_block(const LatentReport& L, const ReportData& data, const Tok
                         TokenText& text) {
   const auto& ex = L.examples;
   if (ex.bands.empty()) return "";
-  std::string s = "<h3>Activation intervals</h3><p class=\"muted small\">Random examples from "
-                  "equal-width intervals of the non-zero activations, highest first.</p>";
+  std::string s =
+      "<h3>Activation intervals</h3><p class=\"muted small\">Random examples from "
+      "equal-width intervals of the non-zero activations, highest first.</p>";
   for (auto it = ex.bands.rbegin(); it != ex.bands.rend(); ++it) {
     const double share = ex.nonzero > 0 ? double(it->count) / double(ex.nonzero) : 0.0;
-    s += cat("<details class=\"band\"", it == ex.bands.rbegin() ? " open" : "", "><summary>",
-             "Interval ", html::num(it->lo, 3), " \u2013 ", html::num(it->hi, 3),
-             " <span class=\"muted\">\u00B7 ", html::percent(share), " of non-zero (",
-             html::count(it->count), ")</span></summary>");
+    s += cat("<details class=\"band\"", it == ex.bands.rbegin() ? " open" : "", "><summary>", "Interval ",
+             html::num(it->lo, 3), " \u2013 ", html::num(it->hi, 3), " <span class=\"muted\">\u00B7 ",
+             html::percent(share), " of non-zero (", html::count(it->count), ")</span></summary>");
     if (it->samples.empty()) s += "<p class=\"muted small\">No activations in this interval.</p>";
     auto samples = it->samples;
     std::sort(samples.begin(), samples.end(), ranks_before);
@@ -143,8 +144,8 @@ std::string render_latent(const LatentReport& L, const ReportData& data, const T
   s += cat("<span class=\"pill\">log\u2081\u2080 density ",
            html::num(metrics::log10_feature_density(L.fire_count, data.tokens_counted), 3), "</span>");
   s += cat("<span class=\"pill\">max ", html::num(ex.max_act, 4), "</span>");
-  s += cat("<span class=\"pill\">mean when active ",
-           html::num(L.sum_activation / double(L.fire_count), 4), "</span>");
+  s += cat("<span class=\"pill\">mean when active ", html::num(L.sum_activation / double(L.fire_count), 4),
+           "</span>");
   s += "<a class=\"back\" href=\"#latents\">\u2191 index</a></div><div class=\"lgrid\"><div class=\"lcol\">";
   s += "<h3>Activation histogram</h3>" + histogram_svg(L, data.collect);
   s += "<h3>Logit effects</h3>" + logits_block(L, text);

@@ -49,18 +49,18 @@ struct Tile {
 std::string summary_section(const nlohmann::json& eval) {
   std::string s = "<section class=\"card\" id=\"summary\"><h2>Evaluation</h2>";
   if (!eval.is_object()) {
-    return s + "<p class=\"muted\">The evaluate stage did not run, so there are no metrics here; "
-               "the latents below come from the report's own scan.</p></section>";
+    return s +
+           "<p class=\"muted\">The evaluate stage did not run, so there are no metrics here; "
+           "the latents below come from the report's own scan.</p></section>";
   }
   const nlohmann::json sum = eval.value("summary", nlohmann::json::object());
-  static const Tile tiles[] = {
-      {"explained_variance", "Explained variance", "1 = perfect reconstruction"},
-      {"l0", "L0", "active latents per token"},
-      {"ce_loss_score", "CE loss score", "1 = no loss increase, 0 = zero ablation"},
-      {"kl_div_spliced", "KL (clean \u2016 spliced)", "nats per token"},
-      {"cosine_similarity", "Cosine similarity", "of x and x\u0302"},
-      {"dead_latents", "Dead latents", "never fired"},
-      {"mse", "MSE", "per element"}};
+  static const Tile tiles[] = {{"explained_variance", "Explained variance", "1 = perfect reconstruction"},
+                               {"l0", "L0", "active latents per token"},
+                               {"ce_loss_score", "CE loss score", "1 = no loss increase, 0 = zero ablation"},
+                               {"kl_div_spliced", "KL (clean \u2016 spliced)", "nats per token"},
+                               {"cosine_similarity", "Cosine similarity", "of x and x\u0302"},
+                               {"dead_latents", "Dead latents", "never fired"},
+                               {"mse", "MSE", "per element"}};
   s += "<div class=\"tiles\">";
   for (const auto& t : tiles) {
     if (!sum.contains(t.key)) continue;
@@ -80,13 +80,14 @@ std::string density_section(const ReportData& d) {
   std::vector<double> logs;
   std::int64_t dead = 0;
   for (auto c : d.fire_counts) {
-    if (c == 0) ++dead;
-    else logs.push_back(metrics::log10_feature_density(c, d.tokens_counted));
+    if (c == 0)
+      ++dead;
+    else
+      logs.push_back(metrics::log10_feature_density(c, d.tokens_counted));
   }
-  s += cat("<p class=\"muted small\">log\u2081\u2080 of the fraction of the ",
-           html::count(d.tokens_counted), " scanned tokens on which each latent fires. ",
-           html::count(dead), " of ", html::count(d.d_sae), " latents (", 
-           html::percent(d.d_sae ? double(dead) / double(d.d_sae) : 0.0),
+  s += cat("<p class=\"muted small\">log\u2081\u2080 of the fraction of the ", html::count(d.tokens_counted),
+           " scanned tokens on which each latent fires. ", html::count(dead), " of ", html::count(d.d_sae),
+           " latents (", html::percent(d.d_sae ? double(dead) / double(d.d_sae) : 0.0),
            ") never fired and are not drawn.</p>");
   if (logs.empty()) return s + "</section>";
   HistogramChart c;
@@ -112,14 +113,12 @@ std::string top_token_cell(const LatentReport& L, const TokenTable& tokens, Toke
   if (top.empty()) return "\u2014";
   const auto id = tokens.get(top.front().seq, top.front().pos);
   if (id < 0) return "\u2014";
-  return "<code class=\"tok\">" + html::token_html(text.get(id), html::Whitespace::Standalone) +
-         "</code>";
+  return "<code class=\"tok\">" + html::token_html(text.get(id), html::Whitespace::Standalone) + "</code>";
 }
 
 std::string index_section(const ReportData& d, const TokenTable& tokens, TokenText& text) {
-  std::string s = cat("<section class=\"card\" id=\"latents\"><h2>Latents shown (",
-                      d.latents.size(), ")</h2><p class=\"muted small\">",
-                      html::escape(d.selection_description),
+  std::string s = cat("<section class=\"card\" id=\"latents\"><h2>Latents shown (", d.latents.size(),
+                      ")</h2><p class=\"muted small\">", html::escape(d.selection_description),
                       "</p><input id=\"filter\" type=\"search\" placeholder=\"Filter by latent id or "
                       "top token\" aria-label=\"Filter latents\"><table class=\"index\"><thead><tr>"
                       "<th>Latent</th><th class=\"num\">Fires</th><th class=\"num\">Density</th>"
@@ -139,17 +138,18 @@ std::string index_section(const ReportData& d, const TokenTable& tokens, TokenTe
 
 std::string render_page(const ReportData& d, const TokenTable& tokens, TokenText& text) {
   std::string title = cat("SAE report \u00B7 ", d.model_id, " \u00B7 ", d.hook);
-  std::string s = "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-                  "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-                  "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-                  "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">";
+  std::string s =
+      "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+      "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+      "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">";
   s += "<title>" + html::escape(html::visible_text(title)) + "</title><style>" + kStyle +
        "</style></head><body>";
   s += cat("<header class=\"top\"><div class=\"brand\">saelab</div><h1>SAE report</h1><div class=\"sub\">",
-           "<span>model <b>", html::escape(html::visible_text(d.model_id)), "</b></span>",
-           "<span>hook <b>", html::escape(html::visible_text(d.hook)), "</b></span>",
-           "<span>", html::escape(d.architecture), " SAE <b>", d.d_in, " \u2192 ", html::count(d.d_sae),
-           "</b></span><span>scanned ", html::escape(d.scan_description), "</span></div>",
+           "<span>model <b>", html::escape(html::visible_text(d.model_id)), "</b></span>", "<span>hook <b>",
+           html::escape(html::visible_text(d.hook)), "</b></span>", "<span>", html::escape(d.architecture),
+           " SAE <b>", d.d_in, " \u2192 ", html::count(d.d_sae), "</b></span><span>scanned ",
+           html::escape(d.scan_description), "</span></div>",
            "<nav><a href=\"#summary\">Evaluation</a><a href=\"#density\">Feature density</a>",
            "<a href=\"#latents\">Latents</a></nav></header><main>");
   s += summary_section(d.eval);

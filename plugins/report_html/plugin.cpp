@@ -11,10 +11,8 @@ void register_plugin(saelab::Registrar& r) {
       "html",
       "Self-contained HTML page: evaluation summary, feature density, and per latent top "
       "contexts with heatmaps, activation histogram, interval samples and logit effects",
-      saelab::report::html_report_schema(),
-      [](const saelab::Options& o, const saelab::PluginContext& c) {
-        return std::make_unique<saelab::report::HtmlReporter>(
-            saelab::report::html_report_options(o, c.seed));
+      saelab::report::html_report_schema(), [](const saelab::Options& o, const saelab::PluginContext& c) {
+        return std::make_unique<saelab::report::HtmlReporter>(saelab::report::html_report_options(o, c.seed));
       });
 }
 

@@ -72,9 +72,14 @@ nlohmann::json report_json(const ReportData& d, TokenText& text) {
           {"tokens_counted", d.tokens_counted},
           {"scan", d.scan_description},
           {"selection", d.selection_description},
-          {"options", {{"top_k", c.top_k}, {"bands", c.bands}, {"band_samples", c.band_samples},
-                       {"histogram_bins", c.histogram_bins}, {"context_left", c.context_left},
-                       {"context_right", c.context_right}, {"seed", c.seed}}},
+          {"options",
+           {{"top_k", c.top_k},
+            {"bands", c.bands},
+            {"band_samples", c.band_samples},
+            {"histogram_bins", c.histogram_bins},
+            {"context_left", c.context_left},
+            {"context_right", c.context_right},
+            {"seed", c.seed}}},
           {"latents", latents}};
 }
 

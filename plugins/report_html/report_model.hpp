@@ -31,8 +31,8 @@ struct LogitEntry {
 
 struct LogitEffects {
   bool available = false;
-  std::string reason;                 // why not, when unavailable
-  std::vector<LogitEntry> top, bottom;  // most positive first / most negative first
+  std::string reason;                           // why not, when unavailable
+  std::vector<LogitEntry> top, bottom;          // most positive first / most negative first
   std::vector<double> hist_edges, hist_counts;  // distribution over the whole vocabulary
 };
 
@@ -46,7 +46,7 @@ struct LatentReport {
 struct ReportData {
   std::string model_id, hook, architecture, scan_description, selection_description;
   std::int64_t d_in = 0, d_sae = 0;
-  std::int64_t tokens_counted = 0;  // tokens in the statistics (BOS excluded)
+  std::int64_t tokens_counted = 0;        // tokens in the statistics (BOS excluded)
   std::vector<std::int64_t> fire_counts;  // [d_sae]
   nlohmann::json eval;
   CollectOptions collect;
@@ -58,8 +58,8 @@ std::string render_page(const ReportData& data, const TokenTable& tokens, TokenT
 nlohmann::json report_json(const ReportData& data, TokenText& text);
 
 // Sections of the page (page.cpp, latent_section.cpp).
-std::string render_latent(const LatentReport& latent, const ReportData& data,
-                          const TokenTable& tokens, TokenText& text);
+std::string render_latent(const LatentReport& latent, const ReportData& data, const TokenTable& tokens,
+                          TokenText& text);
 extern const char* const kStyle;
 extern const char* const kScript;
 

@@ -79,9 +79,8 @@ class TokenScan : public ScanInput {
                  "' returned no activations for hook '", hook_, "'");
     const auto& a = it->second;
     SAELAB_CHECK(a.dim() == 3 && a.size(0) == tokens.size(0) && a.size(1) == tokens.size(1), Error,
-                 "report: hook '", hook_, "' of model '", source_.info().model_id,
-                 "' gave activations ", a.sizes(), " for tokens ", tokens.sizes(),
-                 "; expected [batch, seq, d]");
+                 "report: hook '", hook_, "' of model '", source_.info().model_id, "' gave activations ",
+                 a.sizes(), " for tokens ", tokens.sizes(), "; expected [batch, seq, d]");
     return a.reshape({-1, a.size(2)});
   }
 
@@ -101,8 +100,8 @@ class TokenScan : public ScanInput {
     out.seq = idx.div(s, "floor") + first_seq;
     out.pos = idx.remainder(s);
     const std::int32_t bos = source_.info().bos_token;
-    out.include = (opts_.exclude_bos && bos >= 0) ? tokens.reshape({-1}).ne(bos)
-                                                  : torch::ones({b * s}, torch::kBool);
+    out.include =
+        (opts_.exclude_bos && bos >= 0) ? tokens.reshape({-1}).ne(bos) : torch::ones({b * s}, torch::kBool);
     out.seq_len = s;
   }
 
@@ -121,8 +120,7 @@ class TokenScan : public ScanInput {
 class ReaderScan : public ScanInput {
  public:
   ReaderScan(ActivationReader& reader, std::int64_t batches)
-      : reader_(reader), batches_(batches), start_(reader.cursor()),
-        epoch_(reader.rows_per_epoch()) {}
+      : reader_(reader), batches_(batches), start_(reader.cursor()), epoch_(reader.rows_per_epoch()) {}
 
   bool next(ScanBatch& out) override {
     if (done_batches_ >= batches_ || done_rows_ >= epoch_) return false;
@@ -171,8 +169,8 @@ class ReaderScan : public ScanInput {
 
 }  // namespace
 
-std::unique_ptr<ScanInput> token_scan(ActivationSource& source, TokenBatches& tokens,
-                                      const std::string& hook, const TokenScanOptions& opts) {
+std::unique_ptr<ScanInput> token_scan(ActivationSource& source, TokenBatches& tokens, const std::string& hook,
+                                      const TokenScanOptions& opts) {
   return std::make_unique<TokenScan>(source, tokens, hook, opts);
 }
 

@@ -50,7 +50,7 @@ class ScanInput {
   virtual void rewind() = 0;              // the next calls yield the same batches again
   virtual const TokenTable& tokens() const = 0;
   virtual std::int64_t rows_scanned() const = 0;  // rows yielded in the first pass
-  virtual std::string description() const = 0;   // "8 192 tokens in 64 sequences of 128"
+  virtual std::string description() const = 0;    // "8 192 tokens in 64 sequences of 128"
 };
 
 struct TokenScanOptions {
@@ -60,8 +60,8 @@ struct TokenScanOptions {
   std::int64_t cache_bytes = std::int64_t(1) << 30;  // activations kept between the two passes
 };
 
-std::unique_ptr<ScanInput> token_scan(ActivationSource& source, TokenBatches& tokens,
-                                      const std::string& hook, const TokenScanOptions& opts);
+std::unique_ptr<ScanInput> token_scan(ActivationSource& source, TokenBatches& tokens, const std::string& hook,
+                                      const TokenScanOptions& opts);
 // Up to `batches` reader batches, never more than one epoch.
 std::unique_ptr<ScanInput> reader_scan(ActivationReader& reader, std::int64_t batches);
 

@@ -39,36 +39,36 @@ std::string svg_histogram(const HistogramChart& c) {
   auto X = [&](double v) { return ml + (v - x0) / xspan * pw; };
   auto Y = [&](double v) { return mt + ph - v / ymax * ph; };
 
-  std::string s = cat("<svg class=\"chart\" viewBox=\"0 0 ", c.width, " ", c.height,
-                      "\" width=\"", c.width, "\" height=\"", c.height, "\" role=\"img\" aria-label=\"",
-                      html::escape(c.aria_label), "\">");
+  std::string s =
+      cat("<svg class=\"chart\" viewBox=\"0 0 ", c.width, " ", c.height, "\" width=\"", c.width,
+          "\" height=\"", c.height, "\" role=\"img\" aria-label=\"", html::escape(c.aria_label), "\">");
   // Horizontal grid and y labels.
   const double ystep = nice_step(ymax, 3);
   for (double v = 0; v <= ymax + 1e-9; v += ystep) {
-    s += cat("<line class=\"grid\" x1=\"", f1(ml), "\" x2=\"", f1(ml + pw), "\" y1=\"", f1(Y(v)),
-             "\" y2=\"", f1(Y(v)), "\"/><text class=\"tick\" x=\"", f1(ml - 5), "\" y=\"",
-             f1(Y(v) + 3.5), "\" text-anchor=\"end\">", html::escape(html::num(v, 4)), "</text>");
+    s += cat("<line class=\"grid\" x1=\"", f1(ml), "\" x2=\"", f1(ml + pw), "\" y1=\"", f1(Y(v)), "\" y2=\"",
+             f1(Y(v)), "\"/><text class=\"tick\" x=\"", f1(ml - 5), "\" y=\"", f1(Y(v) + 3.5),
+             "\" text-anchor=\"end\">", html::escape(html::num(v, 4)), "</text>");
   }
   for (std::size_t i = 0; i < c.counts.size(); ++i) {
     if (c.counts[i] <= 0) continue;
     const double bx = X(c.edges[i]), bw = std::max(0.8, X(c.edges[i + 1]) - bx - 0.6);
-    const std::string& colour = c.colours.empty() ? std::string("#4f7cac")
-                                : c.colours.size() == 1 ? c.colours[0] : c.colours[i];
-    s += cat("<rect x=\"", f1(bx), "\" y=\"", f1(Y(c.counts[i])), "\" width=\"", f1(bw),
-             "\" height=\"", f1(mt + ph - Y(c.counts[i])), "\" fill=\"", colour, "\"><title>",
+    const std::string& colour = c.colours.empty()       ? std::string("#4f7cac")
+                                : c.colours.size() == 1 ? c.colours[0]
+                                                        : c.colours[i];
+    s += cat("<rect x=\"", f1(bx), "\" y=\"", f1(Y(c.counts[i])), "\" width=\"", f1(bw), "\" height=\"",
+             f1(mt + ph - Y(c.counts[i])), "\" fill=\"", colour, "\"><title>",
              html::escape(html::num(c.edges[i], 4)), " \u2013 ", html::escape(html::num(c.edges[i + 1], 4)),
              ": ", html::escape(html::num(c.counts[i], 8)), "</title></rect>");
   }
   // X axis with round ticks.
-  s += cat("<line class=\"axis\" x1=\"", f1(ml), "\" x2=\"", f1(ml + pw), "\" y1=\"", f1(mt + ph),
-           "\" y2=\"", f1(mt + ph), "\"/>");
+  s += cat("<line class=\"axis\" x1=\"", f1(ml), "\" x2=\"", f1(ml + pw), "\" y1=\"", f1(mt + ph), "\" y2=\"",
+           f1(mt + ph), "\"/>");
   const double xstep = nice_step(xspan, 5);
   for (double v = std::ceil(x0 / xstep) * xstep; v <= x1 + 1e-9 * xspan; v += xstep) {
     const double vv = std::fabs(v) < 1e-12 * xspan ? 0.0 : v;
-    s += cat("<line class=\"axis\" x1=\"", f1(X(vv)), "\" x2=\"", f1(X(vv)), "\" y1=\"",
-             f1(mt + ph), "\" y2=\"", f1(mt + ph + 4), "\"/><text class=\"tick\" x=\"", f1(X(vv)),
-             "\" y=\"", f1(mt + ph + 15), "\" text-anchor=\"middle\">",
-             html::escape(html::num(vv, 3)), "</text>");
+    s += cat("<line class=\"axis\" x1=\"", f1(X(vv)), "\" x2=\"", f1(X(vv)), "\" y1=\"", f1(mt + ph),
+             "\" y2=\"", f1(mt + ph + 4), "\"/><text class=\"tick\" x=\"", f1(X(vv)), "\" y=\"",
+             f1(mt + ph + 15), "\" text-anchor=\"middle\">", html::escape(html::num(vv, 3)), "</text>");
   }
   s += cat("<text class=\"label\" x=\"", f1(ml + pw / 2), "\" y=\"", f1(c.height - 3.0),
            "\" text-anchor=\"middle\">", html::escape(c.x_label), "</text>");

@@ -50,9 +50,8 @@ class BatchTopkSaeImpl : public SaeBase {
     update_threshold(enc.latents.values);
     out.latents = sae_math::densify(enc.latents, cfg_.d_sae, pool_);
     out.pre_activations = enc.pre_activations;
-    out.reconstruction = cfg_k_.sparse_decode
-                             ? sae_math::sparse_decode(enc.latents, W_dec_, pool_) + b_dec_
-                             : at::addmm(b_dec_, out.latents, W_dec_);
+    out.reconstruction = cfg_k_.sparse_decode ? sae_math::sparse_decode(enc.latents, W_dec_, pool_) + b_dec_
+                                              : at::addmm(b_dec_, out.latents, W_dec_);
     return out;
   }
 
@@ -76,8 +75,8 @@ class BatchTopkSaeImpl : public SaeBase {
   void load_extra_state(const TensorMap& tensors) override {
     auto t = checked_state_tensor(tensors, "threshold", {cfg_.d_sae});
     SAELAB_CHECK((t >= 0).all().item<bool>(), FormatError,
-                 "batchtopk SAE state: tensor 'threshold' has negative entries (min ",
-                 t.min().item<double>(), "); thresholds must be ≥ 0");
+                 "batchtopk SAE state: tensor 'threshold' has negative entries (min ", t.min().item<double>(),
+                 "); thresholds must be ≥ 0");
     pending_threshold_ = t;
   }
 
@@ -95,11 +94,11 @@ class BatchTopkSaeImpl : public SaeBase {
   }
 
   sae_math::SparseEncodeResult encode_batch(const torch::Tensor& x) {
-    const std::int64_t count =
-        std::max<std::int64_t>(1, std::llround(cfg_k_.k * double(x.size(0))));
+    const std::int64_t count = std::max<std::int64_t>(1, std::llround(cfg_k_.k * double(x.size(0))));
     const std::int64_t d_sae = cfg_.d_sae;
     return sae_math::sparse_encode(
-        x, W_enc_, b_enc_, b_dec_, [count, d_sae](const torch::Tensor& pre) {
+        x, W_enc_, b_enc_, b_dec_,
+        [count, d_sae](const torch::Tensor& pre) {
           auto flat = sae_math::batch_topk_flat_indices(pre, count);
           return sae_math::rows_from_flat(torch::Tensor(), flat, pre.size(0), d_sae);
         },
@@ -129,8 +128,11 @@ OptionSchema schema() {
   OptionSchema s;
   add_common_sae_options(s);
   s.real("k", 32, "average active latents per row (k·batch kept per batch)").above(0);
-  s.real("threshold_lr", 0.01, "rate of the running average that estimates the inference "
-                               "threshold").above(0).at_most(1);
+  s.real("threshold_lr", 0.01,
+         "rate of the running average that estimates the inference "
+         "threshold")
+      .above(0)
+      .at_most(1);
   s.choice("decode", "auto", {"auto", "sparse", "dense"},
            "reconstruction in training from the gathered decoder rows (sparse) or a dense GEMM");
   return s;
@@ -153,15 +155,14 @@ BatchTopkConfig read_config(const Options& o) {
 }
 
 void register_plugin(Registrar& r) {
-  r.add<SaeArchitecture>(
-      "batchtopk",
-      "BatchTopK SAE: k·batch largest pre-activations per batch in training, a learned "
-      "threshold at inference (train with mse + auxk)",
-      schema(),
-      [](const Options& o, const PluginContext& ctx) {
-        return std::make_unique<BatchTopkSaeImpl>(read_config(o), ctx);
-      },
-      {"batchtopk"});
+  r.add<SaeArchitecture>("batchtopk",
+                         "BatchTopK SAE: k·batch largest pre-activations per batch in training, a learned "
+                         "threshold at inference (train with mse + auxk)",
+                         schema(),
+                         [](const Options& o, const PluginContext& ctx) {
+                           return std::make_unique<BatchTopkSaeImpl>(read_config(o), ctx);
+                         },
+                         {"batchtopk"});
 }
 
 }  // namespace

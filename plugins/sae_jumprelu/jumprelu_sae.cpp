@@ -29,8 +29,7 @@ class JumpReluSaeImpl : public SaeBase {
   JumpReluSaeImpl(const JumpReluConfig& cfg, const PluginContext& ctx)
       : SaeBase(cfg.common, ctx), bandwidth_(cfg.bandwidth) {
     log_threshold_ = register_parameter(
-        "log_threshold",
-        at::full({cfg.common.d_sae}, std::log(cfg.threshold_init), W_enc_.options()));
+        "log_threshold", at::full({cfg.common.d_sae}, std::log(cfg.threshold_init), W_enc_.options()));
   }
 
   std::string architecture() const override { return "jumprelu"; }
@@ -48,20 +47,18 @@ class JumpReluSaeImpl : public SaeBase {
 
   torch::Tensor encode(const torch::Tensor& x) override {
     check_input(x, "encode");
-    return sae_math::jumprelu(sae_math::encode_pre(x, W_enc_, b_enc_, b_dec_),
-                              log_threshold_.exp(), bandwidth_);
+    return sae_math::jumprelu(sae_math::encode_pre(x, W_enc_, b_enc_, b_dec_), log_threshold_.exp(),
+                              bandwidth_);
   }
 
  protected:
-  void add_extra_state(TensorMap& out) const override {
-    out["threshold"] = log_threshold_.detach().exp();
-  }
+  void add_extra_state(TensorMap& out) const override { out["threshold"] = log_threshold_.detach().exp(); }
   std::vector<std::string> extra_state_names() const override { return {"threshold"}; }
   void load_extra_state(const TensorMap& tensors) override {
     auto t = checked_state_tensor(tensors, "threshold", {cfg_.d_sae});
     SAELAB_CHECK((t >= 0).all().item<bool>(), FormatError,
-                 "jumprelu SAE state: tensor 'threshold' has negative entries (min ",
-                 t.min().item<double>(), "); JumpReLU thresholds must be ≥ 0");
+                 "jumprelu SAE state: tensor 'threshold' has negative entries (min ", t.min().item<double>(),
+                 "); JumpReLU thresholds must be ≥ 0");
     pending_log_threshold_ = t.log();  // θ = 0 gives log θ = -inf: a plain ReLU, exactly
   }
 
@@ -84,8 +81,10 @@ OptionSchema schema() {
   OptionSchema s;
   add_common_sae_options(s);
   s.real("threshold_init", 0.001, "initial threshold of every latent").above(0);
-  s.real("bandwidth", 0.001, "width ε of the rectangle kernel of the threshold's "
-                             "straight-through gradient").above(0);
+  s.real("bandwidth", 0.001,
+         "width ε of the rectangle kernel of the threshold's "
+         "straight-through gradient")
+      .above(0);
   return s;
 }
 

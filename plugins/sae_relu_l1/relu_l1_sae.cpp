@@ -44,8 +44,7 @@ OptionSchema schema() {
 
 void register_plugin(Registrar& r) {
   r.add<SaeArchitecture>(
-      "relu_l1",
-      "standard SAE: ReLU latents, linear decoder (train with mse + l1 or l1_decoder_norm)",
+      "relu_l1", "standard SAE: ReLU latents, linear decoder (train with mse + l1 or l1_decoder_norm)",
       schema(),
       [](const Options& o, const PluginContext& ctx) {
         return std::make_unique<StandardSaeImpl>(read_common_sae_options(o), ctx);

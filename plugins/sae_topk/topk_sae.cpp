@@ -54,10 +54,13 @@ class TopkSaeImpl : public SaeBase {
  private:
   sae_math::SparseEncodeResult encode_sparse(const torch::Tensor& x) {
     const std::int64_t k = k_;
-    return sae_math::sparse_encode(x, W_enc_, b_enc_, b_dec_, [k](const torch::Tensor& pre) {
-      auto idx = sae_math::topk_indices(pre, k);
-      return sae_math::uniform_rows(torch::Tensor(), idx);
-    }, pool_);
+    return sae_math::sparse_encode(
+        x, W_enc_, b_enc_, b_dec_,
+        [k](const torch::Tensor& pre) {
+          auto idx = sae_math::topk_indices(pre, k);
+          return sae_math::uniform_rows(torch::Tensor(), idx);
+        },
+        pool_);
   }
 
   std::int64_t k_;
@@ -90,8 +93,7 @@ TopkConfig read_config(const Options& o) {
 
 void register_plugin(Registrar& r) {
   r.add<SaeArchitecture>(
-      "topk", "TopK SAE: the k largest pre-activations per row, ReLU (train with mse + auxk)",
-      schema(),
+      "topk", "TopK SAE: the k largest pre-activations per row, ReLU (train with mse + auxk)", schema(),
       [](const Options& o, const PluginContext& ctx) {
         return std::make_unique<TopkSaeImpl>(read_config(o), ctx);
       },

@@ -34,8 +34,7 @@ class RowRng {
 
 Dictionary::Dictionary(DictionaryConfig config) : config_(std::move(config)) {
   SAELAB_CHECK(config_.d_in > 0 && config_.n_features > 0, ConfigError,
-               "synthetic: d_in and n_features must be > 0, got ", config_.d_in, " and ",
-               config_.n_features);
+               "synthetic: d_in and n_features must be > 0, got ", config_.d_in, " and ", config_.n_features);
   SAELAB_CHECK(config_.p_active > 0 && config_.p_active < 1, ConfigError,
                "synthetic: p_active must be in (0, 1), got ", config_.p_active);
   SAELAB_CHECK(config_.magnitude == "uniform" || config_.magnitude == "exponential", ConfigError,
@@ -83,8 +82,7 @@ torch::Tensor Dictionary::rows(const std::vector<std::uint64_t>& keys) const {
 }
 
 std::vector<std::uint64_t> prefix_keys(const torch::Tensor& tokens, std::uint64_t seed) {
-  SAELAB_CHECK(tokens.dim() == 2, Error, "synthetic: tokens must be [batch, seq], got ",
-               tokens.sizes());
+  SAELAB_CHECK(tokens.dim() == 2, Error, "synthetic: tokens must be [batch, seq], got ", tokens.sizes());
   torch::Tensor t = tokens.to(torch::kCPU, torch::kInt64).contiguous();
   const std::int64_t batch = t.size(0), seq = t.size(1);
   const std::int64_t* p = t.data_ptr<std::int64_t>();

@@ -60,8 +60,8 @@ class SyntheticSource final : public ActivationSource {
                                std::uint64_t(o.integer("seed"))}) {
     const std::uint64_t seed = dict_.config().seed;
     at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(mix64(seed + 2));
-    unembed_ = at::normal(0.0, o.real("readout_scale"), {dict_.config().d_in, kVocab}, gen)
-                   .to(torch::kFloat32);
+    unembed_ =
+        at::normal(0.0, o.real("readout_scale"), {dict_.config().d_in, kVocab}, gen).to(torch::kFloat32);
     const nlohmann::json identity = {{"d_in", dict_.config().d_in},
                                      {"n_features", dict_.config().n_features},
                                      {"p_active", dict_.config().p_active},
@@ -96,8 +96,7 @@ class SyntheticSource final : public ActivationSource {
   std::string decode(const std::vector<std::int32_t>& tokens) const override {
     std::string out;
     for (std::int32_t t : tokens) {
-      SAELAB_CHECK(t >= 0 && t < kVocab, Error, "synthetic: token ", t,
-                   " is not a byte (allowed: 0..255)");
+      SAELAB_CHECK(t >= 0 && t < kVocab, Error, "synthetic: token ", t, " is not a byte (allowed: 0..255)");
       out += char(t);
     }
     return out;
@@ -111,8 +110,8 @@ class SyntheticSource final : public ActivationSource {
     return out;
   }
 
-  ModelOutput run_with_replacement(const torch::Tensor& tokens, const std::string& hook,
-                                   const HookFn& fn, bool want_logits) override {
+  ModelOutput run_with_replacement(const torch::Tensor& tokens, const std::string& hook, const HookFn& fn,
+                                   bool want_logits) override {
     check_hook(hook);
     const torch::Tensor h = activations(tokens);  // [batch, seq, d_in]
     torch::Tensor replaced = fn ? fn(h) : h;
@@ -120,7 +119,7 @@ class SyntheticSource final : public ActivationSource {
                  " returned shape ", replaced.sizes(), ", expected ", h.sizes());
     const std::int64_t seq = h.size(1);
     SAELAB_CHECK(seq >= 2, Error, "synthetic: sequences need ≥ 2 tokens for a loss, got ", seq);
-    const torch::Tensor target = torch::matmul(h, unembed_).argmax(-1);       // [batch, seq]
+    const torch::Tensor target = torch::matmul(h, unembed_).argmax(-1);  // [batch, seq]
     const torch::Tensor logits = torch::matmul(replaced.to(torch::kFloat32), unembed_);
     const torch::Tensor logp = logits.narrow(1, 0, seq - 1).log_softmax(-1);  // [b, seq-1, V]
     ModelOutput out;
@@ -158,9 +157,8 @@ class SyntheticSource final : public ActivationSource {
 void register_plugin(Registrar& r) {
   r.add<ActivationSource>(
       "synthetic", "Planted sparse dictionary with a known answer (for testing SAE training)",
-      source_schema(), [](const Options& o, const PluginContext& c) {
-        return std::make_unique<SyntheticSource>(o, c);
-      });
+      source_schema(),
+      [](const Options& o, const PluginContext& c) { return std::make_unique<SyntheticSource>(o, c); });
 }
 
 }  // namespace

@@ -16,8 +16,7 @@ using nlohmann::json;
 Checkpoint make_ckpt(std::int64_t step) {
   Checkpoint c;
   c.step = step;
-  c.tensors["sae"] = {{"W_enc", pattern(torch::kFloat32, {4, 8})},
-                      {"b_dec", pattern(torch::kFloat32, {4})}};
+  c.tensors["sae"] = {{"W_enc", pattern(torch::kFloat32, {4, 8})}, {"b_dec", pattern(torch::kFloat32, {4})}};
   c.tensors["optimizer"] = {{"W_enc.exp_avg", pattern(torch::kFloat32, {4, 8}) * double(step)},
                             {"step", torch::tensor({step}, torch::kInt64)}};
   c.json["trainer_state"] = {{"step", step}, {"tokens", step * 4096}, {"lr", 4e-4}};
@@ -46,9 +45,9 @@ TEST(CheckpointDir, WriteFindAndLoad) {
   EXPECT_EQ(r2.dir, root / "step-000000000200");
   EXPECT_TRUE(r1.pruned.empty() && r2.pruned.empty());
   EXPECT_EQ(dir_names(root), (std::vector<std::string>{"step-000000000100", "step-000000000200"}));
-  EXPECT_EQ(dir_names(r2.dir), (std::vector<std::string>{"COMMITTED", "manifest.json",
-                                                          "optimizer.safetensors", "sae.safetensors",
-                                                          "trainer_state.json"}));
+  EXPECT_EQ(dir_names(r2.dir),
+            (std::vector<std::string>{"COMMITTED", "manifest.json", "optimizer.safetensors",
+                                      "sae.safetensors", "trainer_state.json"}));
   LatestCheckpoint latest = find_latest_valid(root);
   ASSERT_TRUE(latest.dir.has_value());
   EXPECT_EQ(*latest.dir, r2.dir);

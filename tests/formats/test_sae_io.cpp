@@ -121,23 +121,30 @@ const CfgCase kBadCfgs[] = {
     CfgCase{"MissingDSae", [](json& c) { c.erase("d_sae"); }, {"missing key 'd_sae'"}},
     CfgCase{"DInIsString", [](json& c) { c["d_in"] = "768"; }, {"key 'd_in'", "string", "integer >= 1"}},
     CfgCase{"DSaeZero", [](json& c) { c["d_sae"] = 0; }, {"key 'd_sae'", "integer >= 1"}},
-    CfgCase{"UnknownArchitecture", [](json& c) { c["architecture"] = "gated"; },
+    CfgCase{"UnknownArchitecture",
+            [](json& c) { c["architecture"] = "gated"; },
             {"key 'architecture' is \"gated\"", "allowed: standard, topk, batchtopk, jumprelu"}},
-    CfgCase{"UnknownDtype", [](json& c) { c["dtype"] = "float8"; },
+    CfgCase{"UnknownDtype",
+            [](json& c) { c["dtype"] = "float8"; },
             {"key 'dtype'", "\"float8\"", "allowed: float32, float64, float16, bfloat16"}},
-    CfgCase{"HookLayerMismatch", [](json& c) { c["hook_layer"] = 7; },
+    CfgCase{"HookLayerMismatch",
+            [](json& c) { c["hook_layer"] = 7; },
             {"'hook_layer' is 7", "names layer 8", "must agree"}},
-    CfgCase{"PrependBosNotBool", [](json& c) { c["prepend_bos"] = 1; }, {"key 'prepend_bos'", "true or false"}},
-    CfgCase{"NormalizeActivations", [](json& c) { c["normalize_activations"] = "expected_average_only_in"; },
+    CfgCase{
+        "PrependBosNotBool", [](json& c) { c["prepend_bos"] = 1; }, {"key 'prepend_bos'", "true or false"}},
+    CfgCase{"NormalizeActivations",
+            [](json& c) { c["normalize_activations"] = "expected_average_only_in"; },
             {"key 'normalize_activations'", "allowed: none"}},
-    CfgCase{"ScalingFactor", [](json& c) { c["finetuning_scaling_factor"] = true; },
+    CfgCase{"ScalingFactor",
+            [](json& c) { c["finetuning_scaling_factor"] = true; },
             {"'finetuning_scaling_factor' is true", "allowed: false"}},
-    CfgCase{"HeadIndexString", [](json& c) { c["hook_head_index"] = "0"; },
+    CfgCase{"HeadIndexString",
+            [](json& c) { c["hook_head_index"] = "0"; },
             {"key 'hook_head_index'", "null or an integer"}},
-    CfgCase{"KwargsNotObject", [](json& c) { c["activation_fn_kwargs"] = json::array(); },
+    CfgCase{"KwargsNotObject",
+            [](json& c) { c["activation_fn_kwargs"] = json::array(); },
             {"key 'activation_fn_kwargs'", "an object"}},
-    CfgCase{"TopKWithoutK", [](json& c) { c["architecture"] = "topk"; },
-            {"\"topk\" needs k", "[1, d_sae]"}},
+    CfgCase{"TopKWithoutK", [](json& c) { c["architecture"] = "topk"; }, {"\"topk\" needs k", "[1, d_sae]"}},
     CfgCase{"TopKTooLarge",
             [](json& c) {
               c["architecture"] = "topk";
@@ -183,24 +190,25 @@ TEST(SaeIo, BadWeightsNameFileTensorAndExpectation) {
     SaeDirectory sae = make_sae("standard");
     sae.weights["W_enc"] = pattern(torch::kFloat32, {kDSae, kDIn});  // transposed
     fs::path dir = write_raw(tmp, sae.cfg, sae.weights);
-    expect_error<FormatError>([&] { load_sae_directory(dir); },
-                              {(dir / wfile).string(), "tensor 'W_enc'", "shape [16, 8]", "requires [8, 16]"});
+    expect_error<FormatError>([&] { load_sae_directory(dir); }, {(dir / wfile).string(), "tensor 'W_enc'",
+                                                                 "shape [16, 8]", "requires [8, 16]"});
     fs::remove_all(dir);
   }
   {
     SaeDirectory sae = make_sae("jumprelu");
     sae.weights.erase("threshold");
     fs::path dir = write_raw(tmp, sae.cfg, sae.weights);
-    expect_error<FormatError>([&] { load_sae_directory(dir); },
-                              {wfile, "tensor 'threshold'", "missing", "W_enc, b_enc, W_dec, b_dec, threshold"});
+    expect_error<FormatError>([&] { load_sae_directory(dir); }, {wfile, "tensor 'threshold'", "missing",
+                                                                 "W_enc, b_enc, W_dec, b_dec, threshold"});
     fs::remove_all(dir);
   }
   {
     SaeDirectory sae = make_sae("standard");
     sae.weights["scaling_factor"] = torch::ones({kDSae});
     fs::path dir = write_raw(tmp, sae.cfg, sae.weights);
-    expect_error<FormatError>([&] { load_sae_directory(dir); },
-                              {wfile, "tensor 'scaling_factor'", "allowed tensors: W_enc, b_enc, W_dec, b_dec"});
+    expect_error<FormatError>(
+        [&] { load_sae_directory(dir); },
+        {wfile, "tensor 'scaling_factor'", "allowed tensors: W_enc, b_enc, W_dec, b_dec"});
     fs::remove_all(dir);
   }
   {
@@ -219,7 +227,8 @@ TEST(SaeIo, BadDirectoryContents) {
   SaeDirectory sae = make_sae("standard");
   fs::path dir = write_raw(tmp, sae.cfg, sae.weights);
   write_bytes(dir / "cfg.json", "{\"d_in\": 8,");
-  expect_error<FormatError>([&] { load_sae_directory(dir); }, {(dir / "cfg.json").string(), "not valid JSON"});
+  expect_error<FormatError>([&] { load_sae_directory(dir); },
+                            {(dir / "cfg.json").string(), "not valid JSON"});
   fs::remove(dir / "cfg.json");
   expect_error<FormatError>([&] { load_sae_directory(dir); }, {"missing cfg.json"});
   write_bytes(dir / "cfg.json", sae.cfg.dump());

@@ -39,8 +39,7 @@ class Malformed : public ::testing::Test {
   }
   static std::string f32_entry(const std::string& name, const std::string& shape,
                                const std::string& offsets) {
-    return "\"" + name + "\":{\"dtype\":\"F32\",\"shape\":" + shape + ",\"data_offsets\":" + offsets +
-           "}";
+    return "\"" + name + "\":{\"dtype\":\"F32\",\"shape\":" + shape + ",\"data_offsets\":" + offsets + "}";
   }
   TempDir dir_;
 };
@@ -58,8 +57,8 @@ TEST_F(Malformed, HeaderLengthOverCap) {
 }
 
 TEST_F(Malformed, HeaderLengthBeyondFileSize) {
-  expect_bad("{}", std::string(20, ' '), {"header length is 1000", "only 22 bytes follow", "truncated"},
-             true, 1000);
+  expect_bad("{}", std::string(20, ' '), {"header length is 1000", "only 22 bytes follow", "truncated"}, true,
+             1000);
 }
 
 TEST_F(Malformed, InvalidJson) {
@@ -76,7 +75,8 @@ TEST_F(Malformed, NonObjectHeader) {
 }
 
 TEST_F(Malformed, EntryIsNotAnObject) {
-  expect_bad("{\"a\":[1,2]}", "", {"tensor 'a'", "it must be an object {\"dtype\", \"shape\", \"data_offsets\"}"});
+  expect_bad("{\"a\":[1,2]}", "",
+             {"tensor 'a'", "it must be an object {\"dtype\", \"shape\", \"data_offsets\"}"});
 }
 
 TEST_F(Malformed, DuplicateTensorName) {
@@ -90,8 +90,8 @@ TEST_F(Malformed, DuplicateKeyInsideEntry) {
 }
 
 TEST_F(Malformed, UnknownDtype) {
-  expect_bad("{\"w\":{\"dtype\":\"F8_E4M3\",\"shape\":[4],\"data_offsets\":[0,4]}}",
-             std::string(4, '\0'), {"tensor 'w'", "dtype 'F8_E4M3' is not supported", kAllowedDtypes});
+  expect_bad("{\"w\":{\"dtype\":\"F8_E4M3\",\"shape\":[4],\"data_offsets\":[0,4]}}", std::string(4, '\0'),
+             {"tensor 'w'", "dtype 'F8_E4M3' is not supported", kAllowedDtypes});
 }
 
 TEST_F(Malformed, DtypeNotAString) {
@@ -106,7 +106,8 @@ TEST_F(Malformed, MissingKeyInEntry) {
 
 TEST_F(Malformed, UnknownKeyInEntry) {
   expect_bad("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"stride\":[1]}}",
-             std::string(4, '\0'), {"tensor 'w'", "unknown key 'stride'", "allowed keys: dtype, shape, data_offsets"});
+             std::string(4, '\0'),
+             {"tensor 'w'", "unknown key 'stride'", "allowed keys: dtype, shape, data_offsets"});
 }
 
 TEST_F(Malformed, OverlappingOffsets) {
@@ -140,9 +141,9 @@ TEST_F(Malformed, OffsetsNotAPair) {
 }
 
 TEST_F(Malformed, ByteCountDoesNotMatchShape) {
-  expect_bad("{" + f32_entry("a", "[3]", "[0,8]") + "}", std::string(8, '\0'),
-             {"tensor 'a'", "hold 8 bytes", "shape [3] of F32 (4 bytes each) needs 12 bytes",
-              "must match exactly"});
+  expect_bad(
+      "{" + f32_entry("a", "[3]", "[0,8]") + "}", std::string(8, '\0'),
+      {"tensor 'a'", "hold 8 bytes", "shape [3] of F32 (4 bytes each) needs 12 bytes", "must match exactly"});
 }
 
 TEST_F(Malformed, ShapeElementCountOverflows) {
@@ -175,13 +176,13 @@ TEST_F(Malformed, FractionalDimension) {
 }
 
 TEST_F(Malformed, TooManyDimensions) {
-  expect_bad("{" + f32_entry("a", "[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]", "[0,4]") + "}",
-             std::string(4, '\0'), {"tensor 'a'", "17 dimensions", "at most 16"});
+  expect_bad("{" + f32_entry("a", "[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]", "[0,4]") + "}", std::string(4, '\0'),
+             {"tensor 'a'", "17 dimensions", "at most 16"});
 }
 
 TEST_F(Malformed, DeepNesting) {
-  expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[[[1]]],\"data_offsets\":[0,4]}}",
-             std::string(4, '\0'), {"nests JSON deeper than 3 levels"});
+  expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[[[1]]],\"data_offsets\":[0,4]}}", std::string(4, '\0'),
+             {"nests JSON deeper than 3 levels"});
 }
 
 TEST_F(Malformed, TrailingBytes) {

@@ -11,12 +11,12 @@ namespace st = saelab::safetensors;
 // Mirrors SPEC in oracle_safetensors.py.
 st::TensorMap spec_tensors() {
   st::TensorMap m = {
-      {"f64", pattern(torch::kFloat64, {3, 5})},  {"f32", pattern(torch::kFloat32, {4, 6})},
-      {"f16", pattern(torch::kFloat16, {7})},     {"bf16", pattern(torch::kBFloat16, {2, 3, 4})},
-      {"i64", pattern(torch::kInt64, {5})},       {"i32", pattern(torch::kInt32, {3, 3})},
-      {"i16", pattern(torch::kInt16, {6})},       {"i8", pattern(torch::kInt8, {10})},
-      {"u8", pattern(torch::kUInt8, {9})},        {"bool", pattern(torch::kBool, {11})},
-      {"scalar", pattern(torch::kFloat32, {})},   {"empty", pattern(torch::kFloat32, {0, 4})},
+      {"f64", pattern(torch::kFloat64, {3, 5})}, {"f32", pattern(torch::kFloat32, {4, 6})},
+      {"f16", pattern(torch::kFloat16, {7})},    {"bf16", pattern(torch::kBFloat16, {2, 3, 4})},
+      {"i64", pattern(torch::kInt64, {5})},      {"i32", pattern(torch::kInt32, {3, 3})},
+      {"i16", pattern(torch::kInt16, {6})},      {"i8", pattern(torch::kInt8, {10})},
+      {"u8", pattern(torch::kUInt8, {9})},       {"bool", pattern(torch::kBool, {11})},
+      {"scalar", pattern(torch::kFloat32, {})},  {"empty", pattern(torch::kFloat32, {0, 4})},
   };
   m["special"] = special_f32();
   return m;
@@ -57,11 +57,12 @@ TEST(SafetensorsOracle, SaelabReadsWhatPythonWrites) {
     const auto& got = f.tensors.at(name);
     EXPECT_TRUE(bitwise_equal(got, t)) << name;
     auto finite = torch::isfinite(t.to(torch::kFloat64));
-    double diff = got.sizes() == t.sizes()
-                      ? (torch::masked_select(got.to(torch::kFloat64), finite) -
-                         torch::masked_select(t.to(torch::kFloat64), finite))
-                            .abs().max().item<double>()
-                      : -1;
+    double diff = got.sizes() == t.sizes() ? (torch::masked_select(got.to(torch::kFloat64), finite) -
+                                              torch::masked_select(t.to(torch::kFloat64), finite))
+                                                 .abs()
+                                                 .max()
+                                                 .item<double>()
+                                           : -1;
     std::cout << name << ": " << st::dtype_to_string(got.scalar_type()) << " " << got.sizes()
               << " max_abs_diff=" << diff << "\n";
   }

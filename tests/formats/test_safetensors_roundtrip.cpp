@@ -13,11 +13,11 @@ namespace st = saelab::safetensors;
 
 // One process for all dtypes: every test executable pays libtorch's start-up cost once per TEST.
 TEST(SafetensorsRoundTrip, EveryDtypeKeepsBitsShapeAndName) {
-  const std::pair<torch::Dtype, const char*> cases[] = {
-      {torch::kFloat64, "F64"}, {torch::kFloat32, "F32"}, {torch::kFloat16, "F16"},
-      {torch::kBFloat16, "BF16"}, {torch::kInt64, "I64"},  {torch::kInt32, "I32"},
-      {torch::kInt16, "I16"},    {torch::kInt8, "I8"},     {torch::kUInt8, "U8"},
-      {torch::kBool, "BOOL"}};
+  const std::pair<torch::Dtype, const char*> cases[] = {{torch::kFloat64, "F64"}, {torch::kFloat32, "F32"},
+                                                        {torch::kFloat16, "F16"}, {torch::kBFloat16, "BF16"},
+                                                        {torch::kInt64, "I64"},   {torch::kInt32, "I32"},
+                                                        {torch::kInt16, "I16"},   {torch::kInt8, "I8"},
+                                                        {torch::kUInt8, "U8"},    {torch::kBool, "BOOL"}};
   TempDir dir;
   for (const auto& [dtype, dtype_name] : cases) {
     SCOPED_TRACE(dtype_name);
@@ -66,8 +66,7 @@ TEST(SafetensorsWriter, MixedDtypesSpecialValuesAndLayout) {
   const auto last = header.find_last_not_of(' ');
   EXPECT_EQ(header[last], '}');
   EXPECT_LT(n - last - 1, 8u);  // at most 7 spaces of padding
-  for (const auto& e : out.entries)
-    EXPECT_EQ(e.begin % out.tensors.at(e.name).element_size(), 0u) << e.name;
+  for (const auto& e : out.entries) EXPECT_EQ(e.begin % out.tensors.at(e.name).element_size(), 0u) << e.name;
   EXPECT_EQ(out.entries.front().dtype, "I64");
   EXPECT_EQ(out.entries.back().dtype, "BOOL");
 }
@@ -98,10 +97,15 @@ TEST(SafetensorsWriter, ReplacesAtomicallyAndLeavesNoTempFiles) {
 
 TEST(SafetensorsWriter, RejectsReservedNameAndUnsupportedDtype) {
   TempDir dir;
-  expect_error<Error>([&] { st::save(dir / "a.safetensors", {{"__metadata__", torch::zeros({1})}}); },
-                      {"'__metadata__' is reserved"});
   expect_error<Error>(
-      [&] { st::save(dir / "a.safetensors", {{"c", torch::zeros({1}, torch::kComplexFloat)}}); },
+      [&] {
+        st::save(dir / "a.safetensors", {{"__metadata__", torch::zeros({1})}});
+      },
+      {"'__metadata__' is reserved"});
+  expect_error<Error>(
+      [&] {
+        st::save(dir / "a.safetensors", {{"c", torch::zeros({1}, torch::kComplexFloat)}});
+      },
       {"cannot be saved", "supported: F64"});
   EXPECT_FALSE(std::filesystem::exists(dir / "a.safetensors"));
 }

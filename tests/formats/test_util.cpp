@@ -36,8 +36,7 @@ void write_bytes(const fs::path& p, const std::string& bytes) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
-std::string craft(const std::string& header, const std::string& data,
-                  std::optional<std::uint64_t> length) {
+std::string craft(const std::string& header, const std::string& data, std::optional<std::uint64_t> length) {
   std::uint64_t n = length ? *length : header.size();
   std::string out(8, '\0');
   for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((n >> (8 * i)) & 0xff);
@@ -51,24 +50,44 @@ torch::Tensor pattern(torch::Dtype dtype, std::vector<std::int64_t> shape) {
   torch::Tensor signed_base = base - 50;
   torch::Tensor v;
   switch (dtype) {
-    case torch::kFloat64: v = signed_base.to(torch::kFloat64) / 3.0; break;
+    case torch::kFloat64:
+      v = signed_base.to(torch::kFloat64) / 3.0;
+      break;
     case torch::kFloat32:
     case torch::kFloat16:
-    case torch::kBFloat16: v = (signed_base.to(torch::kFloat32) * 0.25).to(dtype); break;
-    case torch::kInt64: v = signed_base * (std::int64_t{1} << 40); break;
-    case torch::kInt32: v = (signed_base * (1 << 20)).to(torch::kInt32); break;
-    case torch::kInt16: v = (signed_base * 300).to(torch::kInt16); break;
-    case torch::kInt8: v = signed_base.to(torch::kInt8); break;
-    case torch::kUInt8: v = (base * 2).to(torch::kUInt8); break;
-    case torch::kBool: v = (base % 3) == 0; break;
-    default: throw std::runtime_error("pattern: unsupported dtype");
+    case torch::kBFloat16:
+      v = (signed_base.to(torch::kFloat32) * 0.25).to(dtype);
+      break;
+    case torch::kInt64:
+      v = signed_base * (std::int64_t{1} << 40);
+      break;
+    case torch::kInt32:
+      v = (signed_base * (1 << 20)).to(torch::kInt32);
+      break;
+    case torch::kInt16:
+      v = (signed_base * 300).to(torch::kInt16);
+      break;
+    case torch::kInt8:
+      v = signed_base.to(torch::kInt8);
+      break;
+    case torch::kUInt8:
+      v = (base * 2).to(torch::kUInt8);
+      break;
+    case torch::kBool:
+      v = (base % 3) == 0;
+      break;
+    default:
+      throw std::runtime_error("pattern: unsupported dtype");
   }
   return v.reshape(shape);
 }
 
 torch::Tensor special_f32() {
   const float inf = std::numeric_limits<float>::infinity();
-  std::vector<float> v = {inf, -inf, std::numeric_limits<float>::quiet_NaN(), -0.0f,
+  std::vector<float> v = {inf,
+                          -inf,
+                          std::numeric_limits<float>::quiet_NaN(),
+                          -0.0f,
                           std::numeric_limits<float>::denorm_min(),
                           std::numeric_limits<float>::max()};
   return torch::tensor(v, torch::kFloat32);
@@ -101,8 +120,8 @@ std::string shell_quote(const std::string& s) {
 
 ProcessResult run_oracle(const std::string& python, const std::string& script,
                          const std::vector<std::string>& args) {
-  std::string cmd = shell_quote(python) + " " +
-                    shell_quote(std::string(SAELAB_SOURCE_DIR) + "/tests/formats/" + script);
+  std::string cmd =
+      shell_quote(python) + " " + shell_quote(std::string(SAELAB_SOURCE_DIR) + "/tests/formats/" + script);
   for (const auto& a : args) cmd += " " + shell_quote(a);
   cmd += " 2>&1";
   ProcessResult r;

@@ -12,8 +12,12 @@ namespace {
 namespace fs = std::filesystem;
 using test::run_command;
 
-std::string exe() { return std::string("\"") + SAELAB_EXE + "\""; }
-std::string with_path(const std::string& dir) { return "SAELAB_PLUGIN_PATH=\"" + dir + "\" "; }
+std::string exe() {
+  return std::string("\"") + SAELAB_EXE + "\"";
+}
+std::string with_path(const std::string& dir) {
+  return "SAELAB_PLUGIN_PATH=\"" + dir + "\" ";
+}
 
 const char* kUsesExample =
     "name: uses-example\nstages: []\ntrain:\n  callbacks:\n    - plugin: early_stop\n      below: 0.05\n";
@@ -25,7 +29,8 @@ TEST(Cli, UnknownCommandIsAUsageError) {
 }
 
 TEST(Cli, EveryVerbHasHelp) {
-  for (const char* verb : {"run", "harvest", "train", "eval", "report", "validate", "plugins", "doctor", "config-docs"}) {
+  for (const char* verb :
+       {"run", "harvest", "train", "eval", "report", "validate", "plugins", "doctor", "config-docs"}) {
     auto r = run_command(exe() + " " + verb + " --help");
     EXPECT_EQ(r.exit_code, 0) << verb << ": " << r.output;
     EXPECT_NE(r.output.find("usage: saelab"), std::string::npos) << verb << ": " << r.output;
@@ -48,17 +53,22 @@ TEST(Cli, PluginFoundThroughPluginPathIsUsableFromYaml) {
   // Without the path, the same file names an unknown plugin: exit code 2 with line and column.
   auto missing = run_command(exe() + " validate " + file.string());
   EXPECT_EQ(missing.exit_code, 2) << missing.output;
-  EXPECT_NE(missing.output.find(file.string() + ":5:15: train.callbacks[0].plugin: unknown callback plugin 'early_stop'"),
-            std::string::npos) << missing.output;
+  EXPECT_NE(missing.output.find(file.string() +
+                                ":5:15: train.callbacks[0].plugin: unknown callback plugin 'early_stop'"),
+            std::string::npos)
+      << missing.output;
 }
 
 TEST(Cli, WrongAbiPluginIsRefusedWithBothVersions) {
   auto r = run_command(with_path(SAELAB_BADABI_PLUGIN_DIR) + exe() + " plugins");
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("refused: plugin '" + std::string(SAELAB_BADABI_PLUGIN_DIR)), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("built for saelab plugin ABI version 999, but this saelab"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("refused: plugin '" + std::string(SAELAB_BADABI_PLUGIN_DIR)), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("built for saelab plugin ABI version 999, but this saelab"), std::string::npos)
+      << r.output;
   auto dir = test::temp_dir("cli-badabi");
-  auto file = test::write_text(dir / "exp.yaml", "stages: []\ntrain:\n  callbacks: [{plugin: badabi_throwing_loss}]\n");
+  auto file = test::write_text(dir / "exp.yaml",
+                               "stages: []\ntrain:\n  callbacks: [{plugin: badabi_throwing_loss}]\n");
   auto v = run_command(with_path(SAELAB_BADABI_PLUGIN_DIR) + exe() + " validate " + file.string());
   EXPECT_EQ(v.exit_code, 2) << v.output;
   EXPECT_NE(v.output.find("note: a plugin library was refused"), std::string::npos) << v.output;
@@ -69,8 +79,10 @@ TEST(Cli, ConfigErrorsExitWithCodeTwoAndLocation) {
   auto file = test::write_text(dir / "bad.yaml", "stages: []\nharvest:\n  batch_sequences: 0\n");
   auto r = run_command(exe() + " validate " + file.string());
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_NE(r.output.find(file.string() + ":3:20: harvest.batch_sequences: value 0 is out of range; allowed: ≥ 1"),
-            std::string::npos) << r.output;
+  EXPECT_NE(
+      r.output.find(file.string() + ":3:20: harvest.batch_sequences: value 0 is out of range; allowed: ≥ 1"),
+      std::string::npos)
+      << r.output;
   auto missing = run_command(exe() + " validate " + (dir / "nope.yaml").string());
   EXPECT_EQ(missing.exit_code, 2) << missing.output;
   EXPECT_NE(missing.output.find("nope.yaml"), std::string::npos) << missing.output;
@@ -104,7 +116,8 @@ TEST(Cli, ConfigDocsAreInSyncWithTheCode) {
   auto r = run_command(exe() + " config-docs");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::string docs = read_file(fs::path(SAELAB_SOURCE_DIR) / "docs" / "config.md", 1 << 22, "docs");
-  EXPECT_EQ(docs, r.output) << "docs/config.md is stale: regenerate it with\n  ./build/saelab config-docs --out docs/config.md";
+  EXPECT_EQ(docs, r.output)
+      << "docs/config.md is stale: regenerate it with\n  ./build/saelab config-docs --out docs/config.md";
 }
 
 }  // namespace
@@ -125,7 +138,8 @@ TEST(Cli, PipelineRunsEveryStageEndToEnd) {
                         "sae/sparsity.safetensors", "eval.json", "report/index.html", "run.json"})
     EXPECT_TRUE(fs::exists(dir / "run" / p)) << p << "\n" << r.output;
   auto run = nlohmann::json::parse(read_file(dir / "run" / "run.json", 1 << 20, "run.json"));
-  for (const char* st : {"harvest", "train", "evaluate", "report"}) EXPECT_TRUE(run["stages"].contains(st)) << st;
+  for (const char* st : {"harvest", "train", "evaluate", "report"})
+    EXPECT_TRUE(run["stages"].contains(st)) << st;
   EXPECT_GE(run["stages"]["harvest"]["summary"]["rows"].get<std::int64_t>(), 20000);
   // A finished run is continued stage by stage with --resume: nothing is redone.
   auto again = test::run_command("cd \"" + std::string(SAELAB_SOURCE_DIR) + "\" && " + exe() + " run " + cfg +

@@ -40,7 +40,9 @@ class ConfigErrors : public ::testing::Test {
 };
 
 TEST_F(ConfigErrors, ValidFileParsesWithDefaultsAndLocations) {
-  auto cfg = parse("name: demo\nharvest:\n  tokens: 3e6\ntrain:\n  losses:\n    - plugin: mse\n    - {plugin: l1, coefficient: 2.5}\n");
+  auto cfg = parse(
+      "name: demo\nharvest:\n  tokens: 3e6\ntrain:\n  losses:\n    - plugin: mse\n    - {plugin: l1, "
+      "coefficient: 2.5}\n");
   EXPECT_EQ(cfg.options.string("name"), "demo");
   EXPECT_EQ(cfg.options.integer("harvest.tokens"), 3000000);
   EXPECT_EQ(cfg.options.string("harvest.hook"), "blocks.8.hook_resid_pre");
@@ -72,29 +74,40 @@ TEST_F(ConfigErrors, WrongTypeSaysExpectedAndGot) {
   std::string e = error_of("harvest:\n  tokens: many\n");
   EXPECT_NE(e.find("exp.yaml:2:11: harvest.tokens: expected an integer, got 'many'"), std::string::npos) << e;
   e = error_of("train:\n  shuffle: [1, 2]\n");
-  EXPECT_NE(e.find("exp.yaml:2:12: train.shuffle: expected true or false, got a list"), std::string::npos) << e;
+  EXPECT_NE(e.find("exp.yaml:2:12: train.shuffle: expected true or false, got a list"), std::string::npos)
+      << e;
   e = error_of("harvest: 5\n");
-  EXPECT_NE(e.find("exp.yaml:1:10: harvest: expected a mapping with keys: tokens, hook; got a scalar"), std::string::npos) << e;
+  EXPECT_NE(e.find("exp.yaml:1:10: harvest: expected a mapping with keys: tokens, hook; got a scalar"),
+            std::string::npos)
+      << e;
 }
 
 TEST_F(ConfigErrors, OutOfRangeGivesTheAllowedRange) {
   std::string e = error_of("harvest:\n  tokens: 0\n");
-  EXPECT_NE(e.find("exp.yaml:2:11: harvest.tokens: value 0 is out of range; allowed: ≥ 1"), std::string::npos) << e;
+  EXPECT_NE(e.find("exp.yaml:2:11: harvest.tokens: value 0 is out of range; allowed: ≥ 1"), std::string::npos)
+      << e;
   e = error_of("train:\n  losses: [{plugin: l1, warmup_fraction: 1.5}]\n");
-  EXPECT_NE(e.find("train.losses[0].warmup_fraction: value 1.5 is out of range; allowed: ≥ 0, ≤ 1"), std::string::npos) << e;
+  EXPECT_NE(e.find("train.losses[0].warmup_fraction: value 1.5 is out of range; allowed: ≥ 0, ≤ 1"),
+            std::string::npos)
+      << e;
   e = error_of("device: gpu\n");
-  EXPECT_NE(e.find("exp.yaml:1:9: device: 'gpu' is not allowed; allowed: one of auto, cpu, cuda"), std::string::npos) << e;
+  EXPECT_NE(e.find("exp.yaml:1:9: device: 'gpu' is not allowed; allowed: one of auto, cpu, cuda"),
+            std::string::npos)
+      << e;
 }
 
 TEST_F(ConfigErrors, MissingRequiredOption) {
   std::string e = error_of("train:\n  losses:\n    - plugin: needs_path\n");
-  EXPECT_NE(e.find("exp.yaml:3:15: train.losses[0].path: is required (A required path)"), std::string::npos) << e;
+  EXPECT_NE(e.find("exp.yaml:3:15: train.losses[0].path: is required (A required path)"), std::string::npos)
+      << e;
 }
 
 TEST_F(ConfigErrors, UnknownPluginListsAvailableOnes) {
   std::string e = error_of("train:\n  losses:\n    - plugin: msee\n");
-  EXPECT_NE(e.find("exp.yaml:3:15: train.losses[0].plugin: unknown loss plugin 'msee'; available: l1, mse, needs_path"),
-            std::string::npos) << e;
+  EXPECT_NE(e.find("exp.yaml:3:15: train.losses[0].plugin: unknown loss plugin 'msee'; available: l1, mse, "
+                   "needs_path"),
+            std::string::npos)
+      << e;
 }
 
 TEST_F(ConfigErrors, OversizedFileIsRefused) {
@@ -127,7 +140,8 @@ TEST_F(ConfigErrors, DuplicateKeyIsAnError) {
 }
 
 TEST_F(ConfigErrors, OverridesApplyAndAreBlamedOnTheCommandLine) {
-  auto cfg = parse("harvest:\n  tokens: 5\n", {parse_override("harvest.tokens=7"), parse_override("train.lr=1e-3")});
+  auto cfg =
+      parse("harvest:\n  tokens: 5\n", {parse_override("harvest.tokens=7"), parse_override("train.lr=1e-3")});
   EXPECT_EQ(cfg.options.integer("harvest.tokens"), 7);
   EXPECT_DOUBLE_EQ(cfg.options.real("train.lr"), 1e-3);
   std::string e = error_of("name: x\n", {parse_override("harvest.tokens=-3")});

@@ -86,7 +86,9 @@ TEST(PluginHost, ConfigErrorsFromFactoriesKeepTheirLocation) {
     reg.create<TrainerCallback>("early_stop", opts, PluginContext{});
     FAIL() << "early_stop without a threshold must be refused";
   } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("train.callbacks[0].below: set `below` or `above`"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("train.callbacks[0].below: set `below` or `above`"),
+              std::string::npos)
+        << e.what();
   }
 }
 
@@ -117,7 +119,8 @@ TEST(PluginHost, DuplicateRegistrationsNameBothFiles) {
     load_plugin_library(reg, kExample);
     FAIL() << "registering early_stop twice must fail";
   } catch (const PluginError& e) {
-    EXPECT_NE(std::string(e.what()).find("two plugins register the callback 'early_stop'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("two plugins register the callback 'early_stop'"), std::string::npos)
+        << e.what();
   }
 }
 

@@ -14,7 +14,8 @@
 namespace saelab::test {
 
 inline std::filesystem::path temp_dir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("saelab-test-" + name + "-" + std::to_string(::getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("saelab-test-" + name + "-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
@@ -54,11 +55,13 @@ inline void register_test_plugins(Registry& reg) {
   Registrar r(reg, LibraryInfo{"test", "1.0", "<test>", nullptr});
   OptionSchema mse;
   mse.real("coefficient", 1.0, "Weight of the term").at_least(0);
-  r.add<Loss>("mse", "Test loss", mse, [](const Options&, const PluginContext&) { return std::make_unique<NullLoss>(); });
+  r.add<Loss>("mse", "Test loss", mse,
+              [](const Options&, const PluginContext&) { return std::make_unique<NullLoss>(); });
   OptionSchema l1;
   l1.real("coefficient", 5.0, "Weight of the term").above(0);
   l1.real("warmup_fraction", 0.0, "Warm-up").at_least(0).at_most(1);
-  r.add<Loss>("l1", "Test loss", l1, [](const Options&, const PluginContext&) { return std::make_unique<NullLoss>(); });
+  r.add<Loss>("l1", "Test loss", l1,
+              [](const Options&, const PluginContext&) { return std::make_unique<NullLoss>(); });
   OptionSchema needs;
   needs.string("path", "", "A required path").require();
   r.add<Loss>("needs_path", "Test loss with a required option", needs,

@@ -21,9 +21,19 @@ torch::Tensor seeded_randn(std::vector<std::int64_t> shape, std::uint64_t seed) 
 }  // namespace
 
 const std::vector<std::string>& FakeSource::vocab() {
-  static const std::vector<std::string> v = {
-      "<|endoftext|>", "<script>alert(1)</script>", " the", "\n", " cat", "&amp;",
-      "\xE2\x82", "\u202E" "evil", "\"quote'", " sat", "\t", "ok"};
+  static const std::vector<std::string> v = {"<|endoftext|>",
+                                             "<script>alert(1)</script>",
+                                             " the",
+                                             "\n",
+                                             " cat",
+                                             "&amp;",
+                                             "\xE2\x82",
+                                             "\u202E"
+                                             "evil",
+                                             "\"quote'",
+                                             " sat",
+                                             "\t",
+                                             "ok"};
   return v;
 }
 
@@ -58,10 +68,9 @@ std::string FakeSource::decode(const std::vector<std::int32_t>& tokens) const {
 }
 
 torch::Tensor FakeSource::activations(const torch::Tensor& tokens) const {
-  SAELAB_CHECK(tokens.dim() == 2 && tokens.size(1) <= kMaxContext, Error, "fake: tokens ",
-               tokens.sizes());
-  auto h = E_.index_select(0, tokens.reshape({-1}).to(torch::kInt64))
-               .view({tokens.size(0), tokens.size(1), -1});
+  SAELAB_CHECK(tokens.dim() == 2 && tokens.size(1) <= kMaxContext, Error, "fake: tokens ", tokens.sizes());
+  auto h =
+      E_.index_select(0, tokens.reshape({-1}).to(torch::kInt64)).view({tokens.size(0), tokens.size(1), -1});
   return h + P_.narrow(0, 0, tokens.size(1)).unsqueeze(0);
 }
 
@@ -75,7 +84,7 @@ ModelOutput FakeSource::readout(const torch::Tensor& tokens, const torch::Tensor
 }
 
 std::map<std::string, torch::Tensor> FakeSource::run_with_hooks(const torch::Tensor& tokens,
-                                                                 const std::vector<std::string>& hooks) {
+                                                                const std::vector<std::string>& hooks) {
   std::map<std::string, torch::Tensor> out;
   for (const auto& h : hooks) {
     SAELAB_CHECK(info_.hooks.count(h), Error, "fake: no hook ", h);
@@ -107,7 +116,9 @@ TestSae::TestSae(torch::Tensor we, torch::Tensor be, torch::Tensor wd, torch::Te
 torch::Tensor TestSae::encode(const torch::Tensor& x) {
   return at::relu(at::matmul(x - b_dec, W_enc) + b_enc);
 }
-torch::Tensor TestSae::decode(const torch::Tensor& f) { return at::matmul(f, W_dec) + b_dec; }
+torch::Tensor TestSae::decode(const torch::Tensor& f) {
+  return at::matmul(f, W_dec) + b_dec;
+}
 SaeOutput TestSae::forward(const torch::Tensor& x) {
   SaeOutput o;
   o.latents = encode(x);
@@ -125,8 +136,8 @@ std::shared_ptr<TestSae> identity_sae(std::int64_t d) {
 }
 
 std::shared_ptr<TestSae> zero_sae(std::int64_t d, std::int64_t d_sae) {
-  return std::make_shared<TestSae>(torch::zeros({d, d_sae}), torch::zeros({d_sae}),
-                                   torch::zeros({d_sae, d}), torch::zeros({d}));
+  return std::make_shared<TestSae>(torch::zeros({d, d_sae}), torch::zeros({d_sae}), torch::zeros({d_sae, d}),
+                                   torch::zeros({d}));
 }
 
 std::shared_ptr<TestSae> random_sae(std::int64_t d, std::int64_t d_sae, std::uint64_t seed) {
@@ -162,7 +173,9 @@ std::string corpus_text(std::size_t n) {
   std::string s;
   std::uint64_t x = 88172645463325252ULL;
   for (std::size_t i = 0; i < n; ++i) {
-    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
     s += static_cast<char>('a' + x % 26);
     if (x % 7 == 0) s += ' ';
   }

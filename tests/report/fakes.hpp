@@ -29,8 +29,8 @@ class FakeSource : public ActivationSource {
   std::string decode(const std::vector<std::int32_t>& tokens) const override;
   std::map<std::string, torch::Tensor> run_with_hooks(const torch::Tensor& tokens,
                                                       const std::vector<std::string>& hooks) override;
-  ModelOutput run_with_replacement(const torch::Tensor& tokens, const std::string& hook,
-                                   const HookFn& fn, bool want_logits) override;
+  ModelOutput run_with_replacement(const torch::Tensor& tokens, const std::string& hook, const HookFn& fn,
+                                   bool want_logits) override;
   torch::Tensor logit_effects(const torch::Tensor& directions, const std::string& hook) override;
   torch::Device device() const override { return torch::kCPU; }
 

@@ -45,8 +45,8 @@ BruteForce brute_force(FakeSource& src, TestSae& sae, const std::string& corpus,
   torch::NoGradGuard ng;
   TokenBatches tb(corpus_config(corpus), src);
   auto tokens = tb.next(seqs);
-  auto h = src.activations(tokens);                  // [b, s, d]
-  auto mask = tokens.ne(0);                          // BOS excluded
+  auto h = src.activations(tokens);  // [b, s, d]
+  auto mask = tokens.ne(0);          // BOS excluded
   auto x = h.reshape({-1, kD}).index_select(0, mask.reshape({-1}).nonzero().squeeze(1)).to(torch::kFloat64);
   auto lat = sae.encode(x.to(torch::kFloat32)).to(torch::kFloat64);
   auto xh = sae.decode(lat.to(torch::kFloat32)).to(torch::kFloat64);
@@ -83,7 +83,8 @@ TEST(Evaluator, IdentitySaeScoresPerfectly) {
   auto j = evaluate(src, *sae, corpus, {{"batches", std::int64_t(3)}, {"batch_size", std::int64_t(4)}});
   std::printf("identity SAE: EV %.12f  CE score %.12f  KL %.3g\n",
               j["reconstruction"]["explained_variance"].get<double>(),
-              j["downstream"]["ce_loss_score"].get<double>(), j["downstream"]["kl_div_spliced"].get<double>());
+              j["downstream"]["ce_loss_score"].get<double>(),
+              j["downstream"]["kl_div_spliced"].get<double>());
   EXPECT_EQ(j["mode"], "spliced");
   EXPECT_NEAR(j["reconstruction"]["explained_variance"].get<double>(), 1.0, 1e-9);
   EXPECT_NEAR(j["reconstruction"]["cosine_similarity"].get<double>(), 1.0, 1e-9);
@@ -122,19 +123,19 @@ TEST(Evaluator, RandomSaeMatchesBruteForce) {
   const auto& r = j["reconstruction"];
   const auto& d = j["downstream"];
   const double score = (b.ce_ablated - b.ce_spliced) / (b.ce_ablated - b.ce_clean);
-  const double diffs[] = {
-      std::fabs(r["explained_variance"].get<double>() - b.ev), std::fabs(r["mse"].get<double>() - b.mse),
-      std::fabs(r["cosine_similarity"].get<double>() - b.cos),
-      std::fabs(j["sparsity"]["l0"].get<double>() - b.l0),
-      std::fabs(d["ce_loss_clean"].get<double>() - b.ce_clean),
-      std::fabs(d["ce_loss_spliced"].get<double>() - b.ce_spliced),
-      std::fabs(d["ce_loss_ablated"].get<double>() - b.ce_ablated),
-      std::fabs(d["ce_loss_score"].get<double>() - score),
-      std::fabs(d["kl_div_spliced"].get<double>() - b.kl)};
+  const double diffs[] = {std::fabs(r["explained_variance"].get<double>() - b.ev),
+                          std::fabs(r["mse"].get<double>() - b.mse),
+                          std::fabs(r["cosine_similarity"].get<double>() - b.cos),
+                          std::fabs(j["sparsity"]["l0"].get<double>() - b.l0),
+                          std::fabs(d["ce_loss_clean"].get<double>() - b.ce_clean),
+                          std::fabs(d["ce_loss_spliced"].get<double>() - b.ce_spliced),
+                          std::fabs(d["ce_loss_ablated"].get<double>() - b.ce_ablated),
+                          std::fabs(d["ce_loss_score"].get<double>() - score),
+                          std::fabs(d["kl_div_spliced"].get<double>() - b.kl)};
   double max_diff = 0;
   for (double x : diffs) max_diff = std::max(max_diff, x);
-  std::printf("random SAE vs brute force: EV %.6f L0 %.4f CE score %.6f KL %.6f; max |diff| %.3g\n",
-              b.ev, b.l0, score, b.kl, max_diff);
+  std::printf("random SAE vs brute force: EV %.6f L0 %.4f CE score %.6f KL %.6f; max |diff| %.3g\n", b.ev,
+              b.l0, score, b.kl, max_diff);
   for (double x : diffs) EXPECT_LT(x, 1e-5);
   EXPECT_EQ(j["counts"]["tokens_evaluated"].get<std::int64_t>(), b.tokens);
   EXPECT_EQ(j["sparsity"]["dead_latents"].get<std::int64_t>(), b.dead);

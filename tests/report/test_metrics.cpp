@@ -23,7 +23,7 @@ TEST(Metrics, ExplainedVarianceHandComputed) {
   acc.add(T({{1, 0}, {3, 0}}), T({{1, 1}, {3, 0}}));
   auto r = acc.result();
   EXPECT_DOUBLE_EQ(r.explained_variance, 0.5);
-  EXPECT_DOUBLE_EQ(r.mse, 0.25);                  // 1 / (2 tokens · 2 dims)
+  EXPECT_DOUBLE_EQ(r.mse, 0.25);  // 1 / (2 tokens · 2 dims)
   EXPECT_DOUBLE_EQ(r.squared_error_per_token, 0.5);
   EXPECT_DOUBLE_EQ(r.variance_per_token, 1.0);
   EXPECT_EQ(r.tokens, 2);

@@ -50,9 +50,9 @@ struct Run {
 };
 
 Run run_report(FakeSource* src, SaeArchitecture& sae, const std::string& corpus,
-           const std::map<std::string, OptionValue>& opts, const std::string& name = "report",
-           const char* hook = kResidHook, ActivationReader* reader = nullptr,
-           nlohmann::json eval = nlohmann::json()) {
+               const std::map<std::string, OptionValue>& opts, const std::string& name = "report",
+               const char* hook = kResidHook, ActivationReader* reader = nullptr,
+               nlohmann::json eval = nlohmann::json()) {
   std::unique_ptr<TokenBatches> tokens;
   if (src && !reader) tokens = std::make_unique<TokenBatches>(corpus_config(corpus), *src);
   auto dir = out_dir(corpus, name);
@@ -121,8 +121,11 @@ TEST(ReportHtml, RequestedLatentsWithBruteForceTopK) {
   auto corpus = write_corpus("c.txt", corpus_text(3000));
   const std::vector<std::string> ids = {"3", "7", "0", "11"};
   auto run = run_report(&src, *sae, corpus,
-                    {{"selection", std::string("list")}, {"latent_ids", ids}, {"top_k", std::int64_t(6)},
-                     {"batches", std::int64_t(3)}, {"batch_size", std::int64_t(4)}});
+                        {{"selection", std::string("list")},
+                         {"latent_ids", ids},
+                         {"top_k", std::int64_t(6)},
+                         {"batches", std::int64_t(3)},
+                         {"batch_size", std::int64_t(4)}});
   auto t = truth(src, *sae, corpus, 12);
   ASSERT_EQ(run.data["latents"].size(), ids.size());
   double max_diff = 0;
@@ -171,7 +174,7 @@ TEST(ReportHtml, UntrustedTokenTextIsEscapedAndPageIsOffline) {
   // Token 1 decodes to "<script>alert(1)</script>": only escaped copies may appear.
   EXPECT_EQ(h.find("<script>alert"), std::string::npos);
   EXPECT_NE(h.find("&lt;script&gt;alert(1)&lt;/script&gt;"), std::string::npos);
-  EXPECT_EQ(occurrences(h, "<script"), 1u);  // the page's own filter script
+  EXPECT_EQ(occurrences(h, "<script"), 1u);        // the page's own filter script
   EXPECT_EQ(h.find("\u202E"), std::string::npos);  // the bidi override is shown as a marker
   EXPECT_NE(h.find("[U+202E]"), std::string::npos);
   EXPECT_TRUE(valid_utf8(h));  // token 6 is half a UTF-8 character
@@ -219,15 +222,18 @@ TEST(ReportHtml, StoredRowsWithoutAModel) {
   auto tokens = tb.next(6);
   auto keep = tokens.reshape({-1}).ne(0).nonzero().squeeze(1);  // stores leave BOS out
   const std::int64_t n = tokens.numel();
-  ActivationRows rows{src.activations(tokens).reshape({-1, kD}).index_select(0, keep),
-                      tokens.reshape({-1}).index_select(0, keep).to(torch::kInt32),
-                      torch::arange(n, torch::kInt64).div(kContext, "floor").index_select(0, keep),
-                      torch::arange(n, torch::kInt64).remainder(kContext).index_select(0, keep).to(torch::kInt32)};
+  ActivationRows rows{
+      src.activations(tokens).reshape({-1, kD}).index_select(0, keep),
+      tokens.reshape({-1}).index_select(0, keep).to(torch::kInt32),
+      torch::arange(n, torch::kInt64).div(kContext, "floor").index_select(0, keep),
+      torch::arange(n, torch::kInt64).remainder(kContext).index_select(0, keep).to(torch::kInt32)};
   FakeReader reader(rows, 25);
   auto run = run_report(nullptr, *sae, corpus,
-                    {{"selection", std::string("list")}, {"latent_ids", std::vector<std::string>{"3"}},
-                     {"top_k", std::int64_t(5)}, {"batches", std::int64_t(100)}},
-                    "stored", kResidHook, &reader);
+                        {{"selection", std::string("list")},
+                         {"latent_ids", std::vector<std::string>{"3"}},
+                         {"top_k", std::int64_t(5)},
+                         {"batches", std::int64_t(100)}},
+                        "stored", kResidHook, &reader);
   const auto& L = run.data["latents"][0];
   auto all = all_examples(t, 3);
   EXPECT_EQ(L["fire_count"].get<std::int64_t>(), static_cast<std::int64_t>(all.size()));
@@ -246,7 +252,7 @@ TEST(ReportHtml, NonResidualHookHasNoLogitEffects) {
   auto sae = random_sae(kD, 20, 7);
   auto corpus = write_corpus("c.txt", corpus_text(1500));
   auto run = run_report(&src, *sae, corpus, {{"latents", std::int64_t(2)}, {"batches", std::int64_t(1)}},
-                    "report", kAttnHook);
+                        "report", kAttnHook);
   const auto& g = run.data["latents"][0]["logit_effects"];
   EXPECT_FALSE(g["available"].get<bool>());
   EXPECT_NE(g["reason"].get<std::string>().find("residual stream"), std::string::npos);
@@ -257,8 +263,8 @@ TEST(ReportHtml, ListedLatentOutOfRangeNamesTheOptionAndTheRange) {
   auto sae = random_sae(kD, 20, 7);
   auto corpus = write_corpus("c.txt", corpus_text(500));
   try {
-    run_report(&src, *sae, corpus, {{"selection", std::string("list")},
-                                {"latent_ids", std::vector<std::string>{"4", "20"}}});
+    run_report(&src, *sae, corpus,
+               {{"selection", std::string("list")}, {"latent_ids", std::vector<std::string>{"4", "20"}}});
     FAIL() << "no error";
   } catch (const ConfigError& e) {
     std::string m = e.what();
@@ -267,8 +273,7 @@ TEST(ReportHtml, ListedLatentOutOfRangeNamesTheOptionAndTheRange) {
     EXPECT_NE(m.find("latent 20"), std::string::npos) << m;
     EXPECT_NE(m.find("d_sae = 20"), std::string::npos) << m;
   }
-  EXPECT_THROW(make_plugin<Reporter>("html", {{"latent_ids", std::vector<std::string>{"x1"}}}),
-               ConfigError);
+  EXPECT_THROW(make_plugin<Reporter>("html", {{"latent_ids", std::vector<std::string>{"x1"}}}), ConfigError);
   EXPECT_THROW(make_plugin<Reporter>("html", {{"selection", std::string("list")}}), ConfigError);
 }
 
@@ -302,13 +307,14 @@ TEST(ReportHtml, RendersInHeadlessChromium) {
     EvalContext ectx{*sae, &src, kResidHook, &held_out, nullptr, 1.0};
     eval = make_plugin<Evaluator>("standard", {{"batches", std::int64_t(2)}})->evaluate(ectx);
   }
-  run_report(&src, *sae, corpus, {{"latents", std::int64_t(3)}, {"batches", std::int64_t(2)}},
-             "report", kResidHook, nullptr, eval);
+  run_report(&src, *sae, corpus, {{"latents", std::int64_t(3)}, {"batches", std::int64_t(2)}}, "report",
+             kResidHook, nullptr, eval);
   const auto dir = out_dir(corpus, "report");
   const auto dom = dir / "dom.html";
-  const std::string cmd = browser + " --headless --no-sandbox --disable-gpu --disable-dev-shm-usage "
-                          "--dump-dom 'file://" + (dir / "index.html").string() + "' > '" +
-                          dom.string() + "' 2>/dev/null";
+  const std::string cmd = browser +
+                          " --headless --no-sandbox --disable-gpu --disable-dev-shm-usage "
+                          "--dump-dom 'file://" +
+                          (dir / "index.html").string() + "' > '" + dom.string() + "' 2>/dev/null";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   const auto parsed = slurp(dom);
   EXPECT_GE(occurrences(parsed, "class=\"latent card\""), 3u);

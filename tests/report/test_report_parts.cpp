@@ -20,8 +20,7 @@ TEST(HtmlText, EscapesMarkupAndQuotes) {
 
 TEST(HtmlText, WhitespaceAndControlsAreVisible) {
   EXPECT_EQ(html::token_html(" the", html::Whitespace::Context), " the");
-  EXPECT_EQ(html::token_html(" the", html::Whitespace::Standalone),
-            "<span class=\"ws\">\u00B7</span>the");
+  EXPECT_EQ(html::token_html(" the", html::Whitespace::Standalone), "<span class=\"ws\">\u00B7</span>the");
   EXPECT_EQ(html::token_html("a\nb", html::Whitespace::Context), "a<span class=\"ws\">\u21B5</span>b");
   EXPECT_EQ(html::visible_text("\t\x01"), "\u21E5\\x01");
   EXPECT_EQ(html::token_html("", html::Whitespace::Context), "<span class=\"ws\">\u2205</span>");
@@ -38,7 +37,9 @@ TEST(HtmlText, InvalidUtf8BecomesByteMarkers) {
 }
 
 TEST(HtmlText, BidiOverridesCannotReorderThePage) {
-  EXPECT_EQ(html::visible_text("\u202E" "evil"), "[U+202E]evil");
+  EXPECT_EQ(html::visible_text("\u202E"
+                               "evil"),
+            "[U+202E]evil");
   EXPECT_EQ(html::visible_text("a\u200Bb"), "a[U+200B]b");
 }
 

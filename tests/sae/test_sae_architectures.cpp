@@ -11,9 +11,10 @@ const char* kArchs[] = {"relu_l1", "topk", "batchtopk", "jumprelu"};
 
 TEST(SaeArchitectures, ForwardShapesForEveryArchitectureAndBatchSize) {
   for (const char* arch : kArchs) {
-    auto sae = make_sae(arch, {{"d_in", std::int64_t(12)}, {"d_sae", std::int64_t(40)},
-                               {"k", arch == std::string("batchtopk") ? OptionValue(4.0)
-                                                                      : OptionValue(std::int64_t(4))}});
+    auto sae = make_sae(
+        arch, {{"d_in", std::int64_t(12)},
+               {"d_sae", std::int64_t(40)},
+               {"k", arch == std::string("batchtopk") ? OptionValue(4.0) : OptionValue(std::int64_t(4))}});
     EXPECT_EQ(sae->shape().d_in, 12);
     EXPECT_EQ(sae->shape().d_sae, 40);
     for (std::int64_t B : {1, 7, 64}) {
@@ -58,8 +59,8 @@ TEST(SaeArchitectures, StandardForwardMatchesTheFormula) {
 }
 
 TEST(SaeArchitectures, TopkKeepsExactlyKPerRow) {
-  auto sae = make_sae("topk", {{"d_in", std::int64_t(16)}, {"d_sae", std::int64_t(64)},
-                               {"k", std::int64_t(5)}});
+  auto sae =
+      make_sae("topk", {{"d_in", std::int64_t(16)}, {"d_sae", std::int64_t(64)}, {"k", std::int64_t(5)}});
   {
     at::NoGradGuard ng;
     sae->state()["b_enc"].fill_(10.0);  // every pre-activation positive: k survive the ReLU
@@ -74,8 +75,8 @@ TEST(SaeArchitectures, TopkKeepsExactlyKPerRow) {
 }
 
 TEST(SaeArchitectures, TopkBreaksTiesTowardsLowerIndices) {
-  auto sae = make_sae("topk", {{"d_in", std::int64_t(4)}, {"d_sae", std::int64_t(10)},
-                               {"k", std::int64_t(3)}});
+  auto sae =
+      make_sae("topk", {{"d_in", std::int64_t(4)}, {"d_sae", std::int64_t(10)}, {"k", std::int64_t(3)}});
   auto st = sae->state();
   {
     at::NoGradGuard ng;
@@ -92,8 +93,8 @@ TEST(SaeArchitectures, TopkBreaksTiesTowardsLowerIndices) {
 }
 
 TEST(SaeArchitectures, TopkWithFewPositivePreActivationsKeepsOnlyPositives) {
-  auto sae = make_sae("topk", {{"d_in", std::int64_t(4)}, {"d_sae", std::int64_t(10)},
-                               {"k", std::int64_t(4)}});
+  auto sae =
+      make_sae("topk", {{"d_in", std::int64_t(4)}, {"d_sae", std::int64_t(10)}, {"k", std::int64_t(4)}});
   {
     at::NoGradGuard ng;
     sae->state()["W_enc"].zero_();
@@ -104,8 +105,9 @@ TEST(SaeArchitectures, TopkWithFewPositivePreActivationsKeepsOnlyPositives) {
 }
 
 TEST(SaeArchitectures, BatchTopkKeepsKTimesBatchInTrainingAndThresholdsInEval) {
-  auto sae = make_sae("batchtopk", {{"d_in", std::int64_t(16)}, {"d_sae", std::int64_t(64)},
-                                    {"k", 3.0}, {"threshold_lr", 0.25}});
+  auto sae =
+      make_sae("batchtopk",
+               {{"d_in", std::int64_t(16)}, {"d_sae", std::int64_t(64)}, {"k", 3.0}, {"threshold_lr", 0.25}});
   {
     at::NoGradGuard ng;
     sae->state()["b_enc"].fill_(10.0);
@@ -165,8 +167,7 @@ void compare_sparse_dense(const std::string& arch, const OptionValue& k) {
     ASSERT_TRUE(gs.defined() && gd.defined()) << name;
     diff = std::max(diff, max_abs_diff(gs, gd) / (1.0 + gd.abs().max().item<double>()));
   }
-  std::printf("%s sparse vs dense decode (values and gradients): max diff = %.3g\n",
-              arch.c_str(), diff);
+  std::printf("%s sparse vs dense decode (values and gradients): max diff = %.3g\n", arch.c_str(), diff);
   EXPECT_LT(diff, 1e-5);
 }
 
@@ -181,9 +182,10 @@ TEST(SaeArchitectures, SparseBatchTopkDecodeEqualsDenseIncludingGradients) {
 TEST(SaeArchitectures, UnitNormDecoderRowsSurviveAdamSteps) {
   for (const char* arch : kArchs) {
     SCOPED_TRACE(arch);
-    auto sae = make_sae(arch, {{"d_in", std::int64_t(10)}, {"d_sae", std::int64_t(32)},
-                               {"k", arch == std::string("batchtopk") ? OptionValue(4.0)
-                                                                      : OptionValue(std::int64_t(4))}});
+    auto sae = make_sae(
+        arch, {{"d_in", std::int64_t(10)},
+               {"d_sae", std::int64_t(32)},
+               {"k", arch == std::string("batchtopk") ? OptionValue(4.0) : OptionValue(std::int64_t(4))}});
     torch::optim::Adam opt(sae->parameters(), torch::optim::AdamOptions(1e-2));
     double worst = 0, worst_radial = 0;
     for (int step = 0; step < 5; ++step) {
@@ -203,8 +205,8 @@ TEST(SaeArchitectures, UnitNormDecoderRowsSurviveAdamSteps) {
       auto norms = sae->decoder_weight().detach().norm(2, {1});
       worst = std::max(worst, (norms - 1).abs().max().item<double>());
     }
-    std::printf("%s: max |‖W_dec,i‖ - 1| after Adam steps = %.3g, max radial gradient = %.3g\n",
-                arch, worst, worst_radial);
+    std::printf("%s: max |‖W_dec,i‖ - 1| after Adam steps = %.3g, max radial gradient = %.3g\n", arch, worst,
+                worst_radial);
     EXPECT_LT(worst, 1e-5);
     EXPECT_LT(worst_radial, 1e-5);
   }
@@ -214,9 +216,10 @@ TEST(SaeArchitectures, UnitNormDecoderRowsSurviveAdamSteps) {
 TEST(SaeArchitectures, ReusedBuffersNeverOverwriteLiveResults) {
   for (const char* arch : kArchs) {
     SCOPED_TRACE(arch);
-    auto sae = make_sae(arch, {{"d_in", std::int64_t(8)}, {"d_sae", std::int64_t(32)},
-                               {"k", arch == std::string("batchtopk") ? OptionValue(4.0)
-                                                                      : OptionValue(std::int64_t(4))}});
+    auto sae = make_sae(
+        arch, {{"d_in", std::int64_t(8)},
+               {"d_sae", std::int64_t(32)},
+               {"k", arch == std::string("batchtopk") ? OptionValue(4.0) : OptionValue(std::int64_t(4))}});
     auto x1 = at::randn({5, 8}), x2 = at::randn({5, 8});
     auto out1 = sae->forward(x1);
     auto z1 = out1.latents.detach().clone(), p1 = out1.pre_activations.detach().clone();
@@ -248,8 +251,9 @@ TEST(SaeArchitectures, ReusedBuffersNeverOverwriteLiveResults) {
 }
 
 TEST(SaeArchitectures, FreeDecoderIsNotRenormalised) {
-  auto sae = make_sae("relu_l1", {{"d_in", std::int64_t(6)}, {"d_sae", std::int64_t(8)},
-                                  {"decoder_norm", std::string("free")}});
+  auto sae = make_sae(
+      "relu_l1",
+      {{"d_in", std::int64_t(6)}, {"d_sae", std::int64_t(8)}, {"decoder_norm", std::string("free")}});
   auto norms = sae->decoder_weight().detach().norm(2, {1});
   EXPECT_LT((norms - 0.1).abs().max().item<double>(), 1e-6);  // SAELens' initial norm
   {
@@ -281,9 +285,7 @@ TEST(SaeArchitectures, OptionErrorsNameTheKeyAndAllowedValues) {
   EXPECT_NE(msg.find("k = 9"), std::string::npos) << msg;
   EXPECT_NE(msg.find("d_sae = 8"), std::string::npos) << msg;
   EXPECT_NE(msg.find("test.yaml:1:1"), std::string::npos) << msg;
-  msg = error_message([] {
-    make_sae("relu_l1", {{"d_in", std::int64_t(4)}, {"decoder_init_norm", 0.1}});
-  });
+  msg = error_message([] { make_sae("relu_l1", {{"d_in", std::int64_t(4)}, {"decoder_init_norm", 0.1}}); });
   EXPECT_NE(msg.find("decoder_init_norm"), std::string::npos) << msg;
   EXPECT_NE(msg.find("decoder_norm: free"), std::string::npos) << msg;
 }

@@ -111,8 +111,7 @@ TEST(SaeGradients, FusedStandardSaeMatchesPlainAutograd) {
   auto xhat = at::matmul(z, p[2]) + p[3];
   ((xhat - s.x).pow(2).sum() + 0.3 * z.sum() + 0.2 * pre.pow(2).sum()).backward();
   auto out = s.sae->forward(s.x);
-  ((out.reconstruction - s.x).pow(2).sum() + 0.3 * out.latents.sum() +
-   0.2 * out.pre_activations.pow(2).sum())
+  ((out.reconstruction - s.x).pow(2).sum() + 0.3 * out.latents.sum() + 0.2 * out.pre_activations.pow(2).sum())
       .backward();
   double worst = 0;
   const char* names[] = {"W_enc", "b_enc", "W_dec", "b_dec"};
@@ -125,13 +124,12 @@ TEST(SaeGradients, FusedStandardSaeMatchesPlainAutograd) {
 TEST(SaeGradients, TopkAndBatchTopkSparsePathsMatchFiniteDifferences) {
   for (const char* arch : {"topk", "batchtopk"}) {
     for (const char* mode : {"sparse", "dense"}) {
-      auto s = small_sae(arch, {{"k", arch == std::string("topk") ? OptionValue(std::int64_t(3))
-                                                                 : OptionValue(3.0)},
-                                {"decode", std::string(mode)}});
+      auto s = small_sae(
+          arch, {{"k", arch == std::string("topk") ? OptionValue(std::int64_t(3)) : OptionValue(3.0)},
+                 {"decode", std::string(mode)}});
       auto loss = make_loss("mse");
       double d = check_loss_gradients(s, *loss);
-      std::printf("%s (%s decode) + mse: max relative |autograd - finite diff| = %.3g\n", arch,
-                  mode, d);
+      std::printf("%s (%s decode) + mse: max relative |autograd - finite diff| = %.3g\n", arch, mode, d);
     }
   }
 }
@@ -145,14 +143,18 @@ TEST(SaeGradients, AuxkMatchesFiniteDifferencesWithTheResidualHeldFixed) {
   }
   auto f = [&](bool grad) {
     auto out = s.sae->forward(s.x);
-    return loss_math::auxk(out.pre_activations, s.dead, residual, s.sae->decoder_weight(), 2, true)
-        .loss;
+    return loss_math::auxk(out.pre_activations, s.dead, residual, s.sae->decoder_weight(), 2, true).loss;
   };
   s.sae->zero_grad();
   f(true).backward();
   double worst = 0;
   for (auto& kv : s.sae->named_parameters()) {
-    auto fd = numeric_grad([&] { at::NoGradGuard ng; return f(false).item<double>(); }, kv.value(), 1e-6);
+    auto fd = numeric_grad(
+        [&] {
+          at::NoGradGuard ng;
+          return f(false).item<double>();
+        },
+        kv.value(), 1e-6);
     auto g = kv.value().grad();
     double d = rel_diff(g.defined() ? g : at::zeros_like(fd), fd);
     EXPECT_LT(d, 1e-5) << kv.key();
@@ -259,7 +261,12 @@ TEST(SaeGradients, JumpReluL0TrainsLogThresholdThroughTheSte) {
 TEST(SaeGradients, L1AbsSumUsesTheSignForMixedSigns) {
   auto z = at::tensor({0.5, -1.5, 2.0, -0.25}, at::kDouble).view({2, 2}).requires_grad_();
   loss_math::l1(z).backward();
-  auto fd = numeric_grad([&] { at::NoGradGuard ng; return loss_math::l1(z).item<double>(); }, z, 1e-6);
+  auto fd = numeric_grad(
+      [&] {
+        at::NoGradGuard ng;
+        return loss_math::l1(z).item<double>();
+      },
+      z, 1e-6);
   EXPECT_LT(max_abs_diff(z.grad(), fd), 1e-9);
   EXPECT_NEAR(loss_math::l1(z).item<double>(), (0.5 + 1.5 + 2.0 + 0.25) / 2, 1e-15);
 }
@@ -272,8 +279,8 @@ TEST(SaeGradients, GeometricMedianSatisfiesTheOptimalityCondition) {
   // At the geometric median the unit vectors towards the points sum to zero.
   auto u = x - m;
   auto s = (u / u.norm(2, {1}, true)).sum(0);
-  std::printf("geometric median: |Σ unit vectors| = %.3g (mean is off by %.3g)\n",
-              s.norm().item<double>(), (x.mean(0) - m).norm().item<double>());
+  std::printf("geometric median: |Σ unit vectors| = %.3g (mean is off by %.3g)\n", s.norm().item<double>(),
+              (x.mean(0) - m).norm().item<double>());
   EXPECT_LT(s.norm().item<double>(), 1e-6);
   // One dimension: the median of an odd sample.
   auto line = at::tensor({0.0, 1.0, 2.5, 3.0, 100.0}, at::kDouble).view({5, 1});

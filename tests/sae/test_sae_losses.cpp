@@ -48,7 +48,8 @@ TEST(SaeLosses, EveryTermIsNonNegativeOnEveryArchitecture) {
 TEST(SaeLosses, HandComputedValues) {
   auto f = fixture("relu_l1", 2);
   f.x = at::tensor({1.0f, 2.0f, 0.0f, 0.0f, 0.0f, 0.0f, 3.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f}).view({2, 6});
-  f.out.reconstruction = at::tensor({1.0f, 0.0f, 0.0f, 0.0f, 0.0f, 1.0f, 1.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f}).view({2, 6});
+  f.out.reconstruction =
+      at::tensor({1.0f, 0.0f, 0.0f, 0.0f, 0.0f, 1.0f, 1.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f}).view({2, 6});
   // Squared errors per row: 4 + 1 = 5 and 4: mean 4.5.
   EXPECT_NEAR(value(*make_loss("mse"), f), 4.5, 1e-6);
   EXPECT_NEAR(value(*make_loss("mse", {{"coefficient", 2.0}}), f), 9.0, 1e-6);
@@ -60,8 +61,8 @@ TEST(SaeLosses, HandComputedValues) {
   f.out.latents[1][7] = 0.5;
   EXPECT_NEAR(value(*make_loss("l1", {{"coefficient", 1.0}, {"warmup_fraction", 0.0}}), f), 1.75, 1e-6);
   // Decoder rows have unit norm at initialisation, so l1_decoder_norm = l1 there...
-  EXPECT_NEAR(value(*make_loss("l1_decoder_norm", {{"coefficient", 1.0}, {"warmup_fraction", 0.0}}), f),
-              1.75, 1e-5);
+  EXPECT_NEAR(value(*make_loss("l1_decoder_norm", {{"coefficient", 1.0}, {"warmup_fraction", 0.0}}), f), 1.75,
+              1e-5);
   // ...and scales with a row's norm.
   {
     at::NoGradGuard ng;

@@ -108,11 +108,13 @@ TEST(SaeState, DecoderBiasFromTheSample) {
   at::manual_seed(3);
   auto x = at::randn({50, 4}) + 3;
   x.slice(0, 0, 3).mul_(40);
-  auto mean = make_sae("relu_l1", {{"d_in", std::int64_t(4)}, {"d_sae", std::int64_t(6)},
-                                   {"b_dec_init", std::string("mean")}});
+  auto mean =
+      make_sae("relu_l1",
+               {{"d_in", std::int64_t(4)}, {"d_sae", std::int64_t(6)}, {"b_dec_init", std::string("mean")}});
   mean->initialize_from_sample(x);
   EXPECT_LT(max_abs_diff(mean->state()["b_dec"], x.mean(0)), 1e-5);
-  auto med = make_sae("relu_l1", {{"d_in", std::int64_t(4)}, {"d_sae", std::int64_t(6)},
+  auto med = make_sae("relu_l1", {{"d_in", std::int64_t(4)},
+                                  {"d_sae", std::int64_t(6)},
                                   {"b_dec_init", std::string("geometric_median")}});
   med->initialize_from_sample(x);
   EXPECT_LT(max_abs_diff(med->state()["b_dec"], sae_math::geometric_median(x)), 1e-5);
@@ -144,13 +146,15 @@ TEST(SaeState, ReinitializeLatentsResetsOnlyTheGivenLatents) {
     EXPECT_TRUE(st["W_dec"][i].equal(before["W_dec"][i]));
     EXPECT_TRUE(st["W_enc"].select(1, i).equal(before["W_enc"].select(1, i)));
   }
-  auto msg = error_message([&] { sae->reinitialize_latents(at::tensor({6}, at::kLong), dirs.slice(0, 0, 1), 1.0); });
+  auto msg =
+      error_message([&] { sae->reinitialize_latents(at::tensor({6}, at::kLong), dirs.slice(0, 0, 1), 1.0); });
   EXPECT_NE(msg.find("[6, 6]"), std::string::npos) << msg;
   EXPECT_NE(msg.find("[0, 6)"), std::string::npos) << msg;
 }
 
 TEST(SaeState, ConfigExtrasAndRegistryTags) {
-  auto topk = make_sae("topk", {{"d_in", std::int64_t(4)}, {"d_sae", std::int64_t(8)}, {"k", std::int64_t(3)}});
+  auto topk =
+      make_sae("topk", {{"d_in", std::int64_t(4)}, {"d_sae", std::int64_t(8)}, {"k", std::int64_t(3)}});
   EXPECT_EQ(topk->extra_config()["k"], 3);
   EXPECT_EQ(topk->extra_config()["apply_b_dec_to_input"], true);
   for (const char* tag : {"standard", "topk", "batchtopk", "jumprelu"}) {

@@ -40,13 +40,10 @@ class ByteSource : public ActivationSource {
                                                       const std::vector<std::string>&) override {
     throw Error("not used");
   }
-  ModelOutput run_with_replacement(const torch::Tensor&, const std::string&, const HookFn&,
-                                   bool) override {
+  ModelOutput run_with_replacement(const torch::Tensor&, const std::string&, const HookFn&, bool) override {
     throw Error("not used");
   }
-  torch::Tensor logit_effects(const torch::Tensor&, const std::string&) override {
-    throw Error("not used");
-  }
+  torch::Tensor logit_effects(const torch::Tensor&, const std::string&) override { throw Error("not used"); }
   torch::Device device() const override { return torch::kCPU; }
 
  private:
@@ -77,9 +74,9 @@ fs::path make_tree(const std::string& name) {
   write_bytes(dir / "b.txt", "cde");
   write_bytes(dir / "a.txt", "ab");
   write_bytes(dir / "sub/c.txt", "f");
-  write_bytes(dir / ".hidden.txt", "zzz");   // hidden: skipped
-  write_bytes(dir / "notes.bin", "yyy");     // not a corpus extension: skipped in auto
-  write_bytes(dir / "empty.txt", "");        // empty document: skipped
+  write_bytes(dir / ".hidden.txt", "zzz");  // hidden: skipped
+  write_bytes(dir / "notes.bin", "yyy");    // not a corpus extension: skipped in auto
+  write_bytes(dir / "empty.txt", "");       // empty document: skipped
   return dir;
 }
 
@@ -105,8 +102,9 @@ TEST(Corpus, PacksWithoutBosAndInSmallSteps) {
 
 TEST(Corpus, JsonlWithTextField) {
   const fs::path dir = scratch_dir("corpus-jsonl");
-  write_bytes(dir / "docs.jsonl",
-              "{\"text\": \"hi\"}\n\n  \n{\"text\": \"\", \"x\": 1}\r\n{\"body\": \"no\", \"text\": \"yo\"}\n");
+  write_bytes(
+      dir / "docs.jsonl",
+      "{\"text\": \"hi\"}\n\n  \n{\"text\": \"\", \"x\": 1}\r\n{\"body\": \"no\", \"text\": \"yo\"}\n");
   const ByteSource src;
   TokenBatches tb(config_for({dir / "docs.jsonl"}, 2, false), src);
   EXPECT_EQ(rows_of(tb.next(9)), (Rows{{'h', 'i'}, {E, 'y'}}));
@@ -179,8 +177,7 @@ TEST(Corpus, ConfigErrors) {
   EXPECT_NE(message(c, src).find("'csv' is not one of: auto, text, jsonl"), std::string::npos);
   EXPECT_NE(message(config_for({dir}, 1, true), src).find("at least 2"), std::string::npos);
   EXPECT_NE(message(config_for({dir}, 9, true), ByteSource(8)).find("at most 8"), std::string::npos);
-  EXPECT_NE(message(config_for({dir}, 4, true), ByteSource(0, -1)).find("no BOS"),
-            std::string::npos);
+  EXPECT_NE(message(config_for({dir}, 4, true), ByteSource(0, -1)).find("no BOS"), std::string::npos);
   const fs::path empty = scratch_dir("corpus-empty");
   write_bytes(empty / "data.csv", "x");
   EXPECT_NE(message(config_for({empty}, 4, true), src).find("no files to read"), std::string::npos);
@@ -211,8 +208,8 @@ TEST(Corpus, SkipEqualsReadingAndDiscarding) {
   const CorpusConfig cfg = config_for({dir}, 8, true);
   const Rows all = rows_of(TokenBatches(cfg, src).next(100000));
   ASSERT_GT(all.size(), 20u);
-  for (std::size_t k : {std::size_t{0}, std::size_t{1}, std::size_t{5}, all.size() - 1, all.size(),
-                        all.size() + 3}) {
+  for (std::size_t k :
+       {std::size_t{0}, std::size_t{1}, std::size_t{5}, all.size() - 1, all.size(), all.size() + 3}) {
     TokenBatches tb(cfg, src);
     tb.skip(static_cast<std::int64_t>(k));
     EXPECT_EQ(tb.sequences_emitted(), static_cast<std::int64_t>(std::min(k, all.size())));
@@ -227,8 +224,7 @@ TEST(Corpus, SkipEqualsReadingAndDiscarding) {
   const Rows tail = rows_of(tb.next(100000));
   EXPECT_EQ(Rows(all.begin(), all.begin() + 3), mixed);
   EXPECT_EQ(Rows(all.begin() + 7, all.end()), tail);
-  std::printf("[corpus] %zu sequences; skip(k)+next == next()[k:] for k in {0,1,5,n-1,n,n+3}\n",
-              all.size());
+  std::printf("[corpus] %zu sequences; skip(k)+next == next()[k:] for k in {0,1,5,n-1,n,n+3}\n", all.size());
 }
 
 TEST(Corpus, FingerprintIsNamesAndContents) {
@@ -237,8 +233,14 @@ TEST(Corpus, FingerprintIsNamesAndContents) {
   write_bytes(dir / "sub/c.jsonl", "{\"text\": \"c\"}\n");
   const ByteSource src;
   const std::string fp = TokenBatches(config_for({dir}, 4, true), src).fingerprint();
-  const std::string expect = sha256_hex(std::string("a.txt\0" "2\0" "ab", 10) +
-                                        std::string("sub/c.jsonl\0" "14\0", 15) + "{\"text\": \"c\"}\n");
+  const std::string expect = sha256_hex(std::string("a.txt\0"
+                                                    "2\0"
+                                                    "ab",
+                                                    10) +
+                                        std::string("sub/c.jsonl\0"
+                                                    "14\0",
+                                                    15) +
+                                        "{\"text\": \"c\"}\n");
   EXPECT_EQ(fp, expect);
   EXPECT_EQ(TokenBatches(config_for({dir}, 16, false), src).fingerprint(), fp);  // not the config
   write_bytes(dir / "a.txt", "ac");

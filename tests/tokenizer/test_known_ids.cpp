@@ -47,7 +47,9 @@ TEST(Gpt2Tokenizer, InvalidUtf8BytesAreTheirOwnTokens) {
     return ids.at(0);
   };
   // "a" then the invalid 0xFF then "b": three pre-tokens, not one.
-  EXPECT_EQ(tok.encode("a\xff" "b"), (Ids{64, byte_id(0xff), 65}));
+  EXPECT_EQ(tok.encode("a\xff"
+                       "b"),
+            (Ids{64, byte_id(0xff), 65}));
   // A truncated 3-byte sequence: each byte stands alone; the runs around it encode as usual.
   Ids expect = tok.encode("Hello");
   expect.push_back(byte_id(0xe2));

@@ -23,8 +23,8 @@ std::string describe_first_difference(const Ids& ours, const Ids& theirs) {
       s += std::to_string(ids[k]) + "(" + ::testing::PrintToString(tok.token_bytes(ids[k])) + ") ";
     return s;
   };
-  return "first difference at token " + std::to_string(i) + ": saelab " + window(ours) +
-         "| HF " + window(theirs);
+  return "first difference at token " + std::to_string(i) + ": saelab " + window(ours) + "| HF " +
+         window(theirs);
 }
 
 // Encodes every input with saelab and the oracle and compares; prints the totals.
@@ -43,14 +43,14 @@ void compare_with_oracle(const std::string& mode, const std::vector<fs::path>& i
     theirs_total += theirs[i].size();
     if (ours != theirs[i]) {
       ++files_differing;
-      ADD_FAILURE() << inputs[i] << ": saelab " << ours.size() << " tokens, HF " << theirs[i].size()
-                    << "; " << describe_first_difference(ours, theirs[i]);
+      ADD_FAILURE() << inputs[i] << ": saelab " << ours.size() << " tokens, HF " << theirs[i].size() << "; "
+                    << describe_first_difference(ours, theirs[i]);
     }
   }
-  std::printf("[oracle %s/%s] %zu inputs, %zu bytes: saelab %zu tokens, HF %zu tokens, "
-              "%zu inputs differ\n",
-              label.c_str(), mode.c_str(), inputs.size(), bytes, ours_total, theirs_total,
-              files_differing);
+  std::printf(
+      "[oracle %s/%s] %zu inputs, %zu bytes: saelab %zu tokens, HF %zu tokens, "
+      "%zu inputs differ\n",
+      label.c_str(), mode.c_str(), inputs.size(), bytes, ours_total, theirs_total, files_differing);
   EXPECT_EQ(files_differing, 0u);
 }
 
@@ -86,9 +86,28 @@ TEST(Gpt2TokenizerOracle, RandomBytesAndLongPieces) {
     for (char& c : s) c = static_cast<char>(rng());
     add(s);
   }
-  const std::vector<std::string> atoms = {"a", "e", "t", " ", "  ", "\n", "\t", "'s", "'S", "1", "9",
-                                          ".", ",", "!", "\xc3\xa9", "\xe4\xb8\x80", "\xf0\x9f\x98\x80",
-                                          "\xcc\x81", "\xc2\xa0", "\xe3\x80\x80", "\xff", "\xe2\x82"};
+  const std::vector<std::string> atoms = {"a",
+                                          "e",
+                                          "t",
+                                          " ",
+                                          "  ",
+                                          "\n",
+                                          "\t",
+                                          "'s",
+                                          "'S",
+                                          "1",
+                                          "9",
+                                          ".",
+                                          ",",
+                                          "!",
+                                          "\xc3\xa9",
+                                          "\xe4\xb8\x80",
+                                          "\xf0\x9f\x98\x80",
+                                          "\xcc\x81",
+                                          "\xc2\xa0",
+                                          "\xe3\x80\x80",
+                                          "\xff",
+                                          "\xe2\x82"};
   for (int i = 0; i < 40; ++i) {  // text-like: mostly valid, with a few stray bytes
     std::string s;
     const int n = std::uniform_int_distribution<int>(1, 600)(rng);

@@ -33,8 +33,10 @@ void expect_near_linear(const std::string& name, const std::function<std::string
     t_large = std::min(t_large, seconds_to_encode(make(large), large_tokens));
   }
   const double ratio = t_large / std::max(t_small, 1e-4);
-  std::printf("[pathological] %-28s 0.25 MB: %7.3f s (%zu tokens)  1 MB: %7.3f s (%zu tokens)  "
-              "ratio %.2f\n", name.c_str(), t_small, small_tokens, t_large, large_tokens, ratio);
+  std::printf(
+      "[pathological] %-28s 0.25 MB: %7.3f s (%zu tokens)  1 MB: %7.3f s (%zu tokens)  "
+      "ratio %.2f\n",
+      name.c_str(), t_small, small_tokens, t_large, large_tokens, ratio);
   EXPECT_LT(t_large, 20.0) << name;
   // Below 50 ms, page faults and the timer are noise, not a scaling signal.
   if (t_large > 0.05) {

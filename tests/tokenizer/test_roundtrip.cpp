@@ -27,18 +27,40 @@ TEST(Gpt2TokenizerRoundTrip, RandomBytes) {
       tokens += ids.size();
     }
   }
-  std::printf("[round trip] random bytes: %zu bytes, %zu tokens, %zu mismatches\n", bytes, tokens,
-              failures);
+  std::printf("[round trip] random bytes: %zu bytes, %zu tokens, %zu mismatches\n", bytes, tokens, failures);
   EXPECT_EQ(failures, 0u);
 }
 
 TEST(Gpt2TokenizerRoundTrip, MixedCharactersAndStrayBytes) {
   SAELAB_REQUIRE_GPT2_DATA();
   const auto& tok = gpt2_tokenizer();
-  const std::vector<std::string> atoms = {
-      "a", "Z", " ", "\n", "\r\n", "\t", "'s", "'LL", "0", "42", "?", "<|endoftext|>", "<|",
-      "\xc3\xa9", "\xe2\x80\x99", "\xe4\xb8\xad", "\xf0\x9f\x91\x8d", "\xcc\x81", "\xe2\x80\xa8",
-      "\x00", "\x7f", "\xff", "\xc3", "\xe2\x82", "\xf0\x9f\x91", "\xed\xa0\x80", "\xf4\x90\x80\x80"};
+  const std::vector<std::string> atoms = {"a",
+                                          "Z",
+                                          " ",
+                                          "\n",
+                                          "\r\n",
+                                          "\t",
+                                          "'s",
+                                          "'LL",
+                                          "0",
+                                          "42",
+                                          "?",
+                                          "<|endoftext|>",
+                                          "<|",
+                                          "\xc3\xa9",
+                                          "\xe2\x80\x99",
+                                          "\xe4\xb8\xad",
+                                          "\xf0\x9f\x91\x8d",
+                                          "\xcc\x81",
+                                          "\xe2\x80\xa8",
+                                          "\x00",
+                                          "\x7f",
+                                          "\xff",
+                                          "\xc3",
+                                          "\xe2\x82",
+                                          "\xf0\x9f\x91",
+                                          "\xed\xa0\x80",
+                                          "\xf4\x90\x80\x80"};
   std::mt19937 rng(99);
   std::size_t failures = 0, n = 0;
   for (int i = 0; i < 3000; ++i) {

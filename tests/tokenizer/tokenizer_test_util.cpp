@@ -11,10 +11,18 @@ namespace saelab::test {
 
 namespace fs = std::filesystem;
 
-fs::path source_dir() { return fs::path(SAELAB_SOURCE_DIR); }
-fs::path gpt2_vocab_json() { return source_dir() / "data/gpt2-tokenizer/encoder.json"; }
-fs::path gpt2_merges_txt() { return source_dir() / "data/gpt2-tokenizer/vocab.bpe"; }
-fs::path sotu_dir() { return source_dir() / "data/corpus/sotu"; }
+fs::path source_dir() {
+  return fs::path(SAELAB_SOURCE_DIR);
+}
+fs::path gpt2_vocab_json() {
+  return source_dir() / "data/gpt2-tokenizer/encoder.json";
+}
+fs::path gpt2_merges_txt() {
+  return source_dir() / "data/gpt2-tokenizer/vocab.bpe";
+}
+fs::path sotu_dir() {
+  return source_dir() / "data/corpus/sotu";
+}
 
 std::string missing_data_message() {
   for (const fs::path& p : {gpt2_vocab_json(), gpt2_merges_txt(), sotu_dir()}) {
@@ -90,25 +98,21 @@ std::vector<std::int32_t> read_ids(const fs::path& path) {
 }  // namespace
 
 std::vector<std::vector<std::int32_t>> run_oracle(const std::string& mode,
-                                                  const std::vector<fs::path>& inputs,
-                                                  const fs::path& work) {
-  const fs::path list = work / "oracle-inputs.txt", out_dir = work / "oracle-out",
-                 log = work / "oracle.log";
+                                                  const std::vector<fs::path>& inputs, const fs::path& work) {
+  const fs::path list = work / "oracle-inputs.txt", out_dir = work / "oracle-out", log = work / "oracle.log";
   fs::create_directories(out_dir);
   {
     std::ofstream l(list);
     for (const fs::path& p : inputs) l << p.string() << "\n";
   }
-  const std::string cmd =
-      shell_quote(std::getenv("SAELAB_ORACLE_PYTHON")) + " " +
-      shell_quote((source_dir() / "tests/tokenizer/oracle_tokenize.py").string()) + " " + mode +
-      " " + shell_quote(gpt2_vocab_json().string()) + " " + shell_quote(gpt2_merges_txt().string()) +
-      " " + shell_quote(list.string()) + " " + shell_quote(out_dir.string()) + " > " +
-      shell_quote(log.string()) + " 2>&1";
+  const std::string cmd = shell_quote(std::getenv("SAELAB_ORACLE_PYTHON")) + " " +
+                          shell_quote((source_dir() / "tests/tokenizer/oracle_tokenize.py").string()) + " " +
+                          mode + " " + shell_quote(gpt2_vocab_json().string()) + " " +
+                          shell_quote(gpt2_merges_txt().string()) + " " + shell_quote(list.string()) + " " +
+                          shell_quote(out_dir.string()) + " > " + shell_quote(log.string()) + " 2>&1";
   const int rc = std::system(cmd.c_str());
   if (rc != 0) {
-    ADD_FAILURE() << "the oracle failed (exit status " << rc << "): " << cmd << "\n"
-                  << read_bytes(log);
+    ADD_FAILURE() << "the oracle failed (exit status " << rc << "): " << cmd << "\n" << read_bytes(log);
     return {};
   }
   std::vector<std::vector<std::int32_t>> ids;

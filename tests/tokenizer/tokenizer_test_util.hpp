@@ -37,14 +37,14 @@ std::vector<std::vector<std::int32_t>> run_oracle(const std::string& mode,
 }  // namespace saelab::test
 
 // Fails the current test (not skip) when the fetched data is missing.
-#define SAELAB_REQUIRE_GPT2_DATA()                                              \
-  do {                                                                          \
-    const std::string why_ = ::saelab::test::missing_data_message();            \
-    if (!why_.empty()) GTEST_FAIL() << why_;                                    \
+#define SAELAB_REQUIRE_GPT2_DATA()                                   \
+  do {                                                               \
+    const std::string why_ = ::saelab::test::missing_data_message(); \
+    if (!why_.empty()) GTEST_FAIL() << why_;                         \
   } while (0)
 
-#define SAELAB_REQUIRE_ORACLE()                                                 \
-  do {                                                                          \
-    const std::string why_ = ::saelab::test::missing_oracle_message();          \
-    if (!why_.empty()) GTEST_FAIL() << why_;                                    \
+#define SAELAB_REQUIRE_ORACLE()                                        \
+  do {                                                                 \
+    const std::string why_ = ::saelab::test::missing_oracle_message(); \
+    if (!why_.empty()) GTEST_FAIL() << why_;                           \
   } while (0)

@@ -65,7 +65,8 @@ TEST(Adam, MatchesHandComputedSteps) {
     p.mutable_grad() = torch::tensor(grads[s], torch::kFloat64);
     adam.step(lrs[s]);
     for (int i = 0; i < 3; ++i) {
-      expect[std::size_t(i)] = ref[std::size_t(i)].step(expect[std::size_t(i)], grads[s][std::size_t(i)], lrs[s]);
+      expect[std::size_t(i)] =
+          ref[std::size_t(i)].step(expect[std::size_t(i)], grads[s][std::size_t(i)], lrs[s]);
       max_diff = std::max(max_diff, std::abs(p[i].item<double>() - expect[std::size_t(i)]));
     }
   }

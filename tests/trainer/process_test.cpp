@@ -24,15 +24,15 @@ namespace saelab {
 namespace {
 namespace fs = std::filesystem;
 
-pid_t spawn_child(const fs::path& run_dir, const std::string& mode, int slow_ms,
-                  const fs::path& output) {
+pid_t spawn_child(const fs::path& run_dir, const std::string& mode, int slow_ms, const fs::path& output) {
   std::vector<std::string> args = {TRAINER_CHILD, run_dir.string(), mode, std::to_string(slow_ms)};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, output.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, output.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
   posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
   pid_t pid = -1;
   const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
@@ -57,7 +57,8 @@ std::string slurp(const fs::path& p) {
 // Polls until the child has written a checkpoint at or after `step`.
 bool wait_for_checkpoint(const fs::path& run_dir, std::int64_t step) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  const std::string want = "step-" + std::string(12 - std::to_string(step).size(), '0') + std::to_string(step);
+  const std::string want =
+      "step-" + std::string(12 - std::to_string(step).size(), '0') + std::to_string(step);
   while (std::chrono::steady_clock::now() < deadline) {
     auto dirs = list_train_checkpoints(run_dir / "checkpoints");
     if (!dirs.empty() && dirs.front().filename().string() >= want) return true;

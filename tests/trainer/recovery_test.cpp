@@ -69,12 +69,12 @@ test::Recovery train_and_measure(const std::string& name, std::int64_t k, double
   test::RunOutcome out = test::train(spec);
   const double s = out.result.input_scale;
   test::Recovery r = test::recovery(planted().features, out.sae->W_dec.detach(), 0.9);
-  std::printf("%s: recovered %.4f of 1024 true features (cosine >= 0.9), mean max cosine %.4f; "
-              "final mse %.4f, l0 %.2f, dead %.3f, %.0f tokens/s, scale %.3f\n",
-              name.c_str(), r.fraction_recovered, r.mean_max_cosine,
-              out.result.last_metrics.values["mse"], out.result.last_metrics.values["l0"],
-              out.result.last_metrics.values["dead_fraction"],
-              out.result.last_metrics.values["tokens_per_s"], s);
+  std::printf(
+      "%s: recovered %.4f of 1024 true features (cosine >= 0.9), mean max cosine %.4f; "
+      "final mse %.4f, l0 %.2f, dead %.3f, %.0f tokens/s, scale %.3f\n",
+      name.c_str(), r.fraction_recovered, r.mean_max_cosine, out.result.last_metrics.values["mse"],
+      out.result.last_metrics.values["l0"], out.result.last_metrics.values["dead_fraction"],
+      out.result.last_metrics.values["tokens_per_s"], s);
   return r;
 }
 

@@ -71,8 +71,12 @@ TEST(Resample, NothingDeadChangesNothing) {
   Adam adam(named, AdamConfig{});
   torch::Tensor before = sae->W_dec.clone();
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(1);
-  ResampleResult r = resample_dead_latents(*sae, adam, torch::zeros({4}, torch::kBool),
-                                           [] { return torch::randn({8, 4}); }, 64, 0.2, gen);
+  ResampleResult r = resample_dead_latents(
+      *sae, adam, torch::zeros({4}, torch::kBool),
+      [] {
+        return torch::randn({8, 4});
+      },
+      64, 0.2, gen);
   EXPECT_EQ(r.resampled, 0);
   EXPECT_TRUE(torch::equal(before, sae->W_dec));
 }

@@ -180,8 +180,8 @@ TEST(TrainerResume, ResamplingRevivesDeadLatents) {
       dead_at_end = j["dead_fraction"].get<double>() * 96;
     }
   }
-  std::printf("dead latents: %.0f before resampling, %lld resampled, %.0f at the end\n",
-              dead_before_resample, static_cast<long long>(resampled), dead_at_end);
+  std::printf("dead latents: %.0f before resampling, %lld resampled, %.0f at the end\n", dead_before_resample,
+              static_cast<long long>(resampled), dead_at_end);
   EXPECT_GE(dead_before_resample, 48);
   EXPECT_GE(resampled, 48);
   EXPECT_LT(dead_at_end, dead_before_resample / 4);

@@ -50,8 +50,8 @@ TEST(TrainerRun, WritesMetricsCheckpointsAndAFoldedSae) {
       continue;
     }
     ++metrics;
-    for (const char* key : {"step", "tokens", "loss", "loss.mse", "loss.l1", "mse", "l0",
-                            "dead_fraction", "lr", "tokens_per_s", "explained_variance", "grad_norm"}) {
+    for (const char* key : {"step", "tokens", "loss", "loss.mse", "loss.l1", "mse", "l0", "dead_fraction",
+                            "lr", "tokens_per_s", "explained_variance", "grad_norm"}) {
       EXPECT_TRUE(j.contains(key)) << key << " missing in " << j.dump();
     }
     EXPECT_NEAR(j["loss"].get<double>(), j["loss.mse"].get<double>() + j["loss.l1"].get<double>(), 1e-3);

@@ -49,7 +49,9 @@ RunOutcome train_with_setup(const RunSpec& spec, const RunOptions& opts,
   return out;
 }
 
-RunSpec small_run(const std::string& name) { return small_run_in(fresh_dir(name)); }
+RunSpec small_run(const std::string& name) {
+  return small_run_in(fresh_dir(name));
+}
 
 RunSpec small_run_in(const fs::path& run_dir) {
   static const torch::Tensor data =

@@ -24,11 +24,11 @@ std::filesystem::path fresh_dir(const std::string& name);
 // Everything one training run needs, rebuilt from scratch for each run (as a new process would).
 struct RunSpec {
   TrainerConfig cfg;
-  torch::Tensor data;                  // [n, d_in]
+  torch::Tensor data;  // [n, d_in]
   std::int64_t d_sae = 64;
-  std::int64_t k = 0;                  // > 0: TopK
-  double l1 = 0.0;                     // > 0: add the L1 term
-  std::uint64_t init_seed = 7;         // SAE initialisation
+  std::int64_t k = 0;           // > 0: TopK
+  double l1 = 0.0;              // > 0: add the L1 term
+  std::uint64_t init_seed = 7;  // SAE initialisation
   std::vector<std::shared_ptr<Loss>> extra_losses;
   std::vector<std::shared_ptr<TrainerCallback>> callbacks;
   std::filesystem::path run_dir;

@@ -37,21 +37,21 @@ struct SAELAB_API Checkpoint {
 };
 
 struct SAELAB_API CheckpointWriteResult {
-  std::filesystem::path dir;                 // <root>/step-<step>
-  std::vector<std::filesystem::path> pruned; // older checkpoints removed by keep_last
+  std::filesystem::path dir;                  // <root>/step-<step>
+  std::vector<std::filesystem::path> pruned;  // older checkpoints removed by keep_last
 };
 
 struct SAELAB_API LatestCheckpoint {
   std::optional<std::filesystem::path> dir;  // empty when no valid checkpoint exists
   std::int64_t step = -1;
-  std::vector<std::string> warnings;         // one per newer checkpoint that was skipped, and why
+  std::vector<std::string> warnings;  // one per newer checkpoint that was skipped, and why
 };
 
 // Writes `ckpt` under root (created if needed), removes leftover tmp-* directories, then keeps only
 // the newest keep_last committed checkpoints (keep_last >= 2, so a corrupt newest one always has a
 // predecessor). An existing step-<step> (a run resumed from an older checkpoint) is replaced.
-SAELAB_API CheckpointWriteResult write_checkpoint(const std::filesystem::path& root,
-                                                  const Checkpoint& ckpt, int keep_last);
+SAELAB_API CheckpointWriteResult write_checkpoint(const std::filesystem::path& root, const Checkpoint& ckpt,
+                                                  int keep_last);
 
 // The newest valid checkpoint; corrupt or uncommitted ones are skipped with a warning each.
 // Verifies every file's SHA-256, so it reads each candidate once in full.

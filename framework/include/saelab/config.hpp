@@ -31,9 +31,9 @@ SAELAB_API ConfigOverride parse_override(const std::string& arg);  // throws Usa
 
 struct SAELAB_API ExperimentConfig {
   std::filesystem::path file;
-  Options options;        // the whole experiment; sections are dotted keys ("train.lr")
-  std::string resolved;   // YAML of every option with defaults filled in (the run's snapshot)
-  std::string hash;       // SHA-256 of `resolved`
+  Options options;       // the whole experiment; sections are dotted keys ("train.lr")
+  std::string resolved;  // YAML of every option with defaults filled in (the run's snapshot)
+  std::string hash;      // SHA-256 of `resolved`
 };
 
 // Validates YAML text against `schema`. `file` is used in messages only.
@@ -42,8 +42,8 @@ SAELAB_API ExperimentConfig parse_experiment(const std::string& yaml_text, const
                                              const std::vector<ConfigOverride>& overrides = {});
 
 // Reads the file (refusing > kMaxConfigBytes) and parses it.
-SAELAB_API ExperimentConfig load_experiment(const std::filesystem::path& file,
-                                            const OptionSchema& schema, const Registry& registry,
+SAELAB_API ExperimentConfig load_experiment(const std::filesystem::path& file, const OptionSchema& schema,
+                                            const Registry& registry,
                                             const std::vector<ConfigOverride>& overrides = {});
 
 // Emits `options` (and nested plugin options) as YAML, in schema order.

@@ -48,7 +48,7 @@ class SAELAB_API PluginError : public Error {
 
 }  // namespace saelab
 
-#define SAELAB_CHECK(cond, ErrorType, ...)                \
-  do {                                                     \
+#define SAELAB_CHECK(cond, ErrorType, ...)                    \
+  do {                                                        \
     if (!(cond)) throw ErrorType(::saelab::cat(__VA_ARGS__)); \
   } while (0)

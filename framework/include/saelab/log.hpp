@@ -17,8 +17,17 @@ SAELAB_API void set_quiet(bool quiet);  // only warnings and errors on stderr
 // Writes to the log file only (progress lines that the terminal shows as a bar).
 SAELAB_API void file_only(const std::string& message);
 
-template <class... A> void info(const A&... a) { write(Level::Info, cat(a...)); }
-template <class... A> void warn(const A&... a) { write(Level::Warn, cat(a...)); }
-template <class... A> void error(const A&... a) { write(Level::Error, cat(a...)); }
+template <class... A>
+void info(const A&... a) {
+  write(Level::Info, cat(a...));
+}
+template <class... A>
+void warn(const A&... a) {
+  write(Level::Warn, cat(a...));
+}
+template <class... A>
+void error(const A&... a) {
+  write(Level::Error, cat(a...));
+}
 
 }  // namespace saelab::log

@@ -31,9 +31,9 @@ SAELAB_API torch::Tensor l1_decoder_norm(const torch::Tensor& z, const torch::Te
 SAELAB_API torch::Tensor l0(const torch::Tensor& l0_estimate);
 
 struct SAELAB_API AuxkResult {
-  torch::Tensor loss;         // 0-dim, ≥ 0; exactly 0 (no graph) when no latent is dead
+  torch::Tensor loss;  // 0-dim, ≥ 0; exactly 0 (no graph) when no latent is dead
   std::int64_t num_dead = 0;
-  std::int64_t k_aux = 0;     // latents used per row: min(k_aux requested, num_dead)
+  std::int64_t k_aux = 0;  // latents used per row: min(k_aux requested, num_dead)
 };
 
 // The TopK paper's auxiliary loss (Gao et al. 2024, "Scaling and evaluating sparse autoencoders",
@@ -43,7 +43,7 @@ struct SAELAB_API AuxkResult {
 // scale = min(num_dead / k_aux, 1) (fewer dead latents, smaller loss; as SAELens does).
 // pre [batch, d_sae], dead_mask [d_sae] bool, residual [batch, d_in], W_dec [d_sae, d_in].
 SAELAB_API AuxkResult auxk(const torch::Tensor& pre, const torch::Tensor& dead_mask,
-                           const torch::Tensor& residual, const torch::Tensor& W_dec,
-                           std::int64_t k_aux, bool normalize);
+                           const torch::Tensor& residual, const torch::Tensor& W_dec, std::int64_t k_aux,
+                           bool normalize);
 
 }  // namespace saelab::loss_math

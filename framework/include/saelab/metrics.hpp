@@ -93,9 +93,9 @@ class SAELAB_API LatentFiringAccumulator {
   void add(const torch::Tensor& latents);  // [n, d_sae]
   SparsityMetrics result() const;
   std::int64_t tokens() const { return tokens_; }
-  const torch::Tensor& fire_counts() const { return counts_; }     // [d_sae] int64
-  const torch::Tensor& max_activation() const { return max_; }     // [d_sae] float32 (0 if never)
-  const torch::Tensor& sum_activation() const { return sum_; }     // [d_sae] float64
+  const torch::Tensor& fire_counts() const { return counts_; }  // [d_sae] int64
+  const torch::Tensor& max_activation() const { return max_; }  // [d_sae] float32 (0 if never)
+  const torch::Tensor& sum_activation() const { return sum_; }  // [d_sae] float64
 
  private:
   std::int64_t d_sae_, tokens_ = 0;

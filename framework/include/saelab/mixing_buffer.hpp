@@ -55,8 +55,7 @@ class SAELAB_API MixingBuffer {
 
   // Hands out the next n rows: activations converted to float32 into act [n, d] (row stride d);
   // provenance into the other arrays when they are not null. Their slots become free.
-  void take(std::int64_t n, float* act, std::int32_t* tokens, std::int64_t* sequence,
-            std::int32_t* position);
+  void take(std::int64_t n, float* act, std::int32_t* tokens, std::int64_t* sequence, std::int32_t* position);
   // Drops the next n rows without converting them.
   void skip(std::int64_t n);
 
@@ -72,7 +71,7 @@ class SAELAB_API MixingBuffer {
   std::unique_ptr<std::int32_t[]> tok_;
   std::unique_ptr<std::int64_t[]> seq_;
   std::unique_ptr<std::int32_t[]> pos_;
-  std::vector<std::int32_t> live_;      // slots of rows held, in hand-out order from head_
+  std::vector<std::int32_t> live_;  // slots of rows held, in hand-out order from head_
   std::int64_t head_ = 0;
   std::int64_t fresh_ = 0;              // slots >= fresh_ unused since clear()
   std::vector<std::int32_t> recycled_;  // slots freed by take()/skip()

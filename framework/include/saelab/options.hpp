@@ -22,9 +22,9 @@
 namespace saelab {
 
 struct SAELAB_API SourceLoc {
-  std::string file;  // config file, or "--set" for a command-line override, or "" for a default
-  int line = 0;      // 1-based; 0 when unknown
-  int column = 0;    // 1-based; 0 when unknown
+  std::string file;         // config file, or "--set" for a command-line override, or "" for a default
+  int line = 0;             // 1-based; 0 when unknown
+  int column = 0;           // 1-based; 0 when unknown
   std::string str() const;  // "file:line:col" (or what is known of it)
 };
 
@@ -32,8 +32,8 @@ enum class OptionType { Bool, Int, Float, String, Enum, StringList, Plugin, Plug
 
 SAELAB_API const char* option_type_name(OptionType t);
 
-using OptionValue = std::variant<std::monostate, bool, std::int64_t, double, std::string,
-                                 std::vector<std::string>>;
+using OptionValue =
+    std::variant<std::monostate, bool, std::int64_t, double, std::string, std::vector<std::string>>;
 
 class Options;
 
@@ -58,11 +58,28 @@ struct SAELAB_API OptionSpec {
   std::string default_plugin;        // Plugin: used when the slot is absent
 
   // Builder helpers, so schemas read as one line per option.
-  OptionSpec& at_least(double v) { min = v; min_exclusive = false; return *this; }
-  OptionSpec& above(double v) { min = v; min_exclusive = true; return *this; }
-  OptionSpec& at_most(double v) { max = v; return *this; }
-  OptionSpec& autoable() { allow_auto = true; return *this; }
-  OptionSpec& require() { required = true; return *this; }
+  OptionSpec& at_least(double v) {
+    min = v;
+    min_exclusive = false;
+    return *this;
+  }
+  OptionSpec& above(double v) {
+    min = v;
+    min_exclusive = true;
+    return *this;
+  }
+  OptionSpec& at_most(double v) {
+    max = v;
+    return *this;
+  }
+  OptionSpec& autoable() {
+    allow_auto = true;
+    return *this;
+  }
+  OptionSpec& require() {
+    required = true;
+    return *this;
+  }
 
   std::string default_str() const;  // as written in docs/config.md
   std::string range_str() const;    // "≥ 1", "one of a, b", "" if unconstrained
@@ -74,15 +91,15 @@ class SAELAB_API OptionSchema {
   OptionSpec& integer(const std::string& key, std::int64_t def, const std::string& desc);
   OptionSpec& real(const std::string& key, double def, const std::string& desc);
   OptionSpec& string(const std::string& key, const std::string& def, const std::string& desc);
-  OptionSpec& choice(const std::string& key, const std::string& def,
-                     std::vector<std::string> choices, const std::string& desc);
+  OptionSpec& choice(const std::string& key, const std::string& def, std::vector<std::string> choices,
+                     const std::string& desc);
   OptionSpec& strings(const std::string& key, std::vector<std::string> def, const std::string& desc);
   // A slot naming one plugin of `kind`; `def` is used when the key is absent ("" = required).
   OptionSpec& plugin(const std::string& key, const std::string& kind, const std::string& def,
                      const std::string& desc);
   // A list of plugins of `kind`, each `{plugin: name, ...options}`.
-  OptionSpec& plugins(const std::string& key, const std::string& kind,
-                      std::vector<std::string> def, const std::string& desc);
+  OptionSpec& plugins(const std::string& key, const std::string& kind, std::vector<std::string> def,
+                      const std::string& desc);
 
   // Adds every option of `section` under `prefix.` (a stage embedding another component's schema).
   void add_section(const std::string& prefix, const OptionSchema& section);

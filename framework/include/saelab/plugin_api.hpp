@@ -23,7 +23,7 @@ struct SaelabPluginManifest {
   std::uint32_t abi_version;    // saelab::kPluginAbiVersion at build time
   std::uint32_t torch_major;
   std::uint32_t torch_minor;
-  std::uint32_t cxx11_abi;      // _GLIBCXX_USE_CXX11_ABI
+  std::uint32_t cxx11_abi;  // _GLIBCXX_USE_CXX11_ABI
   const char* name;
   const char* version;
   const char* saelab_version;
@@ -42,9 +42,15 @@ inline constexpr const char* kRegisterSymbol = "saelab_plugin_register";
 #define SAELAB_PLUGIN_ABI_VERSION ::saelab::kPluginAbiVersion
 #endif
 
-#define SAELAB_PLUGIN(name_, version_, description_, register_fn_)                           \
-  extern "C" BOOST_SYMBOL_EXPORT const SaelabPluginManifest saelab_plugin_manifest = {        \
-      sizeof(SaelabPluginManifest), SAELAB_PLUGIN_ABI_VERSION, TORCH_VERSION_MAJOR,          \
-      TORCH_VERSION_MINOR, _GLIBCXX_USE_CXX11_ABI, name_, version_, ::saelab::kVersion,      \
-      description_};                                                                         \
+#define SAELAB_PLUGIN(name_, version_, description_, register_fn_)                     \
+  extern "C" BOOST_SYMBOL_EXPORT const SaelabPluginManifest saelab_plugin_manifest = { \
+      sizeof(SaelabPluginManifest),                                                    \
+      SAELAB_PLUGIN_ABI_VERSION,                                                       \
+      TORCH_VERSION_MAJOR,                                                             \
+      TORCH_VERSION_MINOR,                                                             \
+      _GLIBCXX_USE_CXX11_ABI,                                                          \
+      name_,                                                                           \
+      version_,                                                                        \
+      ::saelab::kVersion,                                                              \
+      description_};                                                                   \
   BOOST_DLL_ALIAS(register_fn_, saelab_plugin_register)

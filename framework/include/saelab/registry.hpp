@@ -35,12 +35,12 @@ struct SAELAB_API LibraryInfo {
 };
 
 struct SAELAB_API FactoryInfo {
-  std::string kind;         // "source", "sae", "loss", ...
-  std::string name;         // what YAML files write after `plugin:`
-  std::string description;  // one line
+  std::string kind;               // "source", "sae", "loss", ...
+  std::string name;               // what YAML files write after `plugin:`
+  std::string description;        // one line
   std::vector<std::string> tags;  // e.g. the SAELens architecture names an SAE plugin loads
   OptionSchema schema;
-  LibraryInfo library;      // declared before `create` so it outlives the plugin's code
+  LibraryInfo library;  // declared before `create` so it outlives the plugin's code
   std::function<std::shared_ptr<void>(const Options&, const PluginContext&)> create;
 };
 
@@ -63,8 +63,7 @@ class SAELAB_API Registry {
   // Creates an object; exceptions thrown inside the plugin come back as saelab errors that name
   // the plugin and its file. The returned pointer keeps the plugin's library loaded.
   template <class I>
-  std::shared_ptr<I> create(const std::string& name, const Options& opts,
-                            const PluginContext& ctx) const {
+  std::shared_ptr<I> create(const std::string& name, const Options& opts, const PluginContext& ctx) const {
     return std::static_pointer_cast<I>(create_erased(I::kKind, name, opts, ctx));
   }
   template <class I>
@@ -73,15 +72,15 @@ class SAELAB_API Registry {
   }
 
   // Throws ConfigError listing the available names (and plugin files that failed to load).
-  const FactoryInfo& require(const std::string& kind, const std::string& name,
-                             const SourceLoc& loc, const std::string& key_path) const;
+  const FactoryInfo& require(const std::string& kind, const std::string& name, const SourceLoc& loc,
+                             const std::string& key_path) const;
 
   void note_load_failure(const std::string& message) { load_failures_.push_back(message); }
   const std::vector<std::string>& load_failures() const { return load_failures_; }
 
  private:
-  std::shared_ptr<void> create_erased(const std::string& kind, const std::string& name,
-                                      const Options& opts, const PluginContext& ctx) const;
+  std::shared_ptr<void> create_erased(const std::string& kind, const std::string& name, const Options& opts,
+                                      const PluginContext& ctx) const;
   std::map<std::string, std::map<std::string, FactoryInfo>> by_kind_;
   std::vector<std::string> load_failures_;
 };
@@ -89,8 +88,7 @@ class SAELAB_API Registry {
 // Handed to a plugin's entry point. Everything a plugin registers is tagged with its library.
 class SAELAB_API Registrar {
  public:
-  Registrar(Registry& registry, LibraryInfo library)
-      : registry_(registry), library_(std::move(library)) {}
+  Registrar(Registry& registry, LibraryInfo library) : registry_(registry), library_(std::move(library)) {}
 
   // Registers a factory for interface I. F: (const Options&, const PluginContext&) -> unique_ptr<T>.
   template <class I, class F>

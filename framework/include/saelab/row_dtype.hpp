@@ -19,7 +19,9 @@ enum class RowDtype : std::uint8_t { Float32, Float16, BFloat16 };
 // "float32" | "float16" | "bfloat16"; throws FormatError naming `where` and the allowed values.
 SAELAB_API RowDtype row_dtype_from_string(const std::string& name, const std::string& where);
 SAELAB_API const char* row_dtype_name(RowDtype t);
-inline std::size_t row_dtype_bytes(RowDtype t) { return t == RowDtype::Float32 ? 4 : 2; }
+inline std::size_t row_dtype_bytes(RowDtype t) {
+  return t == RowDtype::Float32 ? 4 : 2;
+}
 
 SAELAB_API void f16_to_f32(const std::uint16_t* src, float* dst, std::size_t n);
 SAELAB_API void f32_to_f16(const float* src, std::uint16_t* dst, std::size_t n);

@@ -24,12 +24,12 @@ namespace saelab {
 struct SAELAB_API RunRequest {
   std::filesystem::path config_file;
   std::vector<ConfigOverride> overrides;
-  std::filesystem::path out_dir;        // empty: runs/<name>
-  std::vector<std::string> stages;      // empty: the config's `stages`
+  std::filesystem::path out_dir;    // empty: runs/<name>
+  std::vector<std::string> stages;  // empty: the config's `stages`
   bool overwrite = false;
   bool resume = false;
   bool force = false;
-  std::filesystem::path sae_dir;        // evaluate/report an existing SAELens directory instead
+  std::filesystem::path sae_dir;  // evaluate/report an existing SAELens directory instead
 };
 
 // Throws ConfigError/UsageError (exit 2) or Error (exit 1). Returns the run directory.

@@ -18,9 +18,9 @@ SAELAB_API torch::Device resolve_device(const std::string& spec);
 SAELAB_API void configure_threads(std::int64_t threads);
 
 struct SAELAB_API BlasInfo {
-  std::string library;   // resolved path of the loaded BLAS (from /proc/self/maps)
-  std::string kind;      // "openblas", "mkl", "reference", "unknown"
-  bool slow = false;     // reference BLAS: about 10x slower than OpenBLAS
+  std::string library;  // resolved path of the loaded BLAS (from /proc/self/maps)
+  std::string kind;     // "openblas", "mkl", "reference", "unknown"
+  bool slow = false;    // reference BLAS: about 10x slower than OpenBLAS
 };
 SAELAB_API BlasInfo blas_info();
 

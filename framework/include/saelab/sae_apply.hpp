@@ -28,8 +28,8 @@ SAELAB_API SaeApplied apply_sae(SaeArchitecture& sae, const torch::Tensor& x, do
 
 // Checks that `source` has `hook` and that its width is d_in. `who` starts the message
 // ("evaluator standard"); the error lists the available hooks.
-SAELAB_API void check_hook_width(const ActivationSource& source, const std::string& hook,
-                                 std::int64_t d_in, const std::string& who);
+SAELAB_API void check_hook_width(const ActivationSource& source, const std::string& hook, std::int64_t d_in,
+                                 const std::string& who);
 
 // Puts a module in eval mode for a scope and restores its mode afterwards.
 class SAELAB_API EvalModeGuard {

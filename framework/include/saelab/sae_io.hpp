@@ -42,12 +42,12 @@ namespace saelab {
 
 // What the SAE was trained on; the cfg.json keys every consumer needs.
 struct SAELAB_API SaeMeta {
-  std::string model_name;                // "gpt2"
-  std::string hook_name;                 // "blocks.8.hook_resid_pre"
-  std::int64_t hook_layer = 0;           // 8 (see parse_hook_layer)
+  std::string model_name;       // "gpt2"
+  std::string hook_name;        // "blocks.8.hook_resid_pre"
+  std::int64_t hook_layer = 0;  // 8 (see parse_hook_layer)
   std::int64_t context_size = 0;
   bool prepend_bos = true;
-  std::string dtype = "float32";         // SAELens dtype string of the weights
+  std::string dtype = "float32";  // SAELens dtype string of the weights
   std::string dataset_path;
   std::string device = "cpu";
   bool apply_b_dec_to_input = true;
@@ -73,8 +73,8 @@ SAELAB_API void validate_sae_directory(const SaeDirectory& sae, const std::strin
 
 // Full SAELens cfg for a freshly trained SAE. `extras` (SaeArchitecture::extra_config(), e.g.
 // {"k": 32}) are merged last; k is mirrored into activation_fn_kwargs as SAELens 5.x expects.
-SAELAB_API nlohmann::json make_sae_cfg(const std::string& architecture, std::int64_t d_in,
-                                       std::int64_t d_sae, const SaeMeta& meta,
+SAELAB_API nlohmann::json make_sae_cfg(const std::string& architecture, std::int64_t d_in, std::int64_t d_sae,
+                                       const SaeMeta& meta,
                                        const nlohmann::json& extras = nlohmann::json::object());
 SAELAB_API SaeMeta sae_meta_from_cfg(const nlohmann::json& cfg, const std::string& where);
 // "blocks.8.hook_resid_pre" -> 8. Throws ConfigError for a name that does not start with blocks.N.

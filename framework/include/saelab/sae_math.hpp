@@ -54,8 +54,7 @@ SAELAB_API void renormalize_rows(const torch::Tensor& W, double norm);
 
 // rows random directions in R^d, each of L2 norm `norm` ([rows, d], float32 on CPU), drawn from
 // an isotropic Gaussian with a generator seeded by `seed`: the same seed gives the same rows.
-SAELAB_API torch::Tensor random_rows(std::int64_t rows, std::int64_t d, double norm,
-                                     std::uint64_t seed);
+SAELAB_API torch::Tensor random_rows(std::int64_t rows, std::int64_t d, double norm, std::uint64_t seed);
 
 // Geometric median of the rows of x [n, d] by Weiszfeld's iteration (computed in float64;
 // returned in x's dtype) -> [d]. Stops when the step is below tol * (1 + |median|).
@@ -118,12 +117,10 @@ struct SAELAB_API SparseEncodeResult {
 // pre_activations (auxk) switches the backward to the dense GEMMs.
 SAELAB_API SparseEncodeResult sparse_encode(const torch::Tensor& x, const torch::Tensor& W_enc,
                                             const torch::Tensor& b_enc, const torch::Tensor& b_dec,
-                                            const LatentSelector& select,
-                                            const PoolPtr& pool = {});
+                                            const LatentSelector& select, const PoolPtr& pool = {});
 
 // Dense [batch, d_sae] latents holding the values of z (differentiable w.r.t. z.values).
-SAELAB_API torch::Tensor densify(const SparseRows& z, std::int64_t d_sae,
-                                 const PoolPtr& pool = {});
+SAELAB_API torch::Tensor densify(const SparseRows& z, std::int64_t d_sae, const PoolPtr& pool = {});
 
 // Compressed rows for idx [batch, k] per-row indices (every row has k entries). values [batch, k]
 // may be undefined (a selection, as a LatentSelector returns).
@@ -143,8 +140,7 @@ SAELAB_API torch::Tensor sparse_decode(const SparseRows& z, const torch::Tensor&
 // Gradient w.r.t. threshold [d_sae]: the straight-through estimate
 //   -(threshold / bandwidth) * K((pre - threshold) / bandwidth), K(u) = 1[|u| < 1/2],
 // summed over the batch.
-SAELAB_API torch::Tensor jumprelu(const torch::Tensor& pre, const torch::Tensor& threshold,
-                                  double bandwidth);
+SAELAB_API torch::Tensor jumprelu(const torch::Tensor& pre, const torch::Tensor& threshold, double bandwidth);
 
 // H(pre - threshold) as 0/1 in pre's dtype. No gradient w.r.t. pre; w.r.t. threshold:
 //   -(1 / bandwidth) * K((pre - threshold) / bandwidth), summed over the batch,

@@ -30,16 +30,16 @@ using Metadata = std::map<std::string, std::string>;
 
 struct SAELAB_API TensorEntry {
   std::string name;
-  std::string dtype;                // "F32", "F16", "BF16", "I64", ...
+  std::string dtype;  // "F32", "F16", "BF16", "I64", ...
   std::vector<std::int64_t> shape;
-  std::uint64_t begin = 0, end = 0; // relative to the data section
+  std::uint64_t begin = 0, end = 0;  // relative to the data section
 };
 
 struct SAELAB_API File {
   std::filesystem::path path;
   std::vector<TensorEntry> entries;  // in file order
   Metadata metadata;
-  TensorMap tensors;                 // CPU tensors in their stored dtype, owning their memory
+  TensorMap tensors;  // CPU tensors in their stored dtype, owning their memory
 };
 
 // Reads and validates a whole file. Throws FormatError on any malformation.

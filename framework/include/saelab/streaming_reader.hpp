@@ -38,9 +38,9 @@ namespace saelab {
 using RowProducer = std::function<std::optional<ActivationRows>()>;
 
 struct SAELAB_API StreamingReaderOptions {
-  ReaderOptions reader;                   // seed, buffer_rows (>= batch_rows), batch_rows, device
-  RowDtype storage = RowDtype::Float32;   // dtype rows wait in; float16 halves buffer memory
-  std::int64_t rows_per_epoch = -1;       // reported by rows_per_epoch(); -1 = unknown
+  ReaderOptions reader;                  // seed, buffer_rows (>= batch_rows), batch_rows, device
+  RowDtype storage = RowDtype::Float32;  // dtype rows wait in; float16 halves buffer memory
+  std::int64_t rows_per_epoch = -1;      // reported by rows_per_epoch(); -1 = unknown
 };
 
 class SAELAB_API StreamingReader final : public ActivationReader {

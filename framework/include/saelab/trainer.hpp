@@ -37,7 +37,7 @@ namespace saelab {
 // trainer_config_from(), tests fill it directly.
 struct SAELAB_API TrainerConfig {
   // Data
-  std::int64_t batch_size = 4096;            // rows per step; must equal the reader's batch_rows
+  std::int64_t batch_size = 4096;              // rows per step; must equal the reader's batch_rows
   std::int64_t training_tokens = 100'000'000;  // rows seen in training (rounded up to whole steps)
   std::uint64_t seed = 42;
   // Optimizer
@@ -88,17 +88,17 @@ struct SAELAB_API TrainerInputs {
 };
 
 struct SAELAB_API RunOptions {
-  bool resume = false;        // continue from the newest valid checkpoint in run_dir
-  bool force = false;         // resume even if the config hash differs
-  bool handle_signals = true; // SIGINT/SIGTERM: checkpoint and return "interrupted"
-  bool save_sae = true;       // write run_dir/sae at the end
+  bool resume = false;         // continue from the newest valid checkpoint in run_dir
+  bool force = false;          // resume even if the config hash differs
+  bool handle_signals = true;  // SIGINT/SIGTERM: checkpoint and return "interrupted"
+  bool save_sae = true;        // write run_dir/sae at the end
 };
 
 struct SAELAB_API TrainResult {
   std::string status;  // "completed" | "interrupted" (signal) | "stopped" (a callback asked)
   std::int64_t steps = 0;
   std::int64_t tokens = 0;
-  double input_scale = 1.0;               // factor the inputs were multiplied by
+  double input_scale = 1.0;  // factor the inputs were multiplied by
   std::optional<std::int64_t> resumed_from_step;
   std::filesystem::path last_checkpoint;  // empty if none was written
   std::filesystem::path sae_dir;          // empty unless completed and saved

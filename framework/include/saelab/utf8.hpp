@@ -12,6 +12,8 @@ namespace saelab {
 // Length in bytes of the longest well-formed prefix of `s` (s.size() when all of it is valid).
 SAELAB_API std::size_t utf8_valid_prefix(std::string_view s);
 
-inline bool utf8_is_valid(std::string_view s) { return utf8_valid_prefix(s) == s.size(); }
+inline bool utf8_is_valid(std::string_view s) {
+  return utf8_valid_prefix(s) == s.size();
+}
 
 }  // namespace saelab

@@ -23,8 +23,7 @@ std::uint64_t table_size_for(std::size_t n) {
 
 constexpr std::size_t kSmallPiece = 64;
 
-void merge_small(const Vocab& v, const unsigned char* p, std::size_t n,
-                 std::vector<std::int32_t>& out) {
+void merge_small(const Vocab& v, const unsigned char* p, std::size_t n, std::vector<std::int32_t>& out) {
   std::int32_t ids[kSmallPiece];
   std::int32_t ranks[kSmallPiece];   // ranks[i]: rule for (ids[i], ids[i+1]); INT_MAX = none
   std::int32_t merged[kSmallPiece];  // merged[i]: what that pair becomes
@@ -60,8 +59,7 @@ void merge_small(const Vocab& v, const unsigned char* p, std::size_t n,
   out.insert(out.end(), ids, ids + m);
 }
 
-void merge_heap(const Vocab& v, const unsigned char* p, std::size_t n,
-                std::vector<std::int32_t>& out) {
+void merge_heap(const Vocab& v, const unsigned char* p, std::size_t n, std::vector<std::int32_t>& out) {
   // Symbol i starts at byte i; a merge keeps the left symbol and marks the right one dead (-1).
   std::vector<std::int32_t> id(n), prev(n), next(n);
   for (std::size_t i = 0; i < n; ++i) {
@@ -113,7 +111,9 @@ void merge_heap(const Vocab& v, const unsigned char* p, std::size_t n,
 
 }  // namespace
 
-std::uint64_t TokenMap::hash(std::string_view s) { return std::hash<std::string_view>{}(s); }
+std::uint64_t TokenMap::hash(std::string_view s) {
+  return std::hash<std::string_view>{}(s);
+}
 
 void TokenMap::reserve(std::size_t n) {
   const std::uint64_t size = table_size_for(n);

@@ -59,9 +59,7 @@ class PairMap {
   static std::uint64_t pack(std::int32_t l, std::int32_t r) {
     return (std::uint64_t(std::uint32_t(l)) << 32) | std::uint32_t(r);
   }
-  std::uint64_t slot_of(std::uint64_t key) const {
-    return ((key * 0x9E3779B97F4A7C15ull) >> 32) & mask_;
-  }
+  std::uint64_t slot_of(std::uint64_t key) const { return ((key * 0x9E3779B97F4A7C15ull) >> 32) & mask_; }
   std::vector<Slot> slots_;
   std::uint64_t mask_ = 0;
   std::size_t size_ = 0;

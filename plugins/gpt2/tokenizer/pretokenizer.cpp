@@ -11,8 +11,10 @@ namespace {
 constexpr const char* kPattern =
     "'s|'t|'re|'ve|'m|'ll|'d"
     "| ?\\p{L}+| ?\\p{N}+"
-    "| ?[^" SAELAB_WS "\\p{L}\\p{N}]+"
-    "|[" SAELAB_WS "]+(?![^" SAELAB_WS "])"
+    "| ?[^" SAELAB_WS
+    "\\p{L}\\p{N}]+"
+    "|[" SAELAB_WS "]+(?![^" SAELAB_WS
+    "])"
     "|[" SAELAB_WS "]+";
 #undef SAELAB_WS
 
@@ -27,17 +29,20 @@ std::string pcre2_message(int code) {
 PreTokenizer::PreTokenizer() {
   int err = 0;
   PCRE2_SIZE err_off = 0;
-  code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kPattern), PCRE2_ZERO_TERMINATED,
-                        PCRE2_UTF | PCRE2_UCP, &err, &err_off, nullptr);
+  code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kPattern), PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP,
+                        &err, &err_off, nullptr);
   if (!code_)
-    throw Error(cat("GPT-2 tokenizer: PCRE2 could not compile the pre-tokenization pattern at "
-                    "offset ", err_off, ": ", pcre2_message(err),
-                    " (PCRE2 must be built with Unicode support)"));
+    throw Error(
+        cat("GPT-2 tokenizer: PCRE2 could not compile the pre-tokenization pattern at "
+            "offset ",
+            err_off, ": ", pcre2_message(err), " (PCRE2 must be built with Unicode support)"));
   // Without JIT (a PCRE2 built without it) the interpreter gives the same matches, only slower.
   jit_ = pcre2_jit_compile(code_, PCRE2_JIT_COMPLETE) == 0;
 }
 
-PreTokenizer::~PreTokenizer() { pcre2_code_free(code_); }
+PreTokenizer::~PreTokenizer() {
+  pcre2_code_free(code_);
+}
 
 PreTokenizer::Matcher::Matcher(const PreTokenizer& pt)
     : pt_(pt), data_(pcre2_match_data_create_from_pattern(pt.code_, nullptr)) {
@@ -68,14 +73,14 @@ std::size_t PreTokenizer::Matcher::match_end(std::string_view run, std::size_t o
     rc = run_match(run, off);
   }
   if (rc < 0)
-    throw Error(cat("GPT-2 tokenizer: pre-tokenization failed at byte ", off, " of a ",
-                    run.size(), "-byte run: ", pcre2_message(rc)));
+    throw Error(cat("GPT-2 tokenizer: pre-tokenization failed at byte ", off, " of a ", run.size(),
+                    "-byte run: ", pcre2_message(rc)));
   const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(data_);
   // Every character is whitespace, a letter, a number or something else, so a match always starts
   // here and is never empty; anything else would be a PCRE2 defect, not bad input.
   if (ov[0] != off || ov[1] <= ov[0])
-    throw Error(cat("GPT-2 tokenizer: pre-tokenization matched [", ov[0], ", ", ov[1],
-                    ") from byte ", off, "; expected a non-empty match starting there"));
+    throw Error(cat("GPT-2 tokenizer: pre-tokenization matched [", ov[0], ", ", ov[1], ") from byte ", off,
+                    "; expected a non-empty match starting there"));
   return ov[1];
 }
 

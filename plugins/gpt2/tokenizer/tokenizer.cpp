@@ -19,9 +19,8 @@ struct Tokenizer::Impl {
     while (pos < text.size()) {
       const std::size_t valid = utf8_valid_prefix(text.substr(pos));
       if (valid > 0) {
-        pretokenizer.split(text.substr(pos, valid), [&](std::string_view piece) {
-          detail::bpe_encode(vocab, piece, out);
-        });
+        pretokenizer.split(text.substr(pos, valid),
+                           [&](std::string_view piece) { detail::bpe_encode(vocab, piece, out); });
         pos += valid;
       }
       if (pos < text.size()) {
@@ -39,8 +38,8 @@ Tokenizer Tokenizer::from_files(const std::filesystem::path& vocab_json,
                                 const std::filesystem::path& merges_txt) {
   auto impl = std::make_shared<Impl>();
   impl->vocab = detail::load_vocab(vocab_json, merges_txt);
-  impl->identity = sha256_hex(cat("gpt2-bpe\n", impl->vocab.vocab_sha256, "\n",
-                                  impl->vocab.merges_sha256, "\n"));
+  impl->identity =
+      sha256_hex(cat("gpt2-bpe\n", impl->vocab.vocab_sha256, "\n", impl->vocab.merges_sha256, "\n"));
   return Tokenizer(std::move(impl));
 }
 
@@ -67,8 +66,8 @@ namespace {
 
 const std::string& checked_bytes(const detail::Vocab& vocab, std::int32_t id) {
   if (id < 0 || static_cast<std::size_t>(id) >= vocab.bytes.size())
-    throw Error(cat("GPT-2 tokenizer: token id ", id, " is outside the vocabulary [0, ",
-                    vocab.bytes.size(), ")"));
+    throw Error(
+        cat("GPT-2 tokenizer: token id ", id, " is outside the vocabulary [0, ", vocab.bytes.size(), ")"));
   return vocab.bytes[static_cast<std::size_t>(id)];
 }
 
@@ -87,12 +86,16 @@ std::string Tokenizer::token_bytes(std::int32_t id) const {
   return checked_bytes(impl_->vocab, id);
 }
 
-std::int32_t Tokenizer::eot() const { return impl_->vocab.eot; }
+std::int32_t Tokenizer::eot() const {
+  return impl_->vocab.eot;
+}
 
 std::int64_t Tokenizer::vocab_size() const {
   return static_cast<std::int64_t>(impl_->vocab.bytes.size());
 }
 
-std::string Tokenizer::sha256() const { return impl_->identity; }
+std::string Tokenizer::sha256() const {
+  return impl_->identity;
+}
 
 }  // namespace saelab::gpt2

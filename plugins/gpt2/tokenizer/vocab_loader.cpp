@@ -40,8 +40,7 @@ const ByteAlphabet& alphabet() {
 }
 
 std::string quoted(std::string_view s) {
-  return nlohmann::json(std::string(s)).dump(-1, ' ', false,
-                                             nlohmann::json::error_handler_t::replace);
+  return nlohmann::json(std::string(s)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 // Decodes a token written in the byte alphabet. On failure returns false and sets `why`.
@@ -56,9 +55,12 @@ bool alphabet_to_bytes(std::string_view text, std::string& bytes, std::string& w
   for (std::size_t i = 0; i < text.size();) {
     char32_t cp = p[i];
     std::size_t len = 1;
-    if (cp >= 0xF0) cp &= 0x07, len = 4;
-    else if (cp >= 0xE0) cp &= 0x0F, len = 3;
-    else if (cp >= 0xC0) cp &= 0x1F, len = 2;
+    if (cp >= 0xF0)
+      cp &= 0x07, len = 4;
+    else if (cp >= 0xE0)
+      cp &= 0x0F, len = 3;
+    else if (cp >= 0xC0)
+      cp &= 0x1F, len = 2;
     for (std::size_t k = 1; k < len; ++k) cp = (cp << 6) | (p[i + k] & 0x3F);
     i += len;
     const int b = cp < alphabet().to_byte.size() ? alphabet().to_byte[cp] : -1;
@@ -156,8 +158,8 @@ void load_encoder(const fs::path& path, Vocab& v) {
       throw FormatError(cat(where(), "key ", quoted(e.key), " has id ", e.id, "; with ", n,
                             " entries the ids must be 0..", n - 1, ", each used once"));
     if (owner[e.id])
-      throw FormatError(cat(where(), "id ", e.id, " is used by both ", quoted(*owner[e.id]),
-                            " and ", quoted(e.key), "; each id must be used once"));
+      throw FormatError(cat(where(), "id ", e.id, " is used by both ", quoted(*owner[e.id]), " and ",
+                            quoted(e.key), "; each id must be used once"));
     if (!alphabet_to_bytes(e.key, bytes, why))
       throw FormatError(cat(where(), "key ", quoted(e.key), " ", why));
     owner[e.id] = &e.key;
@@ -197,13 +199,13 @@ void for_each_rule(const fs::path& path, std::string_view text, F&& rule) {
     }
     const auto where = [&] { return cat("merge rules '", path.string(), "' line ", line_no, ": "); };
     if (blank_at)
-      throw FormatError(cat(where(), "follows the empty line ", blank_at,
-                            "; empty lines are allowed only at the end"));
+      throw FormatError(
+          cat(where(), "follows the empty line ", blank_at, "; empty lines are allowed only at the end"));
     const std::size_t space = line.find(' ');
     if (space == std::string_view::npos || space == 0 || space + 1 == line.size() ||
         line.find(' ', space + 1) != std::string_view::npos)
-      throw FormatError(cat(where(), quoted(line),
-                            " is not two tokens separated by one space (\"left right\")"));
+      throw FormatError(
+          cat(where(), quoted(line), " is not two tokens separated by one space (\"left right\")"));
     rule(line_no, where, line.substr(0, space), line.substr(space + 1));
   }
 }
@@ -217,8 +219,7 @@ void load_merges(const fs::path& path, Vocab& v) {
   std::int32_t rank = 0;
   std::string left, right, why;
   for_each_rule(path, text, [&](std::size_t, const auto& where, std::string_view l, std::string_view r) {
-    if (!alphabet_to_bytes(l, left, why))
-      throw FormatError(cat(where(), "left token ", quoted(l), " ", why));
+    if (!alphabet_to_bytes(l, left, why)) throw FormatError(cat(where(), "left token ", quoted(l), " ", why));
     if (!alphabet_to_bytes(r, right, why))
       throw FormatError(cat(where(), "right token ", quoted(r), " ", why));
     const std::int32_t a = v.find(left), b = v.find(right);
@@ -229,8 +230,8 @@ void load_merges(const fs::path& path, Vocab& v) {
       throw FormatError(cat(where(), "the merged token ", quoted(std::string(l) + std::string(r)),
                             " is not in the vocabulary"));
     if (!v.merges.insert(a, b, MergeRule{rank, m}))
-      throw FormatError(cat(where(), "the rule ", quoted(std::string(l) + " " + std::string(r)),
-                            " appears a second time"));
+      throw FormatError(
+          cat(where(), "the rule ", quoted(std::string(l) + " " + std::string(r)), " appears a second time"));
     ++rank;
   });
 }

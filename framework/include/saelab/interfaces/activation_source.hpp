@@ -22,9 +22,9 @@ struct SAELAB_API SourceInfo {
   std::string config_hash;       // SHA-256 of the model's config and weights identity
   std::string tokenizer_sha256;  // identity of the tokenizer files
   std::int64_t vocab_size = 0;
-  std::int64_t max_context = 0;  // longest sequence the model accepts
-  std::int32_t bos_token = -1;   // token prepended to every sequence (GPT-2: <|endoftext|>)
-  std::int32_t eos_token = -1;   // token placed between documents
+  std::int64_t max_context = 0;               // longest sequence the model accepts
+  std::int32_t bos_token = -1;                // token prepended to every sequence (GPT-2: <|endoftext|>)
+  std::int32_t eos_token = -1;                // token placed between documents
   std::map<std::string, std::int64_t> hooks;  // every hook point -> its width d
 };
 
@@ -49,8 +49,8 @@ class SAELAB_API ActivationSource {
 
   // tokens [batch, seq] int64 -> hook name -> [batch, seq, d] float32 on the source's device.
   // Stops the forward pass after the last block a requested hook needs.
-  virtual std::map<std::string, torch::Tensor> run_with_hooks(
-      const torch::Tensor& tokens, const std::vector<std::string>& hooks) = 0;
+  virtual std::map<std::string, torch::Tensor> run_with_hooks(const torch::Tensor& tokens,
+                                                              const std::vector<std::string>& hooks) = 0;
 
   // Runs the whole model with `hook`'s activation replaced by fn(activation).
   virtual ModelOutput run_with_replacement(const torch::Tensor& tokens, const std::string& hook,

@@ -19,10 +19,10 @@ struct SAELAB_API TrainProgress {
 };
 
 struct SAELAB_API LossContext {
-  const torch::Tensor& x;           // [batch, d_in] input (after input scaling)
-  const SaeOutput& out;             // forward of `sae` on x
+  const torch::Tensor& x;  // [batch, d_in] input (after input scaling)
+  const SaeOutput& out;    // forward of `sae` on x
   SaeArchitecture& sae;
-  const torch::Tensor& dead_mask;   // [d_sae] bool: latents dead over the tracking window
+  const torch::Tensor& dead_mask;  // [d_sae] bool: latents dead over the tracking window
   TrainProgress progress;
 };
 

@@ -15,13 +15,13 @@ class TokenBatches;
 
 struct SAELAB_API ReportContext {
   SaeArchitecture& sae;
-  ActivationSource* source;   // for decoding tokens and logit effects (may be null)
+  ActivationSource* source;  // for decoding tokens and logit effects (may be null)
   std::string hook;
-  TokenBatches* tokens;       // token sequences to scan for top activations (may be null)
-  ActivationReader* reader;   // stored activations with provenance (may be null)
-  nlohmann::json eval;        // eval.json contents if the evaluate stage ran (else null)
+  TokenBatches* tokens;      // token sequences to scan for top activations (may be null)
+  ActivationReader* reader;  // stored activations with provenance (may be null)
+  nlohmann::json eval;       // eval.json contents if the evaluate stage ran (else null)
   std::filesystem::path out_dir;
-  double input_scale = 1.0;   // multiply raw activations by this before the SAE (folded SAEs: 1)
+  double input_scale = 1.0;  // multiply raw activations by this before the SAE (folded SAEs: 1)
 };
 
 class SAELAB_API Reporter {

@@ -18,9 +18,9 @@
 namespace saelab {
 
 struct SAELAB_API SaeOutput {
-  torch::Tensor latents;         // [batch, d_sae] after the nonlinearity (sparse)
-  torch::Tensor reconstruction;  // [batch, d_in]
-  torch::Tensor pre_activations; // [batch, d_sae] before the nonlinearity (for auxiliary losses)
+  torch::Tensor latents;          // [batch, d_sae] after the nonlinearity (sparse)
+  torch::Tensor reconstruction;   // [batch, d_in]
+  torch::Tensor pre_activations;  // [batch, d_sae] before the nonlinearity (for auxiliary losses)
   // [batch] differentiable estimate of the number of active latents, for architectures with learned
   // thresholds (JumpReLU's straight-through L0). Undefined otherwise.
   torch::Tensor l0_estimate;
@@ -41,7 +41,7 @@ class SAELAB_API SaeArchitecture : public torch::nn::Module {
   virtual std::string architecture() const = 0;
   virtual SaeShape shape() const = 0;
 
-  virtual SaeOutput forward(const torch::Tensor& x) = 0;          // x [batch, d_in]
+  virtual SaeOutput forward(const torch::Tensor& x) = 0;           // x [batch, d_in]
   virtual torch::Tensor encode(const torch::Tensor& x) = 0;        // -> [batch, d_sae]
   virtual torch::Tensor decode(const torch::Tensor& latents) = 0;  // -> [batch, d_in]
 

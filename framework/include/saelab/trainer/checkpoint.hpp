@@ -42,8 +42,7 @@ using WarningFn = std::function<void(const std::string&)>;
 
 // Writes checkpoints/step-<N> and prunes all but the newest `keep`. Returns the directory.
 SAELAB_API std::filesystem::path write_train_checkpoint(const std::filesystem::path& checkpoints,
-                                                        const TrainCheckpoint& ckpt,
-                                                        std::int64_t keep);
+                                                        const TrainCheckpoint& ckpt, std::int64_t keep);
 
 // Checkpoint directories (step-<N>, committed or not), newest (highest step) first. Unverified.
 SAELAB_API std::vector<std::filesystem::path> list_train_checkpoints(

@@ -22,8 +22,8 @@
 namespace saelab {
 
 struct SAELAB_API ResampleResult {
-  std::int64_t resampled = 0;     // dead latents given new directions
-  torch::Tensor latents;          // [resampled] int64 their indices
+  std::int64_t resampled = 0;  // dead latents given new directions
+  torch::Tensor latents;       // [resampled] int64 their indices
   std::int64_t inputs_scored = 0;
   double mean_alive_encoder_norm = 0.0;
 };
