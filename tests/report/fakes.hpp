@@ -1,4 +1,5 @@
 #pragma once
+#include "saelab/error.hpp"
 // Test doubles for the evaluate and report stages: a tiny deterministic "model" with a linear
 // readout, an SAE with explicit weights, and an in-memory activation reader.
 //
@@ -55,6 +56,10 @@ class TestSae : public SaeArchitecture {
   TensorMap state() const override;
   void load_state(const TensorMap&) override {}
   void fold_input_scale(double) override {}
+  torch::Tensor decoder_weight() const override { return W_dec; }
+  void reinitialize_latents(const torch::Tensor&, const torch::Tensor&, double) override {
+    throw Error("TestSae does not resample latents");
+  }
 
   torch::Tensor W_enc, b_enc, W_dec, b_dec;
 };
