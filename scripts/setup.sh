@@ -24,8 +24,12 @@ packages=(
   libyaml-cpp-dev libhdf5-dev libgtest-dev libgmock-dev nlohmann-json3-dev
   libpcre2-dev libcurl4-openssl-dev libssl-dev
   clang-format clang-tidy
-  nodejs npm
 )
+# fetch-data.sh needs npm. Many machines already carry a Node.js with its own npm (for example
+# from NodeSource); Debian's npm conflicts with those, so Debian's is installed only when none is there.
+if ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 if [ "$want_oracle" = 1 ]; then
   packages+=(python3 python3-venv python3-torch python3-numpy python3-h5py)
 fi
