@@ -84,6 +84,9 @@ class SAELAB_API OptionSchema {
   OptionSpec& plugins(const std::string& key, const std::string& kind,
                       std::vector<std::string> def, const std::string& desc);
 
+  // Adds every option of `section` under `prefix.` (a stage embedding another component's schema).
+  void add_section(const std::string& prefix, const OptionSchema& section);
+
   const std::vector<OptionSpec>& specs() const { return specs_; }
   const OptionSpec* find(const std::string& key) const;
   // Keys starting with `prefix.`; used to accept nested maps.
@@ -125,6 +128,9 @@ class SAELAB_API Options {
   std::string key_path(const std::string& key) const;
   const std::string& path() const { return path_; }
   const SourceLoc& loc() const { return loc_; }
+
+  // The options under `prefix.`, keys stripped of it, for code that takes one section's Options.
+  Options section(const std::string& prefix) const;
 
   // Throws ConfigError "file:line:col: key.path: message". For checks that span options.
   [[noreturn]] void fail(const std::string& key, const std::string& message) const;

@@ -9,7 +9,10 @@
 //   data                       tensors in C order; offsets are relative to the start of the data,
 //                              and the tensors cover the data exactly: no gaps, no overlaps, no
 //                              trailing bytes. end - begin == prod(shape) * sizeof(dtype).
+// Also enforced: keys are unique (at every level), each entry has exactly dtype/shape/data_offsets,
+// dims are integers >= 0 (at most 16 of them), BOOL elements are bytes 0 or 1.
 // Files are untrusted: every violation above is a FormatError naming the file and the tensor.
+// The writer produces the same bytes as Python safetensors 0.4.1 (tests/formats checks this).
 #include <cstdint>
 #include <filesystem>
 #include <map>

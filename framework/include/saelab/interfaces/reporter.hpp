@@ -21,6 +21,7 @@ struct SAELAB_API ReportContext {
   ActivationReader* reader;   // stored activations with provenance (may be null)
   nlohmann::json eval;        // eval.json contents if the evaluate stage ran (else null)
   std::filesystem::path out_dir;
+  double input_scale = 1.0;   // multiply raw activations by this before the SAE (folded SAEs: 1)
 };
 
 class SAELAB_API Reporter {

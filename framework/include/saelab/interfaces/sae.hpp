@@ -51,10 +51,28 @@ class SAELAB_API SaeArchitecture : public torch::nn::Module {
   // Architecture-specific cfg.json keys (e.g. {"k": 32}).
   virtual nlohmann::json extra_config() const { return nlohmann::json::object(); }
 
+  // The live W_dec parameter [d_sae, d_in] (not a copy: gradients flow into it). Losses that need
+  // the decoder use it (auxk's sparse decode, the decoder-norm-weighted L1).
+  virtual torch::Tensor decoder_weight() const = 0;
+
+  // Data-dependent initialisation (b_dec = mean or geometric median), from a sample of training
+  // inputs x [n, d_in] after input scaling. The trainer calls it once, before the first step.
+  virtual void initialize_from_sample(const torch::Tensor& x) {}
+
+  // Resampling of dead latents: latents idx [n] (int64) get the directions new_dirs [n, d_in]
+  // (normalised here): decoder row = unit direction (times the decoder norm in use), encoder
+  // column = direction * enc_norm, b_enc = 0. The trainer resets the optimiser state of these rows.
+  virtual void reinitialize_latents(const torch::Tensor& idx, const torch::Tensor& new_dirs,
+                                    double enc_norm) = 0;
+
+  // cfg.json "architecture" for a SAELens inference load. Differs from architecture() when
+  // SAELens saves a training architecture as another one (BatchTopK is saved as "jumprelu").
+  virtual std::string inference_architecture() const { return architecture(); }
+
   virtual void before_optimizer_step() {}
   virtual void after_optimizer_step() {}
   // Inputs were multiplied by `factor` during training; fold it back so the saved SAE takes raw
-  // activations: W_enc *= factor, b_dec /= factor, W_dec... (each architecture knows its own).
+  // activations: W_enc *= factor, W_dec /= factor, b_dec /= factor (each architecture knows its own).
   virtual void fold_input_scale(double factor) = 0;
 };
 

@@ -1,0 +1,146 @@
+// Harvest throughput of the gpt2 source, printed next to what it is judged against, all measured
+// in this one run at the same thread count:
+//   - the machine's sgemm rate (torch::mm 2048^3): achieved GFLOP/s as a share of it (target 60%)
+//   - the same forward in Hugging Face transformers (target: saelab >= 1.2x its tokens/s)
+// Model: GPT-2 small's shape with random weights; hook blocks.8.hook_resid_pre (8 blocks run);
+// batch 32 x 128 tokens.
+//
+//   bench_gpt2 [--threads N] [--iters I] [--batch B] [--seq T] [--hook NAME]
+// The transformers side needs SAELAB_ORACLE_PYTHON (scripts/setup.sh --oracle); without it the
+// ratio is not printed.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <nlohmann/json.hpp>
+
+#include "hooks.hpp"
+#include "random_init.hpp"
+#include "saelab/error.hpp"
+#include "source.hpp"
+
+namespace fs = std::filesystem;
+using namespace saelab::gpt2;
+
+namespace {
+
+template <class F>
+double best_seconds(int iters, F&& fn) {
+  fn();  // warm-up: allocator and BLAS buffers
+  double best = 1e30;
+  for (int i = 0; i < iters; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
+double sgemm_gflops(int iters) {
+  const std::int64_t n = 2048;
+  const auto a = at::randn({n, n}), b = at::randn({n, n});
+  auto c = at::empty({n, n});
+  const double s = best_seconds(iters, [&] { at::mm_out(c, a, b); });
+  return 2.0 * n * n * n / s / 1e9;
+}
+
+// GEMM FLOPs of `blocks` GPT-2 blocks on batch x seq tokens: the four Conv1D layers plus the two
+// attention products (the full seq x seq square, which is what is computed).
+double forward_flops(const Config& c, std::int64_t blocks, std::int64_t batch, std::int64_t seq) {
+  const double n = static_cast<double>(batch * seq), d = static_cast<double>(c.n_embd);
+  const double linear = 2.0 * n * d * (3 * d + d + 2.0 * static_cast<double>(c.d_mlp()));
+  const double attention = 2.0 * 2.0 * n * static_cast<double>(seq) * d;
+  return static_cast<double>(blocks) * (linear + attention);
+}
+
+double hf_seconds(const fs::path& model, const std::string& py, std::int64_t batch, std::int64_t seq,
+                  std::int64_t blocks, int threads, int iters) {
+  const auto out = fs::path(SAELAB_BINARY_DIR) / "bench-tmp" / "hf_bench.json";
+  const std::string cmd =
+      saelab::cat(py, " ", SAELAB_SOURCE_DIR, "/bench/gpt2/hf_bench.py --dir '", model.string(), "' --batch ",
+                  batch, " --seq ", seq, " --blocks ", blocks, " --threads ", threads, " --iters ", iters,
+                  " > '", out.string(), "'");
+  if (std::system(cmd.c_str()) != 0) {
+    std::printf("transformers benchmark failed: %s\n", cmd.c_str());
+    return -1;
+  }
+  std::FILE* f = std::fopen(out.c_str(), "r");
+  std::string text;
+  char buf[4096];
+  while (std::size_t k = std::fread(buf, 1, sizeof buf, f)) text.append(buf, k);
+  std::fclose(f);
+  return nlohmann::json::parse(text).at("seconds").get<double>();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int threads = 2, iters = 3;
+  std::int64_t batch = 32, seq = 128;
+  std::string hook = "blocks.8.hook_resid_pre";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i], v = argv[i + 1];
+    if (k == "--threads")
+      threads = std::stoi(v);
+    else if (k == "--iters")
+      iters = std::stoi(v);
+    else if (k == "--batch")
+      batch = std::stoll(v);
+    else if (k == "--seq")
+      seq = std::stoll(v);
+    else if (k == "--hook")
+      hook = v;
+    else {
+      std::fprintf(stderr, "unknown option %s\n", k.c_str());
+      return 2;
+    }
+  }
+  at::set_num_threads(threads);
+  std::printf("threads: %d (at::get_num_threads() = %d)\n", threads, at::get_num_threads());
+
+  const double sgemm = sgemm_gflops(iters);
+  std::printf("sgemm 2048^3 (torch::mm):       %8.1f GFLOP/s\n", sgemm);
+
+  RandomInit init;  // GPT-2 small's shape
+  init.seed = 0;
+  init.ln_noise = 0.1;
+  init.bias_std = 0.02;
+  const fs::path dir = fs::path(SAELAB_BINARY_DIR) / "bench-tmp" / "gpt2-small-random";
+  write_random_model(dir, init);
+  SourceOptions so;
+  so.model_dir = dir;
+  Gpt2Source src(so);
+  const auto point = parse_hook(hook, src.config());
+  const std::int64_t blocks =
+      std::min(point.layer + 1, src.config().n_layer) - (point.kind == HookKind::ResidPre ? 1 : 0);
+  const auto tokens = at::randint(src.config().vocab_size, {batch, seq}, at::kLong);
+
+  const double s = best_seconds(iters, [&] { src.run_with_hooks(tokens, {hook}); });
+  const double tps = static_cast<double>(batch * seq) / s;
+  const double gflops = forward_flops(src.config(), blocks, batch, seq) / s / 1e9;
+  std::printf("saelab %s [%lldx%lld], %lld blocks:\n", hook.c_str(), static_cast<long long>(batch),
+              static_cast<long long>(seq), static_cast<long long>(blocks));
+  std::printf("  %.3f s/batch  %8.0f tokens/s  %6.1f GFLOP/s = %.0f%% of sgemm (target >= 60%%)\n", s, tps,
+              gflops, 100.0 * gflops / sgemm);
+
+  const char* py = std::getenv("SAELAB_ORACLE_PYTHON");
+  if (!py || !*py) {
+    std::printf("transformers: skipped (set SAELAB_ORACLE_PYTHON; scripts/setup.sh --oracle)\n");
+    return 0;
+  }
+  const double hf = hf_seconds(dir, py, batch, seq, blocks, threads, iters);
+  if (hf <= 0) return 1;
+  const double hf_tps = static_cast<double>(batch * seq) / hf;
+  std::printf("transformers GPT2Model, first %lld blocks, same threads:\n", static_cast<long long>(blocks));
+  std::printf("  %.3f s/batch  %8.0f tokens/s  %6.1f GFLOP/s = %.0f%% of sgemm\n", hf, hf_tps,
+              forward_flops(src.config(), blocks, batch, seq) / hf / 1e9,
+              100.0 * forward_flops(src.config(), blocks, batch, seq) / hf / 1e9 / sgemm);
+  std::printf("ratio saelab / transformers:     %.2fx (target >= 1.2x)\n", tps / hf_tps);
+  return 0;
+}

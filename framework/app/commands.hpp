@@ -1,0 +1,20 @@
+#pragma once
+// The saelab command-line verbs. Each returns the process exit code: 0 ok, 2 usage or
+// configuration error (thrown as UsageError/ConfigError), 1 runtime failure (any other Error).
+#include <string>
+#include <vector>
+
+namespace saelab::cli {
+
+using Args = std::vector<std::string>;  // the arguments after the verb
+
+int cmd_run(const std::string& verb, const Args& args);  // run, harvest, train, eval, report
+int cmd_validate(const Args& args);
+int cmd_plugins(const Args& args);
+int cmd_doctor(const Args& args);
+int cmd_config_docs(const Args& args);
+int cmd_store(const Args& args);
+int cmd_tokenize(const Args& args);
+int cmd_fetch_model(const Args& args);
+
+}  // namespace saelab::cli

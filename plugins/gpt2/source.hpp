@@ -1,0 +1,63 @@
+#pragma once
+// The gpt2 ActivationSource: a GPT-2 loaded from a model directory (pretrained, or random weights
+// written by random_init), its BPE tokenizer, and hooked forward passes.
+//
+// Tokenizer files are looked for, in order: the `tokenizer` option's directory; the model
+// directory (vocab.json + merges.txt, as the hub ships them); data/gpt2-tokenizer
+// (encoder.json + vocab.bpe, placed by scripts/setup.sh) under the working directory and under
+// the source tree. A model whose vocabulary is smaller than the tokenizer's (small random models)
+// runs without one; tokenize() then says so.
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "config.hpp"
+#include "model.hpp"
+#include "saelab/interfaces/activation_source.hpp"
+#include "tokenizer/tokenizer.hpp"
+
+namespace saelab::gpt2 {
+
+struct SourceOptions {
+  std::filesystem::path model_dir;      // a directory with config.json + model.safetensors
+  std::string model_id;                 // what SourceInfo reports ("gpt2", a path, "random:<seed>")
+  std::filesystem::path tokenizer_dir;  // "" = search as described above
+  torch::Dtype dtype = torch::kFloat32;
+  torch::Device device = torch::kCPU;
+};
+
+class Gpt2Source final : public ActivationSource {
+ public:
+  explicit Gpt2Source(const SourceOptions& options);
+
+  const SourceInfo& info() const override { return info_; }
+  std::vector<std::int32_t> tokenize(std::string_view text) const override;
+  std::string decode(const std::vector<std::int32_t>& tokens) const override;
+  std::map<std::string, torch::Tensor> run_with_hooks(const torch::Tensor& tokens,
+                                                      const std::vector<std::string>& hooks) override;
+  ModelOutput run_with_replacement(const torch::Tensor& tokens, const std::string& hook, const HookFn& fn,
+                                   bool want_logits) override;
+  torch::Tensor logit_effects(const torch::Tensor& directions, const std::string& hook) override;
+  torch::Device device() const override { return device_; }
+
+  Gpt2Impl& model() { return *model_; }
+  const Config& config() const { return model_->config(); }
+
+ private:
+  torch::Tensor prepare_tokens(const torch::Tensor& tokens) const;
+  void find_tokenizer(const SourceOptions& options);
+
+  Gpt2 model_{nullptr};
+  torch::Device device_;
+  torch::Dtype dtype_;
+  std::optional<Tokenizer> tokenizer_;
+  std::string no_tokenizer_reason_;
+  SourceInfo info_;
+};
+
+// Next-token cross-entropy per position: logits [batch, seq, vocab], tokens [batch, seq]
+// -> [batch, seq - 1], loss[b, t] = logsumexp(logits[b, t]) - logits[b, t, tokens[b, t + 1]].
+torch::Tensor next_token_loss(const torch::Tensor& logits, const torch::Tensor& tokens);
+
+}  // namespace saelab::gpt2

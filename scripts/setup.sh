@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs everything saelab needs on Debian 12 (bookworm). Idempotent: safe to re-run.
+#   scripts/setup.sh            build and runtime dependencies + offline data (tokenizer, corpus)
+#   scripts/setup.sh --oracle   also the test-only Python oracle venv (.venv-oracle)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_oracle=0
+for arg in "$@"; do
+  case "$arg" in
+    --oracle) want_oracle=1 ;;
+    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option '$arg' (allowed: --oracle)" >&2; exit 2 ;;
+  esac
+done
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+packages=(
+  build-essential cmake ninja-build pkg-config git ca-certificates
+  libtorch-dev libopenblas0-pthread
+  libboost-dev libboost-program-options-dev libboost-filesystem-dev
+  libyaml-cpp-dev libhdf5-dev libgtest-dev libgmock-dev nlohmann-json3-dev
+  libpcre2-dev libcurl4-openssl-dev libssl-dev
+  clang-format clang-tidy
+  nodejs npm
+)
+if [ "$want_oracle" = 1 ]; then
+  packages+=(python3 python3-venv python3-torch python3-numpy python3-h5py)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# LibTorch on Debian's reference BLAS is ~10x slower than on OpenBLAS: make sure OpenBLAS is chosen.
+blas=$(update-alternatives --query libblas.so.3-x86_64-linux-gnu 2>/dev/null | awk '/^Value:/ {print $2}')
+case "$blas" in
+  *openblas*) ;;
+  *) $SUDO update-alternatives --set libblas.so.3-x86_64-linux-gnu \
+       /usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3 ;;
+esac
+
+if [ -x scripts/fetch-data.sh ] || [ -f scripts/fetch-data.sh ]; then
+  bash scripts/fetch-data.sh
+fi
+
+if [ "$want_oracle" = 1 ]; then
+  if [ ! -x .venv-oracle/bin/python ]; then
+    /usr/bin/python3 -m venv --system-site-packages .venv-oracle
+  fi
+  .venv-oracle/bin/python -m pip install -q --disable-pip-version-check -r tests/oracle/requirements.txt
+  .venv-oracle/bin/python -c "import transformers, tokenizers, safetensors, h5py, torch" \
+    || { echo "setup: the oracle venv is broken; delete .venv-oracle and re-run" >&2; exit 1; }
+  echo "setup: oracle ready: export SAELAB_ORACLE_PYTHON=$PWD/.venv-oracle/bin/python"
+fi
+echo "setup: done"

@@ -1,0 +1,109 @@
+// The saelab executable end to end: exit codes, messages, SAELAB_PLUGIN_PATH, run directories,
+// and docs/config.md kept in sync with the schemas in the code.
+#include <gtest/gtest.h>
+
+#include "saelab/fs_util.hpp"
+#include "test_support.hpp"
+
+namespace saelab {
+namespace {
+namespace fs = std::filesystem;
+using test::run_command;
+
+std::string exe() { return std::string("\"") + SAELAB_EXE + "\""; }
+std::string with_path(const std::string& dir) { return "SAELAB_PLUGIN_PATH=\"" + dir + "\" "; }
+
+const char* kUsesExample =
+    "name: uses-example\nstages: []\ntrain:\n  callbacks:\n    - plugin: early_stop\n      below: 0.05\n";
+
+TEST(Cli, UnknownCommandIsAUsageError) {
+  auto r = run_command(exe() + " frobnicate");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("unknown command 'frobnicate'"), std::string::npos) << r.output;
+}
+
+TEST(Cli, EveryVerbHasHelp) {
+  for (const char* verb : {"run", "harvest", "train", "eval", "report", "validate", "plugins", "doctor", "config-docs"}) {
+    auto r = run_command(exe() + " " + verb + " --help");
+    EXPECT_EQ(r.exit_code, 0) << verb << ": " << r.output;
+    EXPECT_NE(r.output.find("usage: saelab"), std::string::npos) << verb << ": " << r.output;
+  }
+}
+
+TEST(Cli, BadOptionIsAUsageError) {
+  auto r = run_command(exe() + " validate --no-such-flag x.yaml");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+}
+
+TEST(Cli, PluginFoundThroughPluginPathIsUsableFromYaml) {
+  auto dir = test::temp_dir("cli-example");
+  auto file = test::write_text(dir / "exp.yaml", kUsesExample);
+  auto r = run_command(with_path(SAELAB_EXAMPLE_PLUGIN_DIR) + exe() + " validate " + file.string());
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  auto listed = run_command(with_path(SAELAB_EXAMPLE_PLUGIN_DIR) + exe() + " plugins");
+  EXPECT_NE(listed.output.find("early_stop"), std::string::npos) << listed.output;
+  EXPECT_NE(listed.output.find("libsaelab_plugin_example.so"), std::string::npos) << listed.output;
+  // Without the path, the same file names an unknown plugin: exit code 2 with line and column.
+  auto missing = run_command(exe() + " validate " + file.string());
+  EXPECT_EQ(missing.exit_code, 2) << missing.output;
+  EXPECT_NE(missing.output.find(file.string() + ":5:15: train.callbacks[0].plugin: unknown callback plugin 'early_stop'"),
+            std::string::npos) << missing.output;
+}
+
+TEST(Cli, WrongAbiPluginIsRefusedWithBothVersions) {
+  auto r = run_command(with_path(SAELAB_BADABI_PLUGIN_DIR) + exe() + " plugins");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("refused: plugin '" + std::string(SAELAB_BADABI_PLUGIN_DIR)), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("built for saelab plugin ABI version 999, but this saelab"), std::string::npos) << r.output;
+  auto dir = test::temp_dir("cli-badabi");
+  auto file = test::write_text(dir / "exp.yaml", "stages: []\ntrain:\n  callbacks: [{plugin: badabi_throwing_loss}]\n");
+  auto v = run_command(with_path(SAELAB_BADABI_PLUGIN_DIR) + exe() + " validate " + file.string());
+  EXPECT_EQ(v.exit_code, 2) << v.output;
+  EXPECT_NE(v.output.find("note: a plugin library was refused"), std::string::npos) << v.output;
+}
+
+TEST(Cli, ConfigErrorsExitWithCodeTwoAndLocation) {
+  auto dir = test::temp_dir("cli-bad");
+  auto file = test::write_text(dir / "bad.yaml", "stages: []\nharvest:\n  batch_sequences: 0\n");
+  auto r = run_command(exe() + " validate " + file.string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find(file.string() + ":3:20: harvest.batch_sequences: value 0 is out of range; allowed: ≥ 1"),
+            std::string::npos) << r.output;
+  auto missing = run_command(exe() + " validate " + (dir / "nope.yaml").string());
+  EXPECT_EQ(missing.exit_code, 2) << missing.output;
+  EXPECT_NE(missing.output.find("nope.yaml"), std::string::npos) << missing.output;
+}
+
+TEST(Cli, RunNeverOverwritesAnExistingRunUnlessAsked) {
+  auto dir = test::temp_dir("cli-rundir");
+  auto file = test::write_text(dir / "exp.yaml", "name: empty\nstages: []\n");
+  const std::string out = (dir / "run").string();
+  auto first = run_command(exe() + " run " + file.string() + " --out " + out);
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_TRUE(fs::exists(dir / "run" / "config.resolved.yaml"));
+  EXPECT_TRUE(fs::exists(dir / "run" / "saelab.log"));
+  auto again = run_command(exe() + " run " + file.string() + " --out " + out);
+  EXPECT_EQ(again.exit_code, 2) << again.output;
+  EXPECT_NE(again.output.find("already exists; pass --resume"), std::string::npos) << again.output;
+  EXPECT_EQ(run_command(exe() + " run " + file.string() + " --out " + out + " --resume").exit_code, 0);
+  auto changed = run_command(exe() + " run " + file.string() + " --out " + out + " --resume --set seed=9");
+  EXPECT_EQ(changed.exit_code, 2) << changed.output;
+  EXPECT_NE(changed.output.find("the configuration differs"), std::string::npos) << changed.output;
+  EXPECT_NE(changed.output.find("now: seed: 9"), std::string::npos) << changed.output;
+  EXPECT_EQ(run_command(exe() + " run " + file.string() + " --out " + out + " --overwrite").exit_code, 0);
+  // A directory saelab did not create is never touched, even with --overwrite.
+  test::write_text(dir / "precious.txt", "keep me");
+  auto foreign = run_command(exe() + " run " + file.string() + " --out " + dir.string() + " --overwrite");
+  EXPECT_EQ(foreign.exit_code, 2) << foreign.output;
+  EXPECT_TRUE(fs::exists(dir / "precious.txt"));
+}
+
+TEST(Cli, ConfigDocsAreInSyncWithTheCode) {
+  auto r = run_command(exe() + " config-docs");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::string docs = read_file(fs::path(SAELAB_SOURCE_DIR) / "docs" / "config.md", 1 << 22, "docs");
+  EXPECT_EQ(docs, r.output) << "docs/config.md is stale: regenerate it with\n  ./build/saelab config-docs --out docs/config.md";
+}
+
+}  // namespace
+}  // namespace saelab

@@ -1,0 +1,219 @@
+// Evaluator "standard" on a fake linear model: planted truths (an exactly reconstructing SAE scores
+// EV 1 and CE score 1, a zero SAE scores CE 0) and a brute-force recomputation of every metric.
+#include <cmath>
+#include <cstdio>
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "fakes.hpp"
+#include "plugins.hpp"
+#include "saelab/corpus.hpp"
+#include "saelab/interfaces/evaluator.hpp"
+
+using namespace saelab;
+using namespace saelab::test;
+
+namespace {
+
+constexpr std::int64_t kD = 6;
+constexpr std::int64_t kContext = 16;
+
+CorpusConfig corpus_config(const std::string& path) {
+  CorpusConfig c;
+  c.paths = {path};
+  c.format = "text";
+  c.context_size = kContext;
+  c.prepend_bos = true;
+  return c;
+}
+
+nlohmann::json evaluate(FakeSource& src, SaeArchitecture& sae, const std::string& corpus,
+                        std::map<std::string, OptionValue> opts = {}) {
+  TokenBatches tokens(corpus_config(corpus), src);
+  EvalContext ctx{sae, &src, kResidHook, &tokens, nullptr, 1.0};
+  return make_plugin<Evaluator>("standard", opts)->evaluate(ctx);
+}
+
+// Every metric recomputed directly from the definitions over the same sequences.
+struct BruteForce {
+  double ev, mse, cos, l0, ce_clean, ce_spliced, ce_ablated, kl;
+  std::int64_t tokens, dead;
+};
+
+BruteForce brute_force(FakeSource& src, TestSae& sae, const std::string& corpus, std::int64_t seqs) {
+  torch::NoGradGuard ng;
+  TokenBatches tb(corpus_config(corpus), src);
+  auto tokens = tb.next(seqs);
+  auto h = src.activations(tokens);                  // [b, s, d]
+  auto mask = tokens.ne(0);                          // BOS excluded
+  auto x = h.reshape({-1, kD}).index_select(0, mask.reshape({-1}).nonzero().squeeze(1)).to(torch::kFloat64);
+  auto lat = sae.encode(x.to(torch::kFloat32)).to(torch::kFloat64);
+  auto xh = sae.decode(lat.to(torch::kFloat32)).to(torch::kFloat64);
+  BruteForce b{};
+  b.tokens = x.size(0);
+  b.ev = 1.0 - (x - xh).pow(2).sum().item<double>() / (x - x.mean(0)).pow(2).sum().item<double>();
+  b.mse = (x - xh).pow(2).mean().item<double>();
+  b.cos = ((x * xh).sum(1) / (x.norm(2, 1) * xh.norm(2, 1))).mean().item<double>();
+  b.l0 = lat.ne(0).sum(1).to(torch::kFloat64).mean().item<double>();
+  b.dead = lat.ne(0).sum(0).eq(0).sum().item<std::int64_t>();
+  auto recon_full = sae.decode(sae.encode(h.reshape({-1, kD}))).view(h.sizes());
+  auto spliced_h = at::where(mask.unsqueeze(-1), recon_full, h);
+  auto clean = src.readout(tokens, h), spliced = src.readout(tokens, spliced_h),
+       ablated = src.readout(tokens, torch::zeros_like(h));
+  auto ce_mask = mask.narrow(1, 0, kContext - 1);
+  auto mean_ce = [&](const torch::Tensor& l) {
+    return l.to(torch::kFloat64).masked_select(ce_mask).mean().item<double>();
+  };
+  b.ce_clean = mean_ce(clean.loss);
+  b.ce_spliced = mean_ce(spliced.loss);
+  b.ce_ablated = mean_ce(ablated.loss);
+  auto p = at::softmax(clean.logits.to(torch::kFloat64), -1);
+  auto q = at::softmax(spliced.logits.to(torch::kFloat64), -1);
+  b.kl = (p * (p.log() - q.log())).sum(-1).masked_select(mask).mean().item<double>();
+  return b;
+}
+
+}  // namespace
+
+TEST(Evaluator, IdentitySaeScoresPerfectly) {
+  FakeSource src(kD);
+  auto sae = identity_sae(kD);
+  auto corpus = write_corpus("c.txt", corpus_text(2000));
+  auto j = evaluate(src, *sae, corpus, {{"batches", std::int64_t(3)}, {"batch_size", std::int64_t(4)}});
+  std::printf("identity SAE: EV %.12f  CE score %.12f  KL %.3g\n",
+              j["reconstruction"]["explained_variance"].get<double>(),
+              j["downstream"]["ce_loss_score"].get<double>(), j["downstream"]["kl_div_spliced"].get<double>());
+  EXPECT_EQ(j["mode"], "spliced");
+  EXPECT_NEAR(j["reconstruction"]["explained_variance"].get<double>(), 1.0, 1e-9);
+  EXPECT_NEAR(j["reconstruction"]["cosine_similarity"].get<double>(), 1.0, 1e-9);
+  EXPECT_NEAR(j["reconstruction"]["relative_reconstruction_bias"].get<double>(), 1.0, 1e-9);
+  EXPECT_NEAR(j["downstream"]["ce_loss_score"].get<double>(), 1.0, 1e-9);
+  EXPECT_NEAR(j["downstream"]["kl_div_spliced"].get<double>(), 0.0, 1e-9);
+  EXPECT_NEAR(j["summary"]["ce_loss_score"].get<double>(), 1.0, 1e-9);
+  // relu(x) and relu(−x): exactly one of each pair fires per non-zero coordinate.
+  EXPECT_NEAR(j["sparsity"]["l0"].get<double>(), double(kD), 1e-12);
+  // 3 batches × 4 sequences × 16 positions, one BOS per sequence left out.
+  EXPECT_EQ(j["counts"]["sequences"], 12);
+  EXPECT_EQ(j["counts"]["tokens_evaluated"], 12 * 15);
+  EXPECT_EQ(j["counts"]["positions_excluded"], 12);
+  EXPECT_EQ(j["sparsity"]["fire_counts"].size(), std::size_t(2 * kD));
+}
+
+TEST(Evaluator, ZeroSaeScoresLikeAblation) {
+  FakeSource src(kD);
+  auto sae = zero_sae(kD, 10);
+  auto corpus = write_corpus("c.txt", corpus_text(2000));
+  auto j = evaluate(src, *sae, corpus, {{"batches", std::int64_t(2)}});
+  std::printf("zero SAE: CE score %.3g\n", j["downstream"]["ce_loss_score"].get<double>());
+  EXPECT_NEAR(j["downstream"]["ce_loss_score"].get<double>(), 0.0, 1e-9);
+  EXPECT_NEAR(j["downstream"]["kl_div_score"].get<double>(), 0.0, 1e-9);
+  EXPECT_EQ(j["sparsity"]["dead_latents"], 10);
+  EXPECT_EQ(j["sparsity"]["l0"].get<double>(), 0.0);
+  EXPECT_TRUE(j["sparsity"]["log10_feature_density_mean_alive"].is_null());
+}
+
+TEST(Evaluator, RandomSaeMatchesBruteForce) {
+  FakeSource src(kD);
+  auto sae = random_sae(kD, 20, 7);
+  auto corpus = write_corpus("c.txt", corpus_text(3000));
+  auto j = evaluate(src, *sae, corpus, {{"batches", std::int64_t(4)}, {"batch_size", std::int64_t(3)}});
+  auto b = brute_force(src, *sae, corpus, 12);
+  const auto& r = j["reconstruction"];
+  const auto& d = j["downstream"];
+  const double score = (b.ce_ablated - b.ce_spliced) / (b.ce_ablated - b.ce_clean);
+  const double diffs[] = {
+      std::fabs(r["explained_variance"].get<double>() - b.ev), std::fabs(r["mse"].get<double>() - b.mse),
+      std::fabs(r["cosine_similarity"].get<double>() - b.cos),
+      std::fabs(j["sparsity"]["l0"].get<double>() - b.l0),
+      std::fabs(d["ce_loss_clean"].get<double>() - b.ce_clean),
+      std::fabs(d["ce_loss_spliced"].get<double>() - b.ce_spliced),
+      std::fabs(d["ce_loss_ablated"].get<double>() - b.ce_ablated),
+      std::fabs(d["ce_loss_score"].get<double>() - score),
+      std::fabs(d["kl_div_spliced"].get<double>() - b.kl)};
+  double max_diff = 0;
+  for (double x : diffs) max_diff = std::max(max_diff, x);
+  std::printf("random SAE vs brute force: EV %.6f L0 %.4f CE score %.6f KL %.6f; max |diff| %.3g\n",
+              b.ev, b.l0, score, b.kl, max_diff);
+  for (double x : diffs) EXPECT_LT(x, 1e-5);
+  EXPECT_EQ(j["counts"]["tokens_evaluated"].get<std::int64_t>(), b.tokens);
+  EXPECT_EQ(j["sparsity"]["dead_latents"].get<std::int64_t>(), b.dead);
+  EXPECT_GT(b.l0, 0.5);  // the planted SAE really is sparse but alive
+  EXPECT_LT(b.l0, 19.5);
+}
+
+TEST(Evaluator, StoredActivationsGiveNullCeWithReason) {
+  FakeSource src(kD);
+  auto sae = random_sae(kD, 20, 7);
+  auto corpus = write_corpus("c.txt", corpus_text(3000));
+  TokenBatches tb(corpus_config(corpus), src);
+  auto tokens = tb.next(5);
+  auto x = src.activations(tokens).reshape({-1, kD});
+  const std::int64_t n = x.size(0);
+  ActivationRows rows{x, tokens.reshape({-1}).to(torch::kInt32),
+                      torch::arange(n, torch::kInt64).div(kContext, "floor"),
+                      torch::arange(n, torch::kInt64).remainder(kContext).to(torch::kInt32)};
+  FakeReader reader(rows, 32);
+  EvalContext ctx{*sae, nullptr, kResidHook, nullptr, &reader, 1.0};
+  auto j = make_plugin<Evaluator>("standard", {{"batches", std::int64_t(100)}})->evaluate(ctx);
+  EXPECT_EQ(j["mode"], "stored_activations");
+  EXPECT_TRUE(j["downstream"]["ce_loss_score"].is_null());
+  EXPECT_TRUE(j["summary"]["ce_loss_score"].is_null());
+  EXPECT_NE(j["downstream"]["reason"].get<std::string>().find("no model"), std::string::npos);
+  // Capped at one epoch: 80 rows, never the wrapped-around ones twice.
+  EXPECT_EQ(j["counts"]["tokens_evaluated"], n);
+  torch::NoGradGuard ng;
+  auto xh = sae->decode(sae->encode(x)).to(torch::kFloat64);
+  auto xd = x.to(torch::kFloat64);
+  double ev = 1.0 - (xd - xh).pow(2).sum().item<double>() / (xd - xd.mean(0)).pow(2).sum().item<double>();
+  std::printf("stored rows: EV %.8f vs brute force %.8f\n",
+              j["reconstruction"]["explained_variance"].get<double>(), ev);
+  EXPECT_NEAR(j["reconstruction"]["explained_variance"].get<double>(), ev, 1e-6);
+}
+
+TEST(Evaluator, InputScaleIsUndone) {
+  // An SAE trained on inputs ×2 reconstructs raw x exactly when the evaluator scales in and out.
+  FakeSource src(kD);
+  auto sae = identity_sae(kD);
+  auto corpus = write_corpus("c.txt", corpus_text(1500));
+  TokenBatches tokens(corpus_config(corpus), src);
+  EvalContext ctx{*sae, &src, kResidHook, &tokens, nullptr, 2.0};
+  auto j = make_plugin<Evaluator>("standard", {{"batches", std::int64_t(1)}})->evaluate(ctx);
+  EXPECT_NEAR(j["reconstruction"]["explained_variance"].get<double>(), 1.0, 1e-9);
+  EXPECT_NEAR(j["reconstruction"]["l2_ratio"].get<double>(), 1.0, 1e-6);
+  EXPECT_EQ(j["input_scale"].get<double>(), 2.0);
+}
+
+TEST(Evaluator, ErrorsNameTheHookAndTheAllowedValues) {
+  FakeSource src(kD);
+  auto sae = identity_sae(kD);
+  auto corpus = write_corpus("c.txt", corpus_text(500));
+  TokenBatches tokens(corpus_config(corpus), src);
+  auto ev = make_plugin<Evaluator>("standard", {});
+  EvalContext bad_hook{*sae, &src, "blocks.9.hook_resid_post", &tokens, nullptr, 1.0};
+  try {
+    ev->evaluate(bad_hook);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("blocks.9.hook_resid_post"), std::string::npos) << m;
+    EXPECT_NE(m.find(kResidHook), std::string::npos) << m;  // lists the available hooks
+  }
+  auto wide = identity_sae(kD + 1);
+  EvalContext bad_width{*wide, &src, kResidHook, &tokens, nullptr, 1.0};
+  try {
+    ev->evaluate(bad_width);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("width 6"), std::string::npos) << m;
+    EXPECT_NE(m.find("d_in is 7"), std::string::npos) << m;
+  }
+  EvalContext nothing{*sae, nullptr, kResidHook, nullptr, nullptr, 1.0};
+  try {
+    ev->evaluate(nothing);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("nothing to evaluate"), std::string::npos) << e.what();
+  }
+}

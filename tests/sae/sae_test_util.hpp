@@ -1,0 +1,72 @@
+#pragma once
+// Helpers of the SAE tests: plugins come from the build tree through the real plugin host, into a
+// registry of the test's own.
+#include <map>
+#include <memory>
+#include <string>
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "saelab/interfaces/loss.hpp"
+#include "saelab/interfaces/sae.hpp"
+#include "saelab/options.hpp"
+#include "saelab/plugin_host.hpp"
+#include "saelab/registry.hpp"
+
+namespace saelab::test {
+
+inline Registry& sae_registry() {
+  static Registry* reg = [] {
+    auto* r = new Registry();
+    for (const char* lib : {"sae_relu_l1", "sae_topk", "sae_batchtopk", "sae_jumprelu", "losses"})
+      load_plugin_library(*r, std::string(SAELAB_PLUGIN_DIR) + "/libsaelab_plugin_" + lib + ".so");
+    return r;
+  }();
+  return *reg;
+}
+
+using Values = std::map<std::string, OptionValue>;
+
+// The plugin's defaults with `values` set as if written in a file.
+inline Options plugin_options(const std::string& kind, const std::string& name, const Values& values) {
+  const FactoryInfo* f = sae_registry().find(kind, name);
+  if (!f) throw Error(cat("test: no ", kind, " plugin '", name, "' loaded"));
+  Options o = default_options(f->schema, kind);
+  for (const auto& [k, v] : values) {
+    Options::Entry e;
+    e.value = v;
+    e.from_default = false;
+    e.loc = SourceLoc{"test.yaml", 1, 1};
+    o.set(k, e);
+  }
+  return o;
+}
+
+inline std::shared_ptr<SaeArchitecture> make_sae(const std::string& name, Values values,
+                                                 std::uint64_t seed = 1) {
+  PluginContext ctx;
+  ctx.seed = seed;
+  return sae_registry().create<SaeArchitecture>(name, plugin_options("sae", name, values), ctx);
+}
+
+inline std::shared_ptr<Loss> make_loss(const std::string& name, Values values = {}) {
+  return sae_registry().create<Loss>(name, plugin_options("loss", name, values), PluginContext{});
+}
+
+inline double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
+  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+}
+
+// Runs f and returns the message of the saelab::Error it throws ("" if none).
+template <class F>
+std::string error_message(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace saelab::test
