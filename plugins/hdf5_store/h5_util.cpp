@@ -1,5 +1,6 @@
 #include "h5_util.hpp"
 
+#include <algorithm>
 #include <vector>
 
 namespace saelab::h5 {
@@ -23,7 +24,8 @@ herr_t collect_error(unsigned /*n*/, const H5E_error2_t* err, void* data) {
   const auto at = line.find(tag);
   if (at != std::string::npos) {
     const auto end = line.find('\'', at + tag.size());
-    line = line.substr(0, line.find(':')) + ": " + line.substr(at + tag.size(), end - at - tag.size());
+    const auto cut = std::min({line.find(':'), line.find(", errno"), at});
+    line = line.substr(0, cut) + ": " + line.substr(at + tag.size(), end - at - tag.size());
   }
   for (char& c : line)
     if (c == '\n') c = ' ';

@@ -17,7 +17,9 @@ Hdf5Reader::Hdf5Reader(fs::path dir, Manifest manifest, ReaderOptions opts)
       manifest_(std::move(manifest)),
       opts_(opts),
       dtype_(row_dtype_from_string(manifest_.meta.dtype, (dir_ / kManifestName).string())),
-      buffer_(std::max<std::int64_t>(1, opts.buffer_rows), manifest_.meta.d, dtype_) {
+      // A store smaller than the buffer needs no more room than its rows.
+      buffer_(std::max<std::int64_t>(1, std::min(opts.buffer_rows, manifest_.rows())), manifest_.meta.d,
+              dtype_) {
   const std::string where = cat("activation store '", dir_.string(), "'");
   SAELAB_CHECK(opts_.batch_rows >= 1, Error, where, ": batch_rows = ", opts_.batch_rows,
                " must be at least 1");
