@@ -19,7 +19,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::uintmax_t kMaxDocumentBytes = 1ull << 30;
+// A text file is one document, held in memory with its tokens while it is packed.
+constexpr std::uintmax_t kMaxDocumentBytes = 256ull << 20;
 
 struct CorpusFile {
   fs::path path;
@@ -187,6 +188,12 @@ bool TokenBatches::Impl::next_document(std::string& doc) {
       line_no = 0;
       continue;
     }
+    std::error_code ec;
+    const std::uintmax_t size = fs::file_size(f.path, ec);
+    if (!ec && size > kMaxDocumentBytes)
+      throw FormatError(cat("corpus file '", f.path.string(), "' is ", size, " bytes; a text file is "
+                            "one document and may hold at most ", kMaxDocumentBytes,
+                            " bytes. Split it into several files or use JSONL (one document a line)"));
     doc = read_file(f.path, kMaxDocumentBytes, "corpus file");
     if (!doc.empty()) return true;
   }

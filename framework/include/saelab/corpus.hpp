@@ -10,7 +10,7 @@
 // contributes *.txt, *.text, *.md (text) and *.jsonl, *.ndjson (JSONL) and ignores other files; a
 // file named directly is JSONL when it ends in .jsonl/.ndjson and text otherwise. With format
 // "text" or "jsonl" every file is read in that format.
-// Documents: a text file is one document, taken as bytes (any encoding; at most 1 GiB). A JSONL
+// Documents: a text file is one document, taken as bytes (any encoding; at most 256 MiB). A JSONL
 // file holds one UTF-8 JSON object per line whose string field `text_field` is the document; blank
 // lines are skipped; anything else (not UTF-8, not JSON, not an object, field missing or not a
 // string) is a FormatError naming file:line and the field. Empty documents are skipped.
