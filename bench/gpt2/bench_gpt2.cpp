@@ -101,11 +101,11 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines survive a timeout or a kill
   at::set_num_threads(threads);
   std::printf("threads: %d (at::get_num_threads() = %d)\n", threads, at::get_num_threads());
 
-  const double sgemm = sgemm_gflops(iters);
-  std::printf("sgemm 2048^3 (torch::mm):       %8.1f GFLOP/s\n", sgemm);
+  const double sgemm_before = sgemm_gflops(iters);
 
   RandomInit init;  // GPT-2 small's shape
   init.seed = 0;
@@ -121,26 +121,34 @@ int main(int argc, char** argv) {
       std::min(point.layer + 1, src.config().n_layer) - (point.kind == HookKind::ResidPre ? 1 : 0);
   const auto tokens = at::randint(src.config().vocab_size, {batch, seq}, at::kLong);
 
-  const double s = best_seconds(iters, [&] { src.run_with_hooks(tokens, {hook}); });
+  const double flops = forward_flops(src.config(), blocks, batch, seq);
+  auto harvest = [&] { src.run_with_hooks(tokens, {hook}); };
+  double s = best_seconds(iters, harvest);
+  const char* py = std::getenv("SAELAB_ORACLE_PYTHON");
+  double hf = -1;
+  if (py && *py) {
+    // Measured between two saelab sessions: on a shared machine the load drifts, and bracketing
+    // keeps the ratio from favouring whichever side ran in the quieter minute. Both sides get the
+    // best of 2 * iters runs.
+    hf = hf_seconds(dir, py, batch, seq, blocks, threads, 2 * iters);
+    s = std::min(s, best_seconds(iters, harvest));
+  }
+  const double sgemm = std::max(sgemm_before, sgemm_gflops(iters));
+  std::printf("sgemm 2048^3 (torch::mm), best of before/after: %8.1f GFLOP/s\n", sgemm);
   const double tps = static_cast<double>(batch * seq) / s;
-  const double gflops = forward_flops(src.config(), blocks, batch, seq) / s / 1e9;
   std::printf("saelab %s [%lldx%lld], %lld blocks:\n", hook.c_str(), static_cast<long long>(batch),
               static_cast<long long>(seq), static_cast<long long>(blocks));
   std::printf("  %.3f s/batch  %8.0f tokens/s  %6.1f GFLOP/s = %.0f%% of sgemm (target >= 60%%)\n", s, tps,
-              gflops, 100.0 * gflops / sgemm);
-
-  const char* py = std::getenv("SAELAB_ORACLE_PYTHON");
+              flops / s / 1e9, 100.0 * flops / s / 1e9 / sgemm);
   if (!py || !*py) {
     std::printf("transformers: skipped (set SAELAB_ORACLE_PYTHON; scripts/setup.sh --oracle)\n");
     return 0;
   }
-  const double hf = hf_seconds(dir, py, batch, seq, blocks, threads, iters);
   if (hf <= 0) return 1;
   const double hf_tps = static_cast<double>(batch * seq) / hf;
   std::printf("transformers GPT2Model, first %lld blocks, same threads:\n", static_cast<long long>(blocks));
   std::printf("  %.3f s/batch  %8.0f tokens/s  %6.1f GFLOP/s = %.0f%% of sgemm\n", hf, hf_tps,
-              forward_flops(src.config(), blocks, batch, seq) / hf / 1e9,
-              100.0 * forward_flops(src.config(), blocks, batch, seq) / hf / 1e9 / sgemm);
+              flops / hf / 1e9, 100.0 * flops / hf / 1e9 / sgemm);
   std::printf("ratio saelab / transformers:     %.2fx (target >= 1.2x)\n", tps / hf_tps);
   return 0;
 }

@@ -32,14 +32,17 @@ using Clock = std::chrono::steady_clock;
 namespace saelab::store_bench {
 
 namespace {
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 // CPU seconds (user + system, all threads) of this process: unlike wall time, not inflated when
 // other processes compete for the cores.
 double cpu_seconds() {
   rusage u{};
   ::getrusage(RUSAGE_SELF, &u);
-  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
 }
 
 StoreMeta bench_meta(std::int64_t d) {
@@ -121,13 +124,17 @@ namespace {
 using namespace saelab::store_bench;
 
 void print_write_cost(const WriteCost& wc) {
-  std::printf("\n[writer] %lld rows float16, shards of 131072, chunks of 1024: %.2f s = %.3f us/row "
-              "(%.0f MB/s to disk)\n", static_cast<long long>(wc.rows), wc.seconds, wc.us_per_row,
-              wc.bytes_per_row / wc.us_per_row);
-  std::printf("  CPU time %.3f us/row (user + system; the wall time above includes waiting for the disk and "
-              "for cores other processes hold)\n", wc.cpu_us_per_row);
-  std::printf("  of which making shards durable (fsync, SHA-256 read-back, rename, manifest): %.2f s = %.3f us/row\n",
-              wc.durable_seconds, wc.durable_seconds * 1e6 / double(wc.rows));
+  std::printf(
+      "\n[writer] %lld rows float16, shards of 131072, chunks of 1024: %.2f s = %.3f us/row "
+      "(%.0f MB/s to disk)\n",
+      static_cast<long long>(wc.rows), wc.seconds, wc.us_per_row, wc.bytes_per_row / wc.us_per_row);
+  std::printf(
+      "  CPU time %.3f us/row (user + system; the wall time above includes waiting for the disk and "
+      "for cores other processes hold)\n",
+      wc.cpu_us_per_row);
+  std::printf(
+      "  of which making shards durable (fsync, SHA-256 read-back, rename, manifest): %.2f s = %.3f us/row\n",
+      wc.durable_seconds, wc.durable_seconds * 1e6 / double(wc.rows));
   std::printf("  the rest (float16 conversion, statistics, HDF5 chunk writes with Fletcher32): %.3f us/row\n",
               (wc.seconds - wc.durable_seconds) * 1e6 / double(wc.rows));
 }
@@ -162,8 +169,9 @@ void bench_harvest_overhead(const fs::path& dir, const WriteCost& big_write) {
   w->finish();
   const double stored = since(t0);
   const double rate = double(rows * batches) / plain;
-  std::printf("\n[harvest overhead] simulated harvest = 8 GPT-2-small blocks of matmuls on %lld-token batches\n",
-              static_cast<long long>(rows));
+  std::printf(
+      "\n[harvest overhead] simulated harvest = 8 GPT-2-small blocks of matmuls on %lld-token batches\n",
+      static_cast<long long>(rows));
   std::printf("  harvest alone         %8.0f rows/s (%.1f ms per batch)\n", rate, plain * 1e3 / batches);
   std::printf("  harvest + store       %8.0f rows/s  -> store overhead %.2f%% (measured side by side)\n",
               double(rows * batches) / stored, (stored - plain) / plain * 100.0);
@@ -212,12 +220,14 @@ void bench_reader(const fs::path& dir, std::int64_t buffer_rows, std::int64_t d,
   for (int i = 0; i < reps; ++i) f = h.to(torch::kFloat);
   const ReadRate torchs{double(reps * 4096) / since(t0), double(reps * 4096) / (cpu_seconds() - cpu0)};
   const double out_bytes = double(d) * 4, in_bytes = double(d) * 2;
-  std::printf("\n[reader] float16 store, d %lld, batches of 4096, buffer %lld rows, one epoch (%lld rows) "
-              "from page cache\n", static_cast<long long>(d), static_cast<long long>(buffer_rows),
-              static_cast<long long>(store_rows));
+  std::printf(
+      "\n[reader] float16 store, d %lld, batches of 4096, buffer %lld rows, one epoch (%lld rows) "
+      "from page cache\n",
+      static_cast<long long>(d), static_cast<long long>(buffer_rows), static_cast<long long>(store_rows));
   auto line = [&](const char* what, const ReadRate& r) {
-    std::printf("  %-34s %9.0f rows/s %6.2f GB/s out (float32) %6.2f GB/s in (float16) | %9.0f rows per CPU s\n",
-                what, r.rows_per_s, r.rows_per_s * out_bytes / 1e9, r.rows_per_s * in_bytes / 1e9, r.rows_per_cpu_s);
+    std::printf(
+        "  %-34s %9.0f rows/s %6.2f GB/s out (float32) %6.2f GB/s in (float16) | %9.0f rows per CPU s\n",
+        what, r.rows_per_s, r.rows_per_s * out_bytes / 1e9, r.rows_per_s * in_bytes / 1e9, r.rows_per_cpu_s);
   };
   line("shuffled reader", shuffled);
   line("unshuffled reader", plain);
@@ -242,11 +252,13 @@ int rss_child(const fs::path& dir, std::int64_t buffer_rows) {
   const double buffer_mib = double(buffer_rows * r->d() * 2) / (1 << 20);
   const double growth_mib = double(peak - base) / 1024.0;
   std::printf("\n[peak RSS] store %lld rows (%.0f MiB float16) = %.1fx the buffer; read 1.25 epochs\n",
-              static_cast<long long>(r->rows_per_epoch()), double(r->rows_per_epoch() * r->d() * 2) / (1 << 20),
+              static_cast<long long>(r->rows_per_epoch()),
+              double(r->rows_per_epoch() * r->d() * 2) / (1 << 20),
               double(r->rows_per_epoch()) / double(buffer_rows));
-  std::printf("  baseline VmHWM %.0f MiB, peak %.0f MiB: growth %.0f MiB = %.2fx the %.0f MiB mixing buffer "
-              "(target <= 1.5x + constant)\n", base / 1024.0, peak / 1024.0, growth_mib, growth_mib / buffer_mib,
-              buffer_mib);
+  std::printf(
+      "  baseline VmHWM %.0f MiB, peak %.0f MiB: growth %.0f MiB = %.2fx the %.0f MiB mixing buffer "
+      "(target <= 1.5x + constant)\n",
+      base / 1024.0, peak / 1024.0, growth_mib, growth_mib / buffer_mib, buffer_mib);
   return 0;
 }
 
@@ -258,11 +270,16 @@ int main(int argc, char** argv) {
   std::string only;  // writer | harvest | reader | rss (default: all)
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--dir") dir = argv[i + 1];
-    else if (a == "--buffer-rows") buffer_rows = std::atoll(argv[i + 1]);
-    else if (a == "--d") d = std::atoll(argv[i + 1]);
-    else if (a == "--only") only = argv[i + 1];
-    else if (a == "--rss-child") return rss_child(argv[i + 1], buffer_rows);
+    if (a == "--dir")
+      dir = argv[i + 1];
+    else if (a == "--buffer-rows")
+      buffer_rows = std::atoll(argv[i + 1]);
+    else if (a == "--d")
+      d = std::atoll(argv[i + 1]);
+    else if (a == "--only")
+      only = argv[i + 1];
+    else if (a == "--rss-child")
+      return rss_child(argv[i + 1], buffer_rows);
   }
   const bool all = only.empty();
   const std::int64_t store_rows = 4 * buffer_rows;
@@ -270,8 +287,8 @@ int main(int argc, char** argv) {
   fs::create_directories(dir);
   torch::randn({64, 64}).mm(torch::randn({64, 64}));  // starts torch's thread pool
   std::printf("bench_store: d %lld, mixing buffer %lld rows, store %lld rows, %d torch threads, %u cores\n",
-              static_cast<long long>(d), static_cast<long long>(buffer_rows), static_cast<long long>(store_rows),
-              at::get_num_threads(), std::thread::hardware_concurrency());
+              static_cast<long long>(d), static_cast<long long>(buffer_rows),
+              static_cast<long long>(store_rows), at::get_num_threads(), std::thread::hardware_concurrency());
   const WriteCost wc = measure_write_cost(store, d, RowDtype::Float16, store_rows, 131072, 1024);
   print_write_cost(wc);
   if (all || only == "harvest") bench_harvest_overhead(dir / "harvest", wc);
@@ -279,8 +296,8 @@ int main(int argc, char** argv) {
   int rc = 0;
   if (all || only == "rss") {
     std::fflush(stdout);
-    const std::string cmd = cat("'", fs::canonical("/proc/self/exe").string(), "' --buffer-rows ", buffer_rows,
-                                " --rss-child '", store.string(), "'");
+    const std::string cmd = cat("'", fs::canonical("/proc/self/exe").string(), "' --buffer-rows ",
+                                buffer_rows, " --rss-child '", store.string(), "'");
     rc = std::system(cmd.c_str());
   }
   fs::remove_all(dir);

@@ -14,9 +14,9 @@ namespace saelab::store_bench {
 struct WriteCost {
   std::int64_t rows = 0;
   double seconds = 0;
-  double us_per_row = 0;      // wall clock
-  double cpu_us_per_row = 0;  // user + system CPU time
-  double bytes_per_row = 0;  // on disk
+  double us_per_row = 0;       // wall clock
+  double cpu_us_per_row = 0;   // user + system CPU time
+  double bytes_per_row = 0;    // on disk
   double durable_seconds = 0;  // of `seconds`: fsync, SHA-256, rename and manifest, per shard
 };
 WriteCost measure_write_cost(const std::filesystem::path& dir, std::int64_t d, RowDtype dtype,

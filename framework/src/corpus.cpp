@@ -191,8 +191,10 @@ bool TokenBatches::Impl::next_document(std::string& doc) {
     std::error_code ec;
     const std::uintmax_t size = fs::file_size(f.path, ec);
     if (!ec && size > kMaxDocumentBytes)
-      throw FormatError(cat("corpus file '", f.path.string(), "' is ", size, " bytes; a text file is "
-                            "one document and may hold at most ", kMaxDocumentBytes,
+      throw FormatError(cat("corpus file '", f.path.string(), "' is ", size,
+                            " bytes; a text file is "
+                            "one document and may hold at most ",
+                            kMaxDocumentBytes,
                             " bytes. Split it into several files or use JSONL (one document a line)"));
     doc = read_file(f.path, kMaxDocumentBytes, "corpus file");
     if (!doc.empty()) return true;

@@ -44,11 +44,9 @@ void rename_durable(const fs::path& from, const fs::path& to) {
   fsync_dir(to.parent_path());
 }
 
-void write_file_atomic(const fs::path& path, std::string_view contents) {
-  fs::path tmp = path;
-  tmp += ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(cat("cannot create '", tmp.string(), "': ", errno_text()));
+void write_file_synced(const fs::path& path, std::string_view contents) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(cat("cannot create '", path.string(), "': ", errno_text()));
   const char* p = contents.data();
   std::size_t left = contents.size();
   while (left > 0) {
@@ -57,9 +55,9 @@ void write_file_atomic(const fs::path& path, std::string_view contents) {
       if (errno == EINTR) continue;
       std::string err = errno_text();
       ::close(fd);
-      ::unlink(tmp.c_str());
-      throw Error(cat("cannot write '", path.string(), "': ", err,
-                      " (the previous version, if any, is left intact)"));
+      ::unlink(path.c_str());  // a partial file only holds on to space a full disk needs back
+      throw Error(cat("cannot write '", path.string(), "' (", contents.size() - left, " of ", contents.size(),
+                      " bytes written): ", err));
     }
     p += n;
     left -= static_cast<std::size_t>(n);
@@ -67,10 +65,24 @@ void write_file_atomic(const fs::path& path, std::string_view contents) {
   if (::fsync(fd) != 0) {
     std::string err = errno_text();
     ::close(fd);
-    ::unlink(tmp.c_str());
-    throw Error(cat("fsync of '", tmp.string(), "' failed: ", err));
+    ::unlink(path.c_str());
+    throw Error(cat("fsync of '", path.string(), "' failed: ", err));
   }
-  ::close(fd);
+  if (::close(fd) != 0) {
+    std::string err = errno_text();
+    ::unlink(path.c_str());
+    throw Error(cat("cannot close '", path.string(), "': ", err));
+  }
+}
+
+void write_file_atomic(const fs::path& path, std::string_view contents) {
+  fs::path tmp = path;
+  tmp += ".tmp." + std::to_string(::getpid());
+  try {
+    write_file_synced(tmp, contents);
+  } catch (const Error& e) {
+    throw Error(cat(e.what(), " (the previous version of '", path.string(), "', if any, is left intact)"));
+  }
   rename_durable(tmp, path);
 }
 

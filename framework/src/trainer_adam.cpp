@@ -36,8 +36,9 @@ void Adam::reset_slices(const std::string& name, std::int64_t dim, const torch::
   auto it = slots_.find(name);
   SAELAB_CHECK(it != slots_.end(), Error, "Adam: no parameter named '", name, "'");
   torch::NoGradGuard no_grad;
-  it->second.m.index_fill_(dim, index, 0.0);
-  it->second.v.index_fill_(dim, index, 0.0);
+  const torch::Tensor i = index.to(it->second.m.device());
+  it->second.m.index_fill_(dim, i, 0.0);
+  it->second.v.index_fill_(dim, i, 0.0);
 }
 
 std::map<std::string, torch::Tensor> Adam::state() const {

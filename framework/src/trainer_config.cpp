@@ -26,7 +26,7 @@ json TrainerConfig::identity_json() const {
               {"lr_floor", lr_floor},
               {"grad_clip_norm", grad_clip_norm},
               {"normalize_inputs", normalize_inputs},
-              {"norm_estimate_batches", norm_estimate_batches},
+              {"init_sample_batches", init_sample_batches},
               {"dead_window_tokens", dead_window_tokens},
               {"resample_steps", resample_steps},
               {"resample_inputs", resample_inputs},
@@ -52,7 +52,7 @@ void TrainerConfig::validate() const {
               "in [0, 1]");
   check_field(lr_floor >= 0 && lr_floor <= 1, "lr_floor", lr_floor, "in [0, 1]");
   check_field(grad_clip_norm >= 0, "grad_clip_norm", grad_clip_norm, "≥ 0 (0 disables clipping)");
-  check_field(norm_estimate_batches >= 1, "norm_estimate_batches", norm_estimate_batches, "≥ 1");
+  check_field(init_sample_batches >= 1, "init_sample_batches", init_sample_batches, "≥ 1");
   check_field(dead_window_tokens >= 1, "dead_window_tokens", dead_window_tokens, "≥ 1");
   for (std::int64_t s : resample_steps) {
     check_field(s >= 1 && s < total_steps(), "resample_steps", s,
@@ -86,8 +86,9 @@ OptionSchema train_schema() {
   s.real("grad_clip_norm", d.grad_clip_norm, "Clip the global gradient norm to this (0: off)").at_least(0);
   s.boolean("normalize_inputs", d.normalize_inputs,
             "Scale inputs to mean norm sqrt(d_in); folded into the saved SAE");
-  s.integer("norm_estimate_batches", d.norm_estimate_batches,
-            "Batches used to estimate the scale when the store has no statistics")
+  s.integer(
+       "init_sample_batches", d.init_sample_batches,
+       "Batches sampled before training: input scale (without store statistics) and b_dec initialisation")
       .at_least(1);
   s.integer("dead_window_tokens", d.dead_window_tokens, "A latent not fired for this many tokens is dead")
       .at_least(1);
@@ -142,7 +143,7 @@ TrainerConfig trainer_config_from(const Options& opts) {
   c.lr_floor = opts.real("lr_floor");
   c.grad_clip_norm = opts.real("grad_clip_norm");
   c.normalize_inputs = opts.boolean("normalize_inputs");
-  c.norm_estimate_batches = opts.integer("norm_estimate_batches");
+  c.init_sample_batches = opts.integer("init_sample_batches");
   c.dead_window_tokens = opts.integer("dead_window_tokens");
   c.resample_steps = parse_steps(opts, "resample_steps");
   if (const std::int64_t every = opts.integer("resample_every_steps"); every > 0) {

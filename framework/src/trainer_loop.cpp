@@ -2,13 +2,13 @@
 #include <atomic>
 #include <cmath>
 #include <csignal>
-#include <iostream>
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/types.h>
 
 #include "saelab/error.hpp"
+#include "saelab/log.hpp"
 #include "saelab/sha256.hpp"
 #include "saelab/trainer/resample.hpp"
 #include "trainer_impl.hpp"
@@ -103,7 +103,7 @@ Trainer::Impl::Impl(TrainerConfig c, TrainerInputs i) : cfg(std::move(c)), in(st
   gen = at::make_generator<at::CPUGeneratorImpl>(cfg.seed);
   schedule = LrSchedule{cfg.lr, cfg.lr_warmup_steps, cfg.lr_decay_fraction, cfg.lr_floor, total_steps()};
   resample_at.insert(cfg.resample_steps.begin(), cfg.resample_steps.end());
-  warn = [](const std::string& msg) { std::cerr << "saelab: warning: " << msg << "\n"; };
+  warn = [](const std::string& msg) { log::warn(msg); };
 }
 
 json Trainer::Impl::identity() const {
@@ -214,6 +214,7 @@ void Trainer::Impl::maybe_resample() {
       *in.sae, *adam, dead->dead_mask(), [this] { return next_input(); }, cfg.resample_inputs,
       cfg.resample_encoder_scale, gen);
   if (r.resampled > 0) dead->revive(r.latents);
+  log::info("step ", step, ": resampled ", r.resampled, " of ", dead_before, " dead latents");
   append_metrics_event(json{{"event", "resample"},
                             {"step", step},
                             {"tokens", tokens},

@@ -49,7 +49,7 @@ namespace {
 SaeDirectory sae_directory(SaeArchitecture& sae, const SaeMeta& meta) {
   const SaeShape shape = sae.shape();
   SaeDirectory out;
-  out.cfg = make_sae_cfg(sae.architecture(), shape.d_in, shape.d_sae, meta, sae.extra_config());
+  out.cfg = make_sae_cfg(sae.inference_architecture(), shape.d_in, shape.d_sae, meta, sae.extra_config());
   const torch::Dtype dtype = sae_dtype_from_string(meta.dtype, "the SAE's cfg dtype");
   for (const auto& [name, t] : sae.state()) out.weights[name] = t.detach().to(torch::kCPU, dtype);
   return out;

@@ -49,8 +49,6 @@ ResampleResult resample_dead_latents(SaeArchitecture& sae, Adam& adam, const tor
   torch::Tensor dead = dead_mask.to(torch::kCPU).nonzero().flatten();
   if (dead.numel() == 0) return result;
   torch::Tensor W_enc = find_param(sae, "W_enc");  // [d_in, d_sae]
-  torch::Tensor b_enc = find_param(sae, "b_enc");  // [d_sae]
-  torch::Tensor W_dec = find_param(sae, "W_dec");  // [d_sae, d_in]
 
   torch::NoGradGuard no_grad;
   const bool was_training = sae.is_training();
@@ -66,17 +64,15 @@ ResampleResult resample_dead_latents(SaeArchitecture& sae, Adam& adam, const tor
   sae.train(was_training);
 
   const std::int64_t m = reservoir.rows.size(0);
-  torch::Tensor idx = dead.narrow(0, 0, m).to(W_dec.device());
+  torch::Tensor idx = dead.narrow(0, 0, m);
   torch::Tensor alive = dead_mask.logical_not().to(W_enc.device());
   torch::Tensor enc_norms = W_enc.norm(2, {0});  // [d_sae]
   result.mean_alive_encoder_norm =
       alive.any().item<bool>() ? enc_norms.masked_select(alive).mean().item<double>() : 1.0;
 
-  torch::Tensor x = reservoir.rows.to(W_dec.device(), W_dec.scalar_type());
-  torch::Tensor dirs = x / x.norm(2, {1}, /*keepdim=*/true).clamp_min(1e-12);  // [m, d_in]
-  W_dec.index_copy_(0, idx, dirs);
-  W_enc.index_copy_(1, idx, dirs.t() * (encoder_scale * result.mean_alive_encoder_norm));
-  b_enc.index_fill_(0, idx, 0.0);
+  // The architecture writes the rows itself (it knows its decoder-norm convention).
+  sae.reinitialize_latents(idx, reservoir.rows.to(W_enc.device(), W_enc.scalar_type()),
+                           encoder_scale * result.mean_alive_encoder_norm);
   adam.reset_slices("W_dec", 0, idx);
   adam.reset_slices("W_enc", 1, idx);
   adam.reset_slices("b_enc", 0, idx);

@@ -104,35 +104,35 @@ std::string describe_changes(const json& before, const json& now) {
 void Trainer::Impl::init_fresh() {
   step = 0;
   tokens = 0;
-  input_scale = 1.0;
-  if (!cfg.normalize_inputs) return;
-  const std::int64_t d_in = in.sae->shape().d_in;
-  double mean_norm = 0.0;
-  std::string origin;
-  if (in.norm_stats && in.norm_stats->rows > 0) {
-    mean_norm = in.norm_stats->mean_norm;
-    origin = cat("the store's statistics over ", in.norm_stats->rows, " rows");
-  } else {
-    // Estimated from the first batches; the cursor is put back so training sees them too.
-    const json cursor = in.reader->cursor();
-    double sum = 0.0;
-    std::int64_t rows = 0;
-    for (std::int64_t i = 0; i < cfg.norm_estimate_batches; ++i) {
-      torch::Tensor x = in.reader->next_batch().to(torch::kFloat64);
-      sum += x.norm(2, {1}).sum().item<double>();
-      rows += x.size(0);
-    }
-    in.reader->restore(cursor);
-    mean_norm = sum / double(std::max<std::int64_t>(rows, 1));
-    origin = cat(rows, " rows of the first ", cfg.norm_estimate_batches, " batches");
+  // The first batches serve as the sample for the input scale (without store statistics) and the
+  // SAE's data-dependent initialisation; the cursor is put back so training sees them too.
+  const json cursor = in.reader->cursor();
+  std::vector<torch::Tensor> batches;
+  for (std::int64_t i = 0; i < cfg.init_sample_batches; ++i) {
+    batches.push_back(in.reader->next_batch().to(torch::kFloat32));
   }
-  SAELAB_CHECK(std::isfinite(mean_norm) && mean_norm > 0, Error,
-               "cannot normalize the inputs: "
-               "their mean norm is ",
-               mean_norm, " (from ", origin,
-               "); the activations are all "
-               "zero or not finite. Check the store, or set train.normalize_inputs: false");
-  input_scale = std::sqrt(double(d_in)) / mean_norm;
+  in.reader->restore(cursor);
+  const torch::Tensor sample = torch::cat(batches);  // [rows, d_in]
+  input_scale = 1.0;
+  if (cfg.normalize_inputs) {
+    double mean_norm = 0.0;
+    std::string origin;
+    if (in.norm_stats && in.norm_stats->rows > 0) {
+      mean_norm = in.norm_stats->mean_norm;
+      origin = cat("the store's statistics over ", in.norm_stats->rows, " rows");
+    } else {
+      mean_norm = sample.to(torch::kFloat64).norm(2, {1}).mean().item<double>();
+      origin = cat(sample.size(0), " rows of the first ", cfg.init_sample_batches, " batches");
+    }
+    SAELAB_CHECK(std::isfinite(mean_norm) && mean_norm > 0, Error,
+                 "cannot normalize the inputs: "
+                 "their mean norm is ",
+                 mean_norm, " (from ", origin,
+                 "); the activations are all "
+                 "zero or not finite. Check the store, or set train.normalize_inputs: false");
+    input_scale = std::sqrt(double(in.sae->shape().d_in)) / mean_norm;
+  }
+  in.sae->initialize_from_sample(sample.to(device) * input_scale);
 }
 
 fs::path Trainer::Impl::save_checkpoint() {

@@ -93,7 +93,8 @@ Config parse_config(const std::string& text, const std::string& where) {
   c.n_embd = get_int(j, "n_embd", where, true, 0);
   c.vocab_size = get_int(j, "vocab_size", where, true, 0);
   const bool has_positions = j.contains("n_positions") && !j["n_positions"].is_null();
-  c.n_positions = get_int(j, has_positions ? "n_positions" : "n_ctx", where, true, 0);
+  const bool only_ctx = !has_positions && j.contains("n_ctx") && !j["n_ctx"].is_null();
+  c.n_positions = get_int(j, only_ctx ? "n_ctx" : "n_positions", where, true, 0);
   c.n_inner = get_int(j, "n_inner", where, false, 0);
   if (auto it = j.find("layer_norm_epsilon"); it != j.end() && !it->is_null()) {
     SAELAB_CHECK(it->is_number(), FormatError, where, ": 'layer_norm_epsilon' must be a number, got ",

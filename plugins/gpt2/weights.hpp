@@ -15,6 +15,8 @@
 //   BF16 are accepted and converted. Anything else - an unknown name, a missing tensor, a wrong
 //   shape or dtype, a NaN - is a FormatError naming the file, the tensor and what was expected.
 //   pytorch_model.bin and other pickles are refused, never parsed.
+//   The weights' SHA-256 (part of the source's identity) is cached in model.safetensors.sha256
+//   beside the file when the directory is writable (see saelab/hub.hpp, file_sha256_cached).
 #include <filesystem>
 #include <string>
 

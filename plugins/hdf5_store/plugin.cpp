@@ -8,7 +8,9 @@ saelab::OptionSchema hdf5_store_schema() {
   saelab::OptionSchema s;
   s.choice("dtype", "float16", {"float32", "float16", "bfloat16"},
            "on-disk dtype of activations (bfloat16 is stored as uint16 bits, see store_format.hpp)");
-  s.integer("shard_rows", 131072, "rows per shard file; shards end at the next sequence boundary")
+  s.integer("shard_rows", 65536,
+            "rows per shard file, ending at the next sequence boundary; a shard is built in memory "
+            "(about 2 x rows x d x dtype bytes while it is written)")
       .at_least(1);
   s.integer("chunk_rows", 1024, "rows per HDF5 chunk: the unit of checksums, reads and shuffling")
       .at_least(1);

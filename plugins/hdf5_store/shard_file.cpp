@@ -1,11 +1,17 @@
 #include "shard_file.hpp"
 
+#include <string>
 #include <system_error>
+
+#include "saelab/fs_util.hpp"
 
 namespace saelab::hdf5_store {
 namespace fs = std::filesystem;
 
 namespace {
+
+// The in-memory shard grows by this much at a time.
+constexpr std::size_t kCoreIncrement = std::size_t{16} << 20;
 
 h5::Handle activation_type(RowDtype t) {
   switch (t) {
@@ -87,6 +93,11 @@ ShardWriter::ShardWriter(const fs::path& path, const StoreMeta& meta, const Layo
   h5::check(H5Pset_obj_track_times(fcpl.get(), false), what);  // root group: no timestamps
   h5::Handle fapl = h5::plist_handle(H5Pcreate(H5P_FILE_ACCESS), what);
   h5::check(H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG), what);
+  // The shard is built in memory (core driver, no backing store) and written out by close() in
+  // one piece. HDF5 never touches the disk itself: a full disk is then a plain write() error we
+  // report and clean up, where a failed flush inside H5Fclose would leave a half-closed file
+  // that crashes the library at exit.
+  h5::check(H5Pset_fapl_core(fapl.get(), kCoreIncrement, /*backing_store=*/false), what);
   file_ = h5::file_handle(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get()), what);
   act_ = create_dataset(file_.get(), "activations", act_type_.get(), d_, layout, path.string());
   tok_ = create_dataset(file_.get(), "tokens", H5T_STD_I32LE, 0, layout, path.string());
@@ -130,7 +141,14 @@ void ShardWriter::close(std::int64_t first_sequence, std::int64_t end_sequence) 
   tok_.reset();
   seq_.reset();
   pos_.reset();
-  if (file_.close() < 0) h5::fail(cat("cannot finish shard '", path_.string(), "'"));
+  const std::string what = cat("cannot finish shard '", path_.string(), "'");
+  h5::check(H5Fflush(file_.get(), H5F_SCOPE_GLOBAL), what);
+  const ssize_t size = H5Fget_file_image(file_.get(), nullptr, 0);
+  if (size < 0) h5::fail(what);
+  std::string image(static_cast<std::size_t>(size), '\0');
+  if (H5Fget_file_image(file_.get(), image.data(), image.size()) != size) h5::fail(what);
+  if (file_.close() < 0) h5::fail(what);  // memory only: nothing left to flush
+  write_file_synced(path_, image);
 }
 
 void ShardWriter::abandon() {

@@ -13,14 +13,16 @@ namespace saelab::hdf5_store {
 
 class ShardWriter {
  public:
-  // Creates `path` with empty, extendible datasets and the identity attributes.
+  // Starts the file for `path` in memory with empty, extendible datasets and the identity
+  // attributes; nothing exists on disk until close().
   ShardWriter(const std::filesystem::path& path, const StoreMeta& meta, const Layout& layout, RowDtype dtype,
               std::int64_t shard_index);
   // Appends n rows: act [n, d] in the on-disk dtype, provenance [n].
   void write(const void* act, const std::int32_t* tokens, const std::int64_t* sequence,
              const std::int32_t* position, std::int64_t n);
   std::int64_t rows() const { return rows_; }
-  // Records rows and the sequence range, then closes the file (which flushes everything).
+  // Records rows and the sequence range, then writes the in-memory file to `path` and fsyncs it.
+  // A write error (a full disk) throws Error and leaves no partial file.
   void close(std::int64_t first_sequence, std::int64_t end_sequence);
   // Closes ignoring errors, after a failure; the caller deletes the file.
   void abandon();

@@ -63,7 +63,7 @@ inline constexpr std::uintmax_t kMaxManifestBytes = std::uintmax_t(1) << 30;
 std::string shard_file_name(std::int64_t index);  // "shard-000012.h5"
 
 struct Layout {
-  std::int64_t shard_rows = 1 << 17;
+  std::int64_t shard_rows = 1 << 16;
   std::int64_t chunk_rows = 1024;
   std::string compression = "none";  // none | gzip
   std::int64_t compression_level = 4;

@@ -135,6 +135,13 @@ TEST(Gpt2Files, MissingConfigIsRefused) {
   expect_refused(dir, {"no config.json"});
 }
 
+TEST(Gpt2Files, OlderConfigWithOnlyNCtxLoads) {
+  auto dir = tiny_model(test::scratch_dir());
+  edit_config(dir, [](auto& j) { j.erase("n_positions"); });
+  const auto m = load_model_dir(dir, torch::kFloat32, torch::kCPU);
+  EXPECT_EQ(m.config.n_positions, 8);
+}
+
 struct BadConfig {
   std::function<void(nlohmann::json&)> edit;
   std::vector<std::string> parts;
@@ -147,6 +154,11 @@ TEST(Gpt2Files, BadConfigValuesNameTheKeyAndWhatIsAllowed) {
       {[](auto& j) { j["n_head"] = "four"; }, {"'n_head' must be an integer", "\"four\""}},
       {[](auto& j) { j["n_positions"] = 2.5; }, {"'n_positions' must be an integer"}},
       {[](auto& j) { j.erase("vocab_size"); }, {"required key 'vocab_size' is missing"}},
+      {[](auto& j) {
+         j.erase("n_positions");
+         j.erase("n_ctx");
+       },
+       {"required key 'n_positions' is missing"}},
       {[](auto& j) { j["vocab_size"] = 1LL << 40; }, {"'vocab_size'", "out of range"}},
       {[](auto& j) { j["activation_function"] = "swish"; }, {"'swish' is not supported", "gelu_new"}},
       {[](auto& j) { j["model_type"] = "llama"; }, {"model_type is \"llama\"", "\"gpt2\""}},

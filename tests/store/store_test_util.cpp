@@ -12,9 +12,9 @@ namespace saelab::store_test {
 namespace fs = std::filesystem;
 
 float synth_value(std::int64_t seq, std::int64_t pos, std::int64_t col) {
-  const double v = std::sin(0.37 * double(seq) + 0.11 * double(pos) + 0.013 * double(col)) *
-                       double(1 + col % 5) +
-                   0.25 * double(seq % 3);
+  const double v =
+      std::sin(0.37 * double(seq) + 0.11 * double(pos) + 0.013 * double(col)) * double(1 + col % 5) +
+      0.25 * double(seq % 3);
   return static_cast<float>(v);
 }
 
@@ -95,9 +95,12 @@ ActivationRows read_all(const fs::path& dir) {
 
 torch::Tensor rounded(const torch::Tensor& x, RowDtype dtype) {
   switch (dtype) {
-    case RowDtype::Float32: return x.clone();
-    case RowDtype::Float16: return x.to(torch::kHalf).to(torch::kFloat);
-    case RowDtype::BFloat16: return x.to(torch::kBFloat16).to(torch::kFloat);
+    case RowDtype::Float32:
+      return x.clone();
+    case RowDtype::Float16:
+      return x.to(torch::kHalf).to(torch::kFloat);
+    case RowDtype::BFloat16:
+      return x.to(torch::kBFloat16).to(torch::kFloat);
   }
   return x;
 }

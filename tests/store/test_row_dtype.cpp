@@ -33,10 +33,11 @@ std::vector<Dst> in_steps(const std::vector<Src>& src, std::size_t step, F conve
 }
 
 std::vector<float> test_floats() {
-  std::vector<float> v = {0.0f, -0.0f, 1.0f, -1.0f, 65504.0f, 65519.996f, 65520.0f, 65536.0f, 1e30f,
-                          -1e30f, INFINITY, -INFINITY, 5.9604645e-08f, 2.9802322e-08f, 2.9802326e-08f,
-                          8.940697e-08f, 6.097555e-05f, 6.1035156e-05f, 1.0009765625f, 1.00048828125f,
-                          1.00146484375f, 3.0e-39f, 1.17549435e-38f, 3.3895314e38f};
+  std::vector<float> v = {
+      0.0f,           -0.0f,          1.0f,           -1.0f,         65504.0f,        65519.996f,
+      65520.0f,       65536.0f,       1e30f,          -1e30f,        INFINITY,        -INFINITY,
+      5.9604645e-08f, 2.9802322e-08f, 2.9802326e-08f, 8.940697e-08f, 6.097555e-05f,   6.1035156e-05f,
+      1.0009765625f,  1.00048828125f, 1.00146484375f, 3.0e-39f,      1.17549435e-38f, 3.3895314e38f};
   std::mt19937_64 rng(7);
   for (int i = 0; i < 1000000; ++i) {
     std::uint32_t u = static_cast<std::uint32_t>(rng());
@@ -74,13 +75,14 @@ TEST(RowDtype, Float32ToFloat16RoundsLikeTorch) {
     int mismatches = 0;
     for (std::size_t i = 0; i < src.size(); ++i) {
       const c10::Half want(src[i]);
-      const bool same = std::isnan(src[i]) ? ((got[i] & 0x7c00) == 0x7c00 && (got[i] & 0x3ff) != 0)
-                                           : want.x == got[i];
+      const bool same =
+          std::isnan(src[i]) ? ((got[i] & 0x7c00) == 0x7c00 && (got[i] & 0x3ff) != 0) : want.x == got[i];
       if (!same && mismatches++ < 5)
         ADD_FAILURE() << "f32 " << src[i] << " (0x" << std::hex << bits(src[i]) << "): got 0x" << got[i]
                       << ", torch 0x" << want.x;
     }
-    std::printf("f32->f16 (step %zu): %d of %zu values differ from c10::Half\n", step, mismatches, src.size());
+    std::printf("f32->f16 (step %zu): %d of %zu values differ from c10::Half\n", step, mismatches,
+                src.size());
     EXPECT_EQ(mismatches, 0);
   }
 }
@@ -91,8 +93,8 @@ TEST(RowDtype, BFloat16BothWaysMatchTorch) {
   int mismatches = 0;
   for (std::size_t i = 0; i < src.size(); ++i) {
     const c10::BFloat16 want(src[i]);
-    const bool same = std::isnan(src[i]) ? ((got[i] & 0x7f80) == 0x7f80 && (got[i] & 0x7f) != 0)
-                                         : want.x == got[i];
+    const bool same =
+        std::isnan(src[i]) ? ((got[i] & 0x7f80) == 0x7f80 && (got[i] & 0x7f) != 0) : want.x == got[i];
     mismatches += !same;
   }
   std::vector<std::uint16_t> all(65536);

@@ -120,12 +120,24 @@ TEST(StoreCrash, ReferenceRunIsComplete) {
   EXPECT_GE(m.shards.size(), 10u);
 }
 
-TEST(StoreCrash, BeforeTheFirstShardIsCommitted) { kill_resume_compare({"shard_open:1"}); }
-TEST(StoreCrash, InTheMiddleOfWritingTheFirstShard) { kill_resume_compare({"chunk_written:2"}); }
-TEST(StoreCrash, InTheMiddleOfALaterShard) { kill_resume_compare({"chunk_written:17"}); }
-TEST(StoreCrash, AfterClosingBeforeRenaming) { kill_resume_compare({"shard_closed:3"}); }
-TEST(StoreCrash, AfterRenamingBeforeTheManifest) { kill_resume_compare({"shard_renamed:2"}); }
-TEST(StoreCrash, BetweenShards) { kill_resume_compare({"manifest_written:4"}); }
+TEST(StoreCrash, BeforeTheFirstShardIsCommitted) {
+  kill_resume_compare({"shard_open:1"});
+}
+TEST(StoreCrash, InTheMiddleOfWritingTheFirstShard) {
+  kill_resume_compare({"chunk_written:2"});
+}
+TEST(StoreCrash, InTheMiddleOfALaterShard) {
+  kill_resume_compare({"chunk_written:17"});
+}
+TEST(StoreCrash, AfterClosingBeforeRenaming) {
+  kill_resume_compare({"shard_closed:3"});
+}
+TEST(StoreCrash, AfterRenamingBeforeTheManifest) {
+  kill_resume_compare({"shard_renamed:2"});
+}
+TEST(StoreCrash, BetweenShards) {
+  kill_resume_compare({"manifest_written:4"});
+}
 TEST(StoreCrash, RepeatedlyAtDifferentPoints) {
   kill_resume_compare({"chunk_written:3", "shard_renamed:2", "manifest_written:1", "chunk_written:9"});
 }

@@ -48,8 +48,10 @@ class DiskLimit {
     }
   }
   ~DiskLimit() {
-    if (tmpfs_) ::umount2(dir_.c_str(), MNT_DETACH);
-    else ::setrlimit(RLIMIT_FSIZE, &saved_);
+    if (tmpfs_)
+      ::umount2(dir_.c_str(), MNT_DETACH);
+    else
+      ::setrlimit(RLIMIT_FSIZE, &saved_);
   }
 
  private:

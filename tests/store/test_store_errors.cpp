@@ -18,7 +18,8 @@ namespace {
 constexpr std::int64_t kD = 16;
 
 void make_store(const fs::path& dir, const std::string& hook = "blocks.0.hook_resid_pre") {
-  auto w = hdf5_store::open_hdf5_writer(dir, test_meta(kD, hook), false, test_config(RowDtype::Float16, 120, 32));
+  auto w =
+      hdf5_store::open_hdf5_writer(dir, test_meta(kD, hook), false, test_config(RowDtype::Float16, 120, 32));
   for (std::int64_t s = 0; s < 40; s += 4) w->append(synth_rows(s, s + 4, kD));
   w->finish();
 }
@@ -105,7 +106,8 @@ TEST(StoreErrors, FlippedBitFailsItsChunkChecksum) {
   expect_contains(msg, victim.string());
   expect_contains(msg, "rows 32..63 of 'activations'");
   expect_contains(msg, "Fletcher32");
-  EXPECT_EQ(statuses(info(dir.path(), false)), "ok ok ok ok") << "without verify only the structure is checked";
+  EXPECT_EQ(statuses(info(dir.path(), false)), "ok ok ok ok")
+      << "without verify only the structure is checked";
   const auto j = info(dir.path(), true);
   EXPECT_EQ(statuses(j), "ok ok damaged ok");
   const std::string err = j["shards"][2]["error"];

@@ -44,16 +44,16 @@ TEST_P(StoreOracle, H5pyReadsWhatSaelabWrote) {
   fs::create_directories(out);
   harvest(store, test_config(dtype, 150, 24), d, nseq, 6, false);
 
-  const std::string cmd = cat("'", py, "' '", SAELAB_SOURCE_DIR, "/tests/store/h5py_oracle.py' '", store.string(),
-                              "' '", out.string(), "'");
+  const std::string cmd = cat("'", py, "' '", SAELAB_SOURCE_DIR, "/tests/store/h5py_oracle.py' '",
+                              store.string(), "' '", out.string(), "'");
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
 
   const ActivationRows want = synth_rows(0, nseq, d);
   const std::int64_t n = want.activations.size(0);
   const torch::Tensor act = read_raw<float>(out / "activations.f32", torch::kFloat, {n, d});
   const double err = (act - rounded(want.activations, dtype)).abs().max().item<double>();
-  std::printf("h5py oracle (%s): max |diff| vs torch-rounded rows = %g over %lld x %lld\n", row_dtype_name(dtype),
-              err, static_cast<long long>(n), static_cast<long long>(d));
+  std::printf("h5py oracle (%s): max |diff| vs torch-rounded rows = %g over %lld x %lld\n",
+              row_dtype_name(dtype), err, static_cast<long long>(n), static_cast<long long>(d));
   EXPECT_EQ(err, 0.0);
   EXPECT_TRUE(read_raw<std::int32_t>(out / "tokens.i32", torch::kInt, {n}).equal(want.tokens));
   EXPECT_TRUE(read_raw<std::int64_t>(out / "sequence.i64", torch::kLong, {n}).equal(want.sequence));
@@ -61,7 +61,9 @@ TEST_P(StoreOracle, H5pyReadsWhatSaelabWrote) {
 
   const auto report = nlohmann::json::parse(read_text(out / "report.json"));
   const StoreMeta meta = test_meta(d);
-  const char* np_dtype = dtype == RowDtype::Float32 ? "float32" : dtype == RowDtype::Float16 ? "float16" : "uint16";
+  const char* np_dtype = dtype == RowDtype::Float32   ? "float32"
+                         : dtype == RowDtype::Float16 ? "float16"
+                                                      : "uint16";
   ASSERT_GE(report["shards"].size(), 2u);
   for (const auto& sh : report["shards"]) {
     const auto& a = sh["attrs"];

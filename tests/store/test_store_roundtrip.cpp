@@ -75,7 +75,8 @@ TEST_P(StoreRoundTrip, RowsProvenanceShardsAndStats) {
   double mean_err = 0;
   for (std::int64_t c = 0; c < d; ++c)
     mean_err = std::max(mean_err, std::abs(st.mean[static_cast<std::size_t>(c)] - mean[c].item<double>()));
-  std::printf("stats: mean_norm %.12f (reference %.12f), max |mean diff| %g\n", st.mean_norm, mean_norm, mean_err);
+  std::printf("stats: mean_norm %.12f (reference %.12f), max |mean diff| %g\n", st.mean_norm, mean_norm,
+              mean_err);
   EXPECT_EQ(st.rows, want.activations.size(0));
   EXPECT_NEAR(st.mean_norm, mean_norm, 1e-12 * mean_norm);
   EXPECT_LT(mean_err, 1e-12);
@@ -97,7 +98,8 @@ INSTANTIATE_TEST_SUITE_P(Dtypes, StoreRoundTrip,
 TEST(StoreWriter, CommitEndsAShardAndSequencesMayNotStraddleIt) {
   TempDir dir("commit");
   const std::int64_t d = 6;
-  auto w = hdf5_store::open_hdf5_writer(dir.path(), test_meta(d), false, test_config(RowDtype::Float16, 1000, 16));
+  auto w =
+      hdf5_store::open_hdf5_writer(dir.path(), test_meta(d), false, test_config(RowDtype::Float16, 1000, 16));
   w->append(synth_rows(0, 3, d));
   EXPECT_EQ(w->committed_rows(), 0);
   w->commit();
@@ -139,7 +141,8 @@ TEST(StoreWriter, RefusesToOverwriteOrToResumeADifferentHarvest) {
                   }),
                   "dtype is 'bfloat16' but the store has 'float16'");
   expect_contains(error_of([&] {
-                    hdf5_store::open_hdf5_writer(dir.path(), test_meta(d), true, test_config(RowDtype::Float16, 60, 16));
+                    hdf5_store::open_hdf5_writer(dir.path(), test_meta(d), true,
+                                                 test_config(RowDtype::Float16, 60, 16));
                   }),
                   "shard_rows=50");
   harvest(dir.path(), cfg, d, 20, 3, true);

@@ -5,11 +5,11 @@
 // run_with_hooks on random byte sequences, the true features from true_features.safetensors.
 // Metric: for each true feature, the largest cosine with any decoder row; reported as the
 // fraction ≥ 0.9 and the mean.
+#include <chrono>
 #include <cstdlib>
 
 #include <gtest/gtest.h>
 
-#include "saelab/plugin_host.hpp"
 #include "saelab/safetensors.hpp"
 #include "saelab/interfaces/activation_source.hpp"
 #include "test_data.hpp"
@@ -25,12 +25,10 @@ struct Planted {
 
 const Planted& planted() {
   static const Planted p = [] {
-    Registry registry;
-    load_plugin_library(registry, fs::path(SAELAB_PLUGIN_DIR) / "libsaelab_plugin_synthetic.so");
     PluginContext ctx;
     ctx.run_dir = test::fresh_dir("recovery_source");
-    auto schema = registry.find("source", "synthetic")->schema;
-    auto source = registry.create<ActivationSource>("synthetic", default_options(schema, "source"), ctx);
+    auto source = test::plugins().create<ActivationSource>(
+        "synthetic", test::plugin_options("source", "synthetic", {}), ctx);
     torch::manual_seed(0);
     torch::Tensor tokens = torch::randint(0, 256, {1024, 128}, torch::kInt64);
     torch::Tensor rows = source->run_with_hooks(tokens, {"synthetic.hook"}).at("synthetic.hook");
@@ -49,16 +47,27 @@ double env_real(const char* name, double def) {
   return v ? std::atof(v) : def;
 }
 
-test::Recovery train_and_measure(const std::string& name, std::int64_t k, double l1) {
+// Trains the `sae` plugin with `losses` on the planted rows and measures recovery.
+test::Recovery train_and_measure(const std::string& name, const std::string& sae,
+                                 const test::Values& sae_options,
+                                 const std::vector<std::pair<std::string, test::Values>>& losses) {
   test::RunSpec spec;
   spec.data = planted().rows;
-  spec.d_sae = env_int("REC_DSAE", 1024);
-  spec.k = k;
-  spec.l1 = l1;
-  spec.init_seed = 1;
+  spec.make_sae = [&] {
+    PluginContext ctx;
+    ctx.seed = 1;
+    return test::plugins().create<SaeArchitecture>(sae, test::plugin_options("sae", sae, sae_options), ctx);
+  };
+  spec.make_losses = [&] {
+    std::vector<std::shared_ptr<Loss>> out;
+    for (const auto& [loss, values] : losses) {
+      out.push_back(test::plugins().create<Loss>(loss, test::plugin_options("loss", loss, values), {}));
+    }
+    return out;
+  };
   spec.cfg.batch_size = env_int("REC_BATCH", 1024);
   spec.cfg.training_tokens = spec.cfg.batch_size * env_int("REC_STEPS", 1500);
-  spec.cfg.lr = env_real("REC_LR", 1e-3);
+  spec.cfg.lr = env_real("REC_LR", 2e-3);
   spec.cfg.lr_warmup_steps = 50;
   spec.cfg.lr_decay_fraction = 0.2;
   spec.cfg.seed = 0;
@@ -66,25 +75,33 @@ test::Recovery train_and_measure(const std::string& name, std::int64_t k, double
   spec.cfg.metrics_every_steps = 100;
   spec.cfg.checkpoint_every_tokens = 0;
   spec.run_dir = test::fresh_dir(name);
+  const auto start = std::chrono::steady_clock::now();
   test::RunOutcome out = test::train(spec);
-  const double s = out.result.input_scale;
-  test::Recovery r = test::recovery(planted().features, out.sae->W_dec.detach(), 0.9);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  test::Recovery r = test::recovery(planted().features, out.sae->state().at("W_dec"), 0.9);
+  auto& m = out.result.last_metrics.values;
   std::printf(
-      "%s: recovered %.4f of 1024 true features (cosine >= 0.9), mean max cosine %.4f; "
-      "final mse %.4f, l0 %.2f, dead %.3f, %.0f tokens/s, scale %.3f\n",
-      name.c_str(), r.fraction_recovered, r.mean_max_cosine, out.result.last_metrics.values["mse"],
-      out.result.last_metrics.values["l0"], out.result.last_metrics.values["dead_fraction"],
-      out.result.last_metrics.values["tokens_per_s"], s);
+      "%s: recovered %.4f of the 1024 true features (cosine >= 0.9), mean max cosine %.4f; "
+      "%lld steps of %lld rows in %.1f s; final mse %.3f, explained variance %.4f, "
+      "l0 %.2f, dead %.3f\n",
+      name.c_str(), r.fraction_recovered, r.mean_max_cosine, static_cast<long long>(out.result.steps),
+      static_cast<long long>(spec.cfg.batch_size), seconds, m["mse"], m["explained_variance"], m["l0"],
+      m["dead_fraction"]);
   return r;
 }
 
 TEST(GroundTruthRecovery, ReluL1) {
-  test::Recovery r = train_and_measure("recovery_relu_l1", 0, env_real("REC_L1", 0.05));
+  test::Recovery r = train_and_measure(
+      "recovery_relu_l1", "relu_l1", {{"d_in", std::int64_t(256)}, {"d_sae", env_int("REC_DSAE", 1024)}},
+      {{"mse", {}}, {"l1", {{"coefficient", env_real("REC_L1", 2.0)}, {"warmup_fraction", 0.05}}}});
   EXPECT_GE(r.fraction_recovered, 0.90);
 }
 
 TEST(GroundTruthRecovery, TopK) {
-  test::Recovery r = train_and_measure("recovery_topk", env_int("REC_K", 8), 0.0);
+  test::Recovery r = train_and_measure(
+      "recovery_topk", "topk",
+      {{"d_in", std::int64_t(256)}, {"d_sae", env_int("REC_DSAE", 1024)}, {"k", env_int("REC_K", 8)}},
+      {{"mse", {}}});
   EXPECT_GE(r.fraction_recovered, 0.95);
 }
 

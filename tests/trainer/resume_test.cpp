@@ -158,15 +158,58 @@ TEST(TrainerResume, ChangedConfigIsRefusedUnlessForced) {
   EXPECT_NE(forced.warnings.front().find("as forced"), std::string::npos) << forced.warnings.front();
 }
 
+// The same with the real SAE and loss plugins (fused autograd nodes, reused buffers, AuxK).
+void plugin_resume_case(const std::string& sae, const test::Values& sae_options,
+                        const std::vector<std::pair<std::string, test::Values>>& losses) {
+  auto spec_for = [&](const std::string& dir) {
+    test::RunSpec spec = test::small_run(dir);
+    spec.make_sae = [=] {
+      PluginContext ctx;
+      ctx.seed = 5;
+      return test::plugins().create<SaeArchitecture>(sae, test::plugin_options("sae", sae, sae_options), ctx);
+    };
+    spec.make_losses = [=] {
+      std::vector<std::shared_ptr<Loss>> out;
+      for (const auto& [name, values] : losses) {
+        out.push_back(test::plugins().create<Loss>(name, test::plugin_options("loss", name, values), {}));
+      }
+      return out;
+    };
+    return spec;
+  };
+  test::RunOutcome reference = test::train(spec_for("plugin_" + sae + "_reference"));
+  test::RunSpec first = spec_for("plugin_" + sae + "_interrupted");
+  first.callbacks.push_back(std::make_shared<test::StopAt>(35));
+  EXPECT_EQ(test::train(first).result.steps, 35);
+  test::RunSpec second = first;
+  second.callbacks.clear();
+  RunOptions resume;
+  resume.resume = true;
+  test::RunOutcome b = test::train(second, resume);
+  EXPECT_EQ(b.result.resumed_from_step.value_or(-1), 35);
+  expect_bitwise_equal(b.sae->state(), reference.sae->state(), sae + " plugin stop + resume");
+}
+
+TEST(TrainerResume, PluginSaesResumeBitwiseIdentical) {
+  plugin_resume_case("relu_l1",
+                     {{"d_in", std::int64_t(32)},
+                      {"d_sae", std::int64_t(96)},
+                      {"b_dec_init", std::string("geometric_median")}},
+                     {{"mse", {}}, {"l1_decoder_norm", {{"coefficient", 0.5}}}});
+  plugin_resume_case("topk",
+                     {{"d_in", std::int64_t(32)}, {"d_sae", std::int64_t(96)}, {"k", std::int64_t(4)}},
+                     {{"mse", {}}, {"auxk", {{"k_aux", std::int64_t(16)}}}});
+}
+
 TEST(TrainerResume, ResamplingRevivesDeadLatents) {
   test::RunSpec spec = test::small_run("resample_revives");
   spec.cfg.resample_steps = {20};
   spec.cfg.training_tokens = 64 * 40;
   spec.cfg.checkpoint_every_tokens = 0;
   // Half the latents can never fire: their encoder bias is hugely negative.
-  test::RunOutcome out = test::train_with_setup(spec, {}, [](test::TinySae& sae) {
+  test::RunOutcome out = test::train_with_setup(spec, {}, [](SaeArchitecture& sae) {
     torch::NoGradGuard g;
-    sae.b_enc.narrow(0, 0, 48).fill_(-1e4);
+    sae.named_parameters()["b_enc"].narrow(0, 0, 48).fill_(-1e4);
   });
   std::ifstream in(spec.run_dir / "metrics.jsonl");
   double dead_before_resample = -1, dead_at_end = -1;

@@ -92,7 +92,7 @@ TEST(TrainerRun, InputScaleFromStoreStatisticsOrEstimated) {
   test::RunSpec spec = test::small_run("run_scale");
   spec.cfg.training_tokens = 64 * 2;
   spec.cfg.resample_steps.clear();
-  spec.cfg.norm_estimate_batches = 32;  // the whole data set: the estimate is the exact mean norm
+  spec.cfg.init_sample_batches = 32;  // the whole data set: the estimate is the exact mean norm
   const double mean_norm = spec.data.norm(2, {1}).mean().item<double>();
   test::RunOutcome est = test::train(spec);
   EXPECT_NEAR(est.result.input_scale, std::sqrt(32.0) / mean_norm, 1e-4);

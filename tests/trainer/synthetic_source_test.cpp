@@ -6,7 +6,6 @@
 
 #include "saelab/error.hpp"
 #include "saelab/interfaces/activation_source.hpp"
-#include "saelab/plugin_host.hpp"
 #include "saelab/safetensors.hpp"
 #include "test_data.hpp"
 
@@ -46,15 +45,12 @@ TEST(SyntheticDictionary, UnitFeaturesSparseNonNegativeCodes) {
 class SyntheticPlugin : public ::testing::Test {
  protected:
   void SetUp() override {
-    load_plugin_library(registry, fs::path(SAELAB_PLUGIN_DIR) / "libsaelab_plugin_synthetic.so");
-    const FactoryInfo* info = registry.find("source", "synthetic");
-    ASSERT_NE(info, nullptr);
     PluginContext ctx;
     ctx.run_dir = test::fresh_dir("synthetic_plugin");
     run_dir = ctx.run_dir;
-    source = registry.create<ActivationSource>("synthetic", default_options(info->schema, "source"), ctx);
+    source = test::plugins().create<ActivationSource>("synthetic",
+                                                      test::plugin_options("source", "synthetic", {}), ctx);
   }
-  Registry registry;
   fs::path run_dir;
   std::shared_ptr<ActivationSource> source;
 };

@@ -1,6 +1,10 @@
 #include "test_data.hpp"
 
+#include <unistd.h>
+
+#include "saelab/error.hpp"
 #include "saelab/memory_reader.hpp"
+#include "saelab/plugin_host.hpp"
 
 namespace saelab::test {
 namespace fs = std::filesystem;
@@ -12,10 +16,37 @@ torch::Tensor planted_rows(const synthetic::Dictionary& dict, std::int64_t n) {
 }
 
 fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::path(SAELAB_BINARY_DIR) / "test_tmp" / "trainer" / name;
+  // ctest runs every test as its own process, two at a time: the pid keeps their directories apart.
+  const fs::path dir =
+      fs::path(SAELAB_BINARY_DIR) / "test_tmp" / "trainer" / (name + "-" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
+}
+
+Registry& plugins() {
+  static Registry* registry = [] {
+    auto* r = new Registry();  // never destroyed: plugin objects may outlive static destruction order
+    for (const char* lib : {"synthetic", "sae_relu_l1", "sae_topk", "losses"}) {
+      load_plugin_library(*r, fs::path(SAELAB_PLUGIN_DIR) / cat("libsaelab_plugin_", lib, ".so"));
+    }
+    return r;
+  }();
+  return *registry;
+}
+
+Options plugin_options(const std::string& kind, const std::string& name, const Values& values) {
+  const FactoryInfo* f = plugins().find(kind, name);
+  if (!f) throw Error(cat("test: no ", kind, " plugin '", name, "' loaded"));
+  Options o = default_options(f->schema, kind);
+  for (const auto& [key, value] : values) {
+    Options::Entry e;
+    e.value = value;
+    e.from_default = false;
+    e.loc = SourceLoc{"test.yaml", 1, 1};
+    o.set(key, e);
+  }
+  return o;
 }
 
 RunOutcome train(const RunSpec& spec, const RunOptions& opts) {
@@ -23,19 +54,27 @@ RunOutcome train(const RunSpec& spec, const RunOptions& opts) {
 }
 
 RunOutcome train_with_setup(const RunSpec& spec, const RunOptions& opts,
-                            const std::function<void(TinySae&)>& setup) {
+                            const std::function<void(SaeArchitecture&)>& setup) {
   RunOutcome out;
   ReaderOptions ro;
   ro.seed = spec.cfg.seed;
   ro.batch_rows = spec.cfg.batch_size;
   TensorActivationReader reader(spec.data, ro);
-  out.sae = std::make_shared<TinySae>(spec.data.size(1), spec.d_sae, spec.k, spec.init_seed);
+  if (spec.make_sae) {
+    out.sae = spec.make_sae();
+  } else {
+    out.sae = std::make_shared<TinySae>(spec.data.size(1), spec.d_sae, spec.k, spec.init_seed);
+  }
   if (setup) setup(*out.sae);
   TrainerInputs in;
   in.reader = &reader;
   in.sae = out.sae;
-  in.losses.push_back(std::make_shared<MseLoss>());
-  if (spec.l1 > 0) in.losses.push_back(std::make_shared<L1Loss>(spec.l1, 0.05));
+  if (spec.make_losses) {
+    in.losses = spec.make_losses();
+  } else {
+    in.losses.push_back(std::make_shared<MseLoss>());
+    if (spec.l1 > 0) in.losses.push_back(std::make_shared<L1Loss>(spec.l1, 0.05));
+  }
   for (const auto& l : spec.extra_losses) in.losses.push_back(l);
   in.callbacks = spec.callbacks;
   in.run_dir = spec.run_dir;
@@ -66,7 +105,7 @@ RunSpec small_run_in(const fs::path& run_dir) {
   s.cfg.lr = 1e-3;
   s.cfg.lr_warmup_steps = 5;
   s.cfg.lr_decay_fraction = 0.2;
-  s.cfg.norm_estimate_batches = 2;
+  s.cfg.init_sample_batches = 2;
   s.cfg.dead_window_tokens = 64 * 8;
   s.cfg.resample_steps = {20, 40};
   s.cfg.resample_inputs = 256;

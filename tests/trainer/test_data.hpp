@@ -3,12 +3,15 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include <torch/types.h>
 
+#include "saelab/options.hpp"
+#include "saelab/registry.hpp"
 #include "saelab/trainer.hpp"
 #include "synthetic_dictionary.hpp"
 #include "test_models.hpp"
@@ -21,6 +24,13 @@ torch::Tensor planted_rows(const synthetic::Dictionary& dict, std::int64_t n);
 // A fresh temporary directory under the build tree, removed first if it exists.
 std::filesystem::path fresh_dir(const std::string& name);
 
+// The plugins the trainer tests use (synthetic, sae_relu_l1, sae_topk, losses), loaded from the
+// build tree through the plugin host into a registry of the tests' own.
+Registry& plugins();
+using Values = std::map<std::string, OptionValue>;
+// The plugin's defaults with `values` set as if written in a file.
+Options plugin_options(const std::string& kind, const std::string& name, const Values& values);
+
 // Everything one training run needs, rebuilt from scratch for each run (as a new process would).
 struct RunSpec {
   TrainerConfig cfg;
@@ -29,6 +39,9 @@ struct RunSpec {
   std::int64_t k = 0;           // > 0: TopK
   double l1 = 0.0;              // > 0: add the L1 term
   std::uint64_t init_seed = 7;  // SAE initialisation
+  // When set, the SAE and the loss terms come from these (plugins) instead of TinySae + MseLoss/L1.
+  std::function<std::shared_ptr<SaeArchitecture>()> make_sae;
+  std::function<std::vector<std::shared_ptr<Loss>>()> make_losses;
   std::vector<std::shared_ptr<Loss>> extra_losses;
   std::vector<std::shared_ptr<TrainerCallback>> callbacks;
   std::filesystem::path run_dir;
@@ -36,14 +49,14 @@ struct RunSpec {
 
 struct RunOutcome {
   TrainResult result;
-  std::shared_ptr<TinySae> sae;
+  std::shared_ptr<SaeArchitecture> sae;
   std::vector<std::string> warnings;
 };
 
 RunOutcome train(const RunSpec& spec, const RunOptions& opts = {});
 // Same, with `setup` applied to the freshly initialised SAE before training.
 RunOutcome train_with_setup(const RunSpec& spec, const RunOptions& opts,
-                            const std::function<void(TinySae&)>& setup);
+                            const std::function<void(SaeArchitecture&)>& setup);
 
 // A run small enough for many variants per test (60 steps of 64 rows, 32 -> 96 latents), with
 // checkpoints every 10 steps, metrics every 5 and resampling after steps 20 and 40.

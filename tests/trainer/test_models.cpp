@@ -49,6 +49,14 @@ nlohmann::json TinySae::extra_config() const {
   return k_ > 0 ? nlohmann::json{{"k", k_}} : nlohmann::json::object();
 }
 
+void TinySae::reinitialize_latents(const torch::Tensor& idx, const torch::Tensor& new_dirs, double enc_norm) {
+  torch::NoGradGuard g;
+  torch::Tensor unit = new_dirs / new_dirs.norm(2, {1}, true);
+  W_dec.index_copy_(0, idx, unit);
+  W_enc.index_copy_(1, idx, (unit * enc_norm).t());
+  b_enc.index_fill_(0, idx, 0.0);
+}
+
 void TinySae::before_optimizer_step() {
   // Remove the gradient component parallel to each (unit) decoder row.
   torch::NoGradGuard g;
@@ -75,8 +83,7 @@ torch::Tensor MseLoss::compute(const LossContext& ctx) {
 
 torch::Tensor L1Loss::compute(const LossContext& ctx) {
   const double ramp = warmup_ > 0 ? std::min(1.0, ctx.progress.fraction() / warmup_) : 1.0;
-  auto& sae = dynamic_cast<TinySae&>(ctx.sae);
-  torch::Tensor weighted = ctx.out.latents.abs() * sae.W_dec.norm(2, {1});
+  torch::Tensor weighted = ctx.out.latents.abs() * ctx.sae.decoder_weight().norm(2, {1});
   return coefficient_ * ramp * weighted.sum(1).mean();
 }
 

@@ -25,6 +25,9 @@ class TinySae : public SaeArchitecture {
   TensorMap state() const override;
   void load_state(const TensorMap& tensors) override;
   nlohmann::json extra_config() const override;
+  torch::Tensor decoder_weight() const override { return W_dec; }
+  void reinitialize_latents(const torch::Tensor& idx, const torch::Tensor& new_dirs,
+                            double enc_norm) override;
   void before_optimizer_step() override;
   void after_optimizer_step() override;
   void fold_input_scale(double factor) override;

@@ -14,6 +14,9 @@ namespace saelab {
 // Writes to "<path>.tmp.<pid>", fsyncs it, renames over `path`, fsyncs the directory.
 // Throws Error naming the file and errno text (a full disk says "No space left on device").
 SAELAB_API void write_file_atomic(const std::filesystem::path& path, std::string_view contents);
+// Creates or truncates `path`, writes `contents` and fsyncs it. On failure the partial file is
+// removed and Error names the file, the bytes written and the errno text.
+SAELAB_API void write_file_synced(const std::filesystem::path& path, std::string_view contents);
 SAELAB_API void fsync_file(const std::filesystem::path& path);
 SAELAB_API void fsync_dir(const std::filesystem::path& dir);
 // Renames and fsyncs the parent directory.

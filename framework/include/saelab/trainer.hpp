@@ -51,7 +51,9 @@ struct SAELAB_API TrainerConfig {
   double grad_clip_norm = 1.0;          // global gradient-norm clip; 0 disables
   // Input scaling: multiply inputs by sqrt(d_in) / mean_norm, folded back into the saved SAE.
   bool normalize_inputs = true;
-  std::int64_t norm_estimate_batches = 10;  // used when the store has no NormStats
+  // First batches sampled before training: the input scale when the store has no NormStats, and
+  // SaeArchitecture::initialize_from_sample (b_dec = mean / geometric median).
+  std::int64_t init_sample_batches = 10;
   // Dead latents and resampling
   std::int64_t dead_window_tokens = 10'000'000;  // dead = not fired for this many rows
   std::vector<std::int64_t> resample_steps;      // steps after which dead latents are resampled
@@ -119,7 +121,7 @@ class SAELAB_API Trainer {
 
   // Called at every metrics step, after metrics.jsonl is written (the CLI draws its progress bar).
   void on_progress(std::function<void(const StepMetrics&)> fn);
-  // Warnings (a corrupt checkpoint skipped, a forced resume); default: printed to stderr.
+  // Warnings (a corrupt checkpoint skipped, a forced resume); default: log::warn.
   void on_warning(std::function<void(const std::string&)> fn);
 
   // Trains to the end or until interrupted. Throws Error on a non-finite loss (naming the step),

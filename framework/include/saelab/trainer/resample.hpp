@@ -4,9 +4,10 @@
 // For the latents that are dead:
 //   1. score a sample of inputs by the SAE's squared reconstruction error ‖x − x̂‖², and draw one
 //      input per dead latent with probability ∝ score² (without replacement);
-//   2. decoder row W_dec[j, :] ← x / ‖x‖;
-//   3. encoder column W_enc[:, j] ← x / ‖x‖ · scale · mean_{alive i} ‖W_enc[:, i]‖ (scale 0.2);
-//   4. b_enc[j] ← 0;  5. Adam moments of those slices ← 0.
+//   2. SaeArchitecture::reinitialize_latents: decoder row W_dec[j, :] ← x / ‖x‖ (times the
+//      architecture's decoder norm), encoder column W_enc[:, j] ← x / ‖x‖ · scale ·
+//      mean_{alive i} ‖W_enc[:, i]‖ (scale 0.2), b_enc[j] ← 0;
+//   3. the Adam moments of those slices (W_enc columns, W_dec rows, b_enc entries) ← 0.
 // Weighted sampling without replacement streams over the inputs (Efraimidis–Spirakis keys
 // log(u) / w), so the scored sample never has to fit in memory at once.
 #include <cstdint>
@@ -30,6 +31,7 @@ struct SAELAB_API ResampleResult {
 
 // `next_inputs` returns the next scaled batch [rows, d_in]; it is called until `inputs` rows were
 // scored. Requires parameters named W_enc [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_in].
+// Dead latents beyond the number of inputs scored keep their weights (at most one input each).
 SAELAB_API ResampleResult resample_dead_latents(SaeArchitecture& sae, Adam& adam,
                                                 const torch::Tensor& dead_mask,
                                                 const std::function<torch::Tensor()>& next_inputs,
