@@ -173,7 +173,9 @@ TEST(TrainerRun, NonFiniteLossStopsWithTheStepAndKeepsTheLastCheckpoint) {
   TrainCheckpoint c = load_train_checkpoint(ckpts.front());  // intact: verifies every file
   EXPECT_EQ(c.step, 30);
   for (const auto& [name, t] : c.tensors) {
-    if (t.is_floating_point()) EXPECT_TRUE(t.isfinite().all().item<bool>()) << name;
+    if (t.is_floating_point()) {
+      EXPECT_TRUE(t.isfinite().all().item<bool>()) << name;
+    }
   }
   EXPECT_FALSE(fs::exists(spec.run_dir / "sae"));
 }
