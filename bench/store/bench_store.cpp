@@ -70,11 +70,7 @@ ActivationRows block(const torch::Tensor& acts, std::int64_t first_seq) {
 }
 
 hdf5_store::Hdf5StoreConfig config(RowDtype dtype, std::int64_t shard_rows, std::int64_t chunk_rows) {
-  hdf5_store::Hdf5StoreConfig c;
-  c.dtype = dtype;
-  c.layout.shard_rows = shard_rows;
-  c.layout.chunk_rows = chunk_rows;
-  return c;
+  return hdf5_store::Hdf5StoreConfig::with(dtype, shard_rows, chunk_rows);
 }
 
 std::uint64_t dir_bytes(const fs::path& dir) {

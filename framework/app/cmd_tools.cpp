@@ -41,12 +41,7 @@ int cmd_tokenize(const Args& args) {
   const Registry& reg = plugin_registry();
   const FactoryInfo& f = reg.require("source", source_plugin, SourceLoc{"--source"}, "source");
   Options opts = default_options(f.schema, "source");
-  if (opts.has("model")) {
-    Options::Entry e;
-    e.value = model;
-    e.from_default = false;
-    opts.set("model", e);
-  }
+  if (opts.has("model")) opts.set_given("model", model, SourceLoc{"--model"});
   auto source = reg.create<ActivationSource>(source_plugin, opts, PluginContext{});
   std::string text = read_file(text_file, std::uintmax_t(1) << 30, "text file");
   if (vm.count("decode")) {

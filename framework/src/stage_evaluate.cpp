@@ -13,13 +13,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-Options::Entry set_entry(OptionValue v) {
-  Options::Entry e;
-  e.value = std::move(v);
-  e.from_default = false;
-  return e;
-}
-
 // Builds the SAE plugin that declares cfg.json's architecture and loads the weights into it.
 std::shared_ptr<SaeArchitecture> load_sae(const StageContext& ctx, const fs::path& dir, SaeMeta& meta) {
   SaeDirectory saved = load_sae_directory(dir);
@@ -37,9 +30,9 @@ std::shared_ptr<SaeArchitecture> load_sae(const StageContext& ctx, const fs::pat
     auto it = saved.cfg.find(spec.key);
     if (it == saved.cfg.end() || it->is_null()) continue;
     if (spec.type == OptionType::Int && it->is_number_integer())
-      opts.set(spec.key, set_entry(it->get<std::int64_t>()));
+      opts.set_given(spec.key, it->get<std::int64_t>());
     else if (spec.type == OptionType::Float && it->is_number())
-      opts.set(spec.key, set_entry(it->get<double>()));
+      opts.set_given(spec.key, it->get<double>());
   }
   auto sae = ctx.registry.create<SaeArchitecture>(f->name, opts, ctx.plugin_ctx);
   safetensors::TensorMap weights;

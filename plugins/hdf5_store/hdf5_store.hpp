@@ -28,6 +28,15 @@ struct Hdf5StoreConfig {
   // Tests only: called at named points of a commit ("shard_open", "chunk_written",
   // "shard_closed", "shard_renamed", "manifest_written") so a test can kill the process there.
   std::function<void(const std::string& point)> test_hook;
+
+  // The default layout but for dtype, rows per shard and rows per chunk.
+  static Hdf5StoreConfig with(RowDtype dtype, std::int64_t shard_rows, std::int64_t chunk_rows) {
+    Hdf5StoreConfig c;
+    c.dtype = dtype;
+    c.layout.shard_rows = shard_rows;
+    c.layout.chunk_rows = chunk_rows;
+    return c;
+  }
 };
 
 class Hdf5Store final : public ActivationStore {

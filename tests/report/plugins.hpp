@@ -26,13 +26,7 @@ inline Options plugin_options(const std::string& kind, const std::string& name,
   const auto* f = report_registry().find(kind, name);
   if (!f) throw Error(cat("plugin ", kind, "/", name, " is not registered"));
   Options o = default_options(f->schema, kind);
-  for (const auto& [k, v] : values) {
-    Options::Entry e;
-    e.value = v;
-    e.from_default = false;
-    e.loc = SourceLoc{"test.yaml", 7, 3};
-    o.set(k, e);
-  }
+  for (const auto& [k, v] : values) o.set_given(k, v, SourceLoc{"test.yaml", 7, 3});
   return o;
 }
 

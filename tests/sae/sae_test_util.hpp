@@ -33,13 +33,7 @@ inline Options plugin_options(const std::string& kind, const std::string& name, 
   const FactoryInfo* f = sae_registry().find(kind, name);
   if (!f) throw Error(cat("test: no ", kind, " plugin '", name, "' loaded"));
   Options o = default_options(f->schema, kind);
-  for (const auto& [k, v] : values) {
-    Options::Entry e;
-    e.value = v;
-    e.from_default = false;
-    e.loc = SourceLoc{"test.yaml", 1, 1};
-    o.set(k, e);
-  }
+  for (const auto& [k, v] : values) o.set_given(k, v, SourceLoc{"test.yaml", 1, 1});
   return o;
 }
 

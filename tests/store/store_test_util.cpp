@@ -67,11 +67,7 @@ StoreMeta test_meta(std::int64_t d, const std::string& hook) {
 }
 
 hdf5_store::Hdf5StoreConfig test_config(RowDtype dtype, std::int64_t shard_rows, std::int64_t chunk_rows) {
-  hdf5_store::Hdf5StoreConfig c;
-  c.dtype = dtype;
-  c.layout.shard_rows = shard_rows;
-  c.layout.chunk_rows = chunk_rows;
-  return c;
+  return hdf5_store::Hdf5StoreConfig::with(dtype, shard_rows, chunk_rows);
 }
 
 NormStats harvest(const fs::path& dir, const hdf5_store::Hdf5StoreConfig& cfg, std::int64_t d,

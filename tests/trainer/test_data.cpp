@@ -39,13 +39,7 @@ Options plugin_options(const std::string& kind, const std::string& name, const V
   const FactoryInfo* f = plugins().find(kind, name);
   if (!f) throw Error(cat("test: no ", kind, " plugin '", name, "' loaded"));
   Options o = default_options(f->schema, kind);
-  for (const auto& [key, value] : values) {
-    Options::Entry e;
-    e.value = value;
-    e.from_default = false;
-    e.loc = SourceLoc{"test.yaml", 1, 1};
-    o.set(key, e);
-  }
+  for (const auto& [key, value] : values) o.set_given(key, value, SourceLoc{"test.yaml", 1, 1});
   return o;
 }
 

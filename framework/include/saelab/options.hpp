@@ -153,6 +153,14 @@ class SAELAB_API Options {
   [[noreturn]] void fail(const std::string& key, const std::string& message) const;
 
   void set(const std::string& key, Entry e) { entries_[key] = std::move(e); }
+  // Sets `key` as if a file had given it explicitly (not a default, not auto), at `loc`.
+  void set_given(const std::string& key, OptionValue value, SourceLoc loc = {}) {
+    Entry e;
+    e.value = std::move(value);
+    e.loc = std::move(loc);
+    e.from_default = false;
+    set(key, std::move(e));
+  }
   const std::map<std::string, Entry>& entries() const { return entries_; }
 
  private:
