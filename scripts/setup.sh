@@ -31,7 +31,8 @@ if ! command -v npm >/dev/null 2>&1; then
   packages+=(nodejs npm)
 fi
 if [ "$want_oracle" = 1 ]; then
-  packages+=(python3 python3-venv python3-torch python3-numpy python3-h5py)
+  # Test-only: the Python oracle and a headless browser that renders the HTML report.
+  packages+=(python3 python3-venv python3-torch python3-numpy python3-h5py chromium)
 fi
 
 missing=()

@@ -291,13 +291,15 @@ TEST(ReportHtml, LargeDictionary) {
 }
 
 TEST(ReportHtml, RendersInHeadlessChromium) {
-  // Optional: needs the Debian package chromium. The page of an evaluate -> report pipeline must
-  // parse into the expected sections.
+  // Needs the Debian package chromium, which `scripts/setup.sh --oracle` installs with the other
+  // test-only tools. The page of an evaluate -> report pipeline must parse into the expected
+  // sections.
   const char* candidates[] = {"/usr/bin/chromium", "/usr/bin/chromium-browser"};
   std::string browser;
   for (auto* c : candidates)
     if (fs::exists(c)) browser = c;
-  if (browser.empty()) GTEST_SKIP() << "chromium not installed (apt-get install chromium)";
+  ASSERT_FALSE(browser.empty()) << "chromium is not installed: run scripts/setup.sh --oracle (or apt-get "
+                                   "install chromium)";
   FakeSource src(kD);
   auto sae = random_sae(kD, 20, 7);
   auto corpus = write_corpus("c.txt", corpus_text(3000));
@@ -312,7 +314,11 @@ TEST(ReportHtml, RendersInHeadlessChromium) {
   const auto dir = out_dir(corpus, "report");
   const auto dom = dir / "dom.html";
   const std::string cmd = browser +
-                          " --headless --no-sandbox --disable-gpu --disable-dev-shm-usage "
+                          " --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run"
+                          " --disable-background-networking --disable-component-update --disable-sync"
+                          " --user-data-dir='" +
+                          (dir / "chromium-profile").string() +
+                          "' "
                           "--dump-dom 'file://" +
                           (dir / "index.html").string() + "' > '" + dom.string() + "' 2>/dev/null";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
