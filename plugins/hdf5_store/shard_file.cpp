@@ -4,6 +4,7 @@
 #include <system_error>
 
 #include "saelab/fs_util.hpp"
+#include "saelab/sha256.hpp"
 
 namespace saelab::hdf5_store {
 namespace fs = std::filesystem;
@@ -132,7 +133,7 @@ void ShardWriter::write(const void* act, const std::int32_t* tokens, const std::
   rows_ += n;
 }
 
-void ShardWriter::close(std::int64_t first_sequence, std::int64_t end_sequence) {
+ShardWriter::Written ShardWriter::close(std::int64_t first_sequence, std::int64_t end_sequence) {
   h5::quiet();
   h5::write_attr(file_.get(), "rows", rows_);
   h5::write_attr(file_.get(), "first_sequence", first_sequence);
@@ -149,6 +150,7 @@ void ShardWriter::close(std::int64_t first_sequence, std::int64_t end_sequence) 
   if (H5Fget_file_image(file_.get(), image.data(), image.size()) != size) h5::fail(what);
   if (file_.close() < 0) h5::fail(what);  // memory only: nothing left to flush
   write_file_synced(path_, image);
+  return Written{image.size(), sha256_hex(image)};
 }
 
 void ShardWriter::abandon() {

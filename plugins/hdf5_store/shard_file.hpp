@@ -21,9 +21,14 @@ class ShardWriter {
   void write(const void* act, const std::int32_t* tokens, const std::int64_t* sequence,
              const std::int32_t* position, std::int64_t n);
   std::int64_t rows() const { return rows_; }
+  // What close() wrote, hashed from memory (no read-back).
+  struct Written {
+    std::uint64_t bytes = 0;
+    std::string sha256;
+  };
   // Records rows and the sequence range, then writes the in-memory file to `path` and fsyncs it.
   // A write error (a full disk) throws Error and leaves no partial file.
-  void close(std::int64_t first_sequence, std::int64_t end_sequence);
+  Written close(std::int64_t first_sequence, std::int64_t end_sequence);
   // Closes ignoring errors, after a failure; the caller deletes the file.
   void abandon();
 

@@ -4,7 +4,6 @@
 
 #include "hdf5_store.hpp"
 #include "saelab/fs_util.hpp"
-#include "saelab/sha256.hpp"
 #include "shard_file.hpp"
 
 namespace saelab::hdf5_store {
@@ -194,12 +193,11 @@ void Hdf5Writer::close_shard() {
   e.rows = shard_rows_;
   e.first_sequence = shard_first_seq_;
   e.end_sequence = last_seq_ + 1;
-  shard_->close(e.first_sequence, e.end_sequence);
+  const ShardWriter::Written written = shard_->close(e.first_sequence, e.end_sequence);  // fsynced
   shard_.reset();
   hook("shard_closed");
-  fsync_file(tmp);
-  e.sha256 = sha256_file(tmp);
-  e.bytes = fs::file_size(tmp);
+  e.sha256 = written.sha256;
+  e.bytes = written.bytes;
   rename_durable(tmp, dir_ / e.file);
   hook("shard_renamed");
   Manifest next = manifest_;

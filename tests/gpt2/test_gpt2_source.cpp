@@ -17,6 +17,8 @@ namespace saelab::gpt2 {
 namespace {
 
 namespace fs = std::filesystem;
+using test::contains;
+using test::error_of;
 
 RandomInit tiny_init() {
   RandomInit init;
@@ -50,20 +52,6 @@ Fixture make_fixture() {
   at::manual_seed(3);
   f.tokens = at::randint(40, {2, 12}, at::kLong);
   return f;
-}
-
-template <class F>
-std::string error_of(F&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
 }
 
 TEST(Gpt2Source, FirstResidPreIsTokenPlusPositionEmbedding) {

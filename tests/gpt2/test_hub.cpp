@@ -16,24 +16,17 @@
 #include "saelab/error.hpp"
 #include "saelab/hub.hpp"
 #include "saelab/sha256.hpp"
+#include "test_util.hpp"
 
 namespace saelab::hub {
 namespace {
 
 namespace fs = std::filesystem;
 
-fs::path scratch() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  fs::path dir = fs::path(SAELAB_BINARY_DIR) / "test-tmp" / "hub" / info->name();
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using test::contains;
+using test::error_of;
+using test::read_text;
+using test::scratch_dir;
 
 // Runs fake_hub.py for the life of the object.
 class FakeHub {
@@ -94,22 +87,8 @@ FetchOptions options_for(const FakeHub& hub, const fs::path& cache) {
   return o;
 }
 
-template <class F>
-std::string error_of(F&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-bool has(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
-
 TEST(Hub, InterruptedDownloadResumesAndIsVerified) {
-  const auto dir = scratch();
+  const auto dir = scratch_dir();
   const auto repo = make_repo(dir / "repo");
   FakeHub hub(repo, dir / "server.log", {"--drop-after", "100000"});
   const auto opt = options_for(hub, dir / "cache");
@@ -117,7 +96,8 @@ TEST(Hub, InterruptedDownloadResumesAndIsVerified) {
 
   auto msg = error_of([&] { fetch_model("test-org/tiny", opt); });
   std::printf("  first attempt: %s\n", msg.c_str());
-  EXPECT_TRUE(has(msg, "stopped after 100000 of 300000 bytes") && has(msg, "again to resume")) << msg;
+  EXPECT_TRUE(contains(msg, "stopped after 100000 of 300000 bytes") && contains(msg, "again to resume"))
+      << msg;
   EXPECT_EQ(fs::file_size(target / "model.safetensors.incomplete"), 100000u);
   EXPECT_FALSE(fs::exists(target / "model.safetensors"));
 
@@ -125,25 +105,25 @@ TEST(Hub, InterruptedDownloadResumesAndIsVerified) {
   EXPECT_EQ(result.dir, target);
   ASSERT_EQ(result.files.size(), 3u);  // config.json, model.safetensors, vocab.json (merges.txt absent)
   for (const auto& f : result.files) {
-    EXPECT_EQ(slurp(f.path), slurp(repo / f.name)) << f.name;
+    EXPECT_EQ(read_text(f.path), read_text(repo / f.name)) << f.name;
     EXPECT_EQ(f.sha256, sha256_file(repo / f.name)) << f.name;
   }
   EXPECT_FALSE(fs::exists(target / "model.safetensors.incomplete"));
-  EXPECT_TRUE(has(slurp(dir / "server.log"), "/cdn/model.safetensors range=bytes=100000-"))
-      << slurp(dir / "server.log");
+  EXPECT_TRUE(contains(read_text(dir / "server.log"), "/cdn/model.safetensors range=bytes=100000-"))
+      << read_text(dir / "server.log");
   // The verified hash is remembered for loaders.
   EXPECT_EQ(file_sha256_cached(target / "model.safetensors"), sha256_file(repo / "model.safetensors"));
 
   // Everything cached and verified: nothing is downloaded again.
-  const auto before = slurp(dir / "server.log");
+  const auto before = read_text(dir / "server.log");
   const auto again = fetch_model("test-org/tiny", opt);
   for (const auto& f : again.files) EXPECT_FALSE(f.downloaded) << f.name;
-  EXPECT_FALSE(has(slurp(dir / "server.log").substr(before.size()), "/cdn/"));
+  EXPECT_FALSE(contains(read_text(dir / "server.log").substr(before.size()), "/cdn/"));
 }
 
 TEST(Hub, ChecksumMismatchIsRejectedAndNothingIsKept) {
   for (const std::string file : {"model.safetensors", "config.json"}) {
-    const auto dir = scratch() / file;
+    const auto dir = scratch_dir() / file;
     const auto repo = make_repo(dir / "repo");
     FakeHub hub(repo, dir / "server.log", {"--corrupt", file});
     const auto opt = options_for(hub, dir / "cache");
@@ -154,8 +134,10 @@ TEST(Hub, ChecksumMismatchIsRejectedAndNothingIsKept) {
       msg = e.what();
     }
     std::printf("  %s\n", msg.c_str());
-    EXPECT_TRUE(has(msg, file) && has(msg, "does not match") && has(msg, "run the command again")) << msg;
-    EXPECT_TRUE(has(msg, file == "config.json" ? "git blob id" : "SHA-256")) << msg;
+    EXPECT_TRUE(contains(msg, file) && contains(msg, "does not match") &&
+                contains(msg, "run the command again"))
+        << msg;
+    EXPECT_TRUE(contains(msg, file == "config.json" ? "git blob id" : "SHA-256")) << msg;
     const auto target = dir / "cache" / "models" / "test-org--tiny";
     EXPECT_FALSE(fs::exists(target / file));
     EXPECT_FALSE(fs::exists(target / (file + ".incomplete")));
@@ -163,10 +145,11 @@ TEST(Hub, ChecksumMismatchIsRejectedAndNothingIsKept) {
 }
 
 TEST(Hub, UnknownRepositoryIsReported) {
-  const auto dir = scratch();
+  const auto dir = scratch_dir();
   FakeHub hub(make_repo(dir / "repo"), dir / "server.log");
   const auto msg = error_of([&] { fetch_model("test-org/other", options_for(hub, dir / "cache")); });
-  EXPECT_TRUE(has(msg, "HTTP 404") && has(msg, "test-org/other") && has(msg, "HF_TOKEN")) << msg;
+  EXPECT_TRUE(contains(msg, "HTTP 404") && contains(msg, "test-org/other") && contains(msg, "HF_TOKEN"))
+      << msg;
 }
 
 // A local port whose accept queue is full: the kernel drops further SYNs, so a connect neither
@@ -201,7 +184,7 @@ class BlackHole {
 };
 
 TEST(Hub, NoNetworkFailsWithinSecondsAndSaysHowToPlaceFiles) {
-  const auto dir = scratch();
+  const auto dir = scratch_dir();
   BlackHole hole;
   struct Case {
     std::string endpoint;
@@ -221,10 +204,12 @@ TEST(Hub, NoNetworkFailsWithinSecondsAndSaysHowToPlaceFiles) {
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf("  %s: failed after %.2f s: %s\n", c.endpoint.c_str(), s, msg.c_str());
     EXPECT_LT(s, c.timeout + 2.0);
-    EXPECT_TRUE(has(msg, "cannot reach " + c.endpoint)) << msg;
-    EXPECT_TRUE(has(msg, "place the files by hand") && has(msg, "config.json and model.safetensors")) << msg;
-    EXPECT_TRUE(has(msg, "https://huggingface.co/openai-community/gpt2/tree/main")) << msg;
-    EXPECT_TRUE(has(msg, (dir / "models" / "openai-community--gpt2").string())) << msg;
+    EXPECT_TRUE(contains(msg, "cannot reach " + c.endpoint)) << msg;
+    EXPECT_TRUE(contains(msg, "place the files by hand") &&
+                contains(msg, "config.json and model.safetensors"))
+        << msg;
+    EXPECT_TRUE(contains(msg, "https://huggingface.co/openai-community/gpt2/tree/main")) << msg;
+    EXPECT_TRUE(contains(msg, (dir / "models" / "openai-community--gpt2").string())) << msg;
   }
 }
 
@@ -234,7 +219,7 @@ TEST(Hub, RepositoryIdsAndCacheLayout) {
   EXPECT_EQ(canonical_repo("my-org/My.Model_2"), "my-org/My.Model_2");
   for (const std::string bad : {"", "../etc", "a/b/c", "a/..", "-x/y", "a b/c", "org/"}) {
     const auto msg = error_of([&] { canonical_repo(bad); });
-    EXPECT_TRUE(has(msg, "not a Hugging Face model id")) << "'" << bad << "': " << msg;
+    EXPECT_TRUE(contains(msg, "not a Hugging Face model id")) << "'" << bad << "': " << msg;
   }
   EXPECT_EQ(model_dir("gpt2", "main", "/c"), fs::path("/c/models/openai-community--gpt2"));
   EXPECT_EQ(model_dir("a/b", "v1.0", "/c"), fs::path("/c/models/a--b@v1.0"));
@@ -245,7 +230,7 @@ TEST(Hub, RepositoryIdsAndCacheLayout) {
 }
 
 TEST(Hub, FileHashIsRememberedUntilTheFileChanges) {
-  const auto dir = scratch();
+  const auto dir = scratch_dir();
   std::ofstream(dir / "w.bin") << "first";
   EXPECT_EQ(file_sha256_cached(dir / "w.bin"), sha256_hex("first"));
   EXPECT_TRUE(fs::exists(dir / "w.bin.sha256"));

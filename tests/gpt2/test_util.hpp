@@ -11,6 +11,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "saelab/error.hpp"
+
 namespace saelab::test {
 
 namespace fs = std::filesystem;
@@ -26,7 +28,7 @@ inline fs::path scratch_dir(const std::string& suffix = "") {
 }
 
 inline std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
+  std::ifstream in(p, std::ios::binary);
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
@@ -56,6 +58,21 @@ inline std::string oracle_python() {
 
 inline std::string oracle_script() {
   return (fs::path(SAELAB_SOURCE_DIR) / "tests" / "gpt2" / "hf_oracle.py").string();
+}
+
+// The message of the saelab::Error that fn throws, or "(no error)".
+template <class F>
+std::string error_of(F&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+inline bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
 }
 
 inline double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
