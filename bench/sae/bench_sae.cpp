@@ -1,8 +1,10 @@
 // bench_sae: SAE training-step throughput, measured side by side in one run.
 //
 //   1. sgemm: torch::mm of two 2048x2048 float matrices (the machine's GEMM rate)
-//   2. standard SAE (relu_l1 plugin) training step, 768 -> 4096 and 768 -> 24576, batch 4096:
-//      forward + mse + l1 + backward + decoder-gradient projection + Adam + renormalisation.
+//   2. standard SAE (relu_l1 plugin) training step, 768 -> 4096 and 768 -> 24576, batch 4096, as
+//      the trainer runs it with its defaults: forward + mse + l1 + backward + decoder-gradient
+//      projection + gradient-norm clipping at 1 + Adam (the trainer's) + renormalisation + firing
+//      counts for dead-latent tracking.
 //      Achieved GFLOP/s counts the 5 GEMMs (2 forward, 3 backward), 5 * 2*B*d_in*d_sae, and is
 //      compared with sgemm (target ≥ 85%).
 //   3. the same step in PyTorch Python (bench/sae/torch_sae_step.py in the oracle venv named by
@@ -26,12 +28,13 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
-#include <torch/optim/adam.h>
 
 #include "saelab/interfaces/loss.hpp"
 #include "saelab/interfaces/sae.hpp"
 #include "saelab/plugin_host.hpp"
 #include "saelab/sae_math.hpp"
+#include "saelab/trainer/adam.hpp"
+#include "saelab/trainer/latent_stats.hpp"
 
 namespace saelab::bench {
 namespace {
@@ -77,12 +80,7 @@ Registry& registry() {
 Options options(const std::string& kind, const std::string& name,
                 const std::vector<std::pair<std::string, OptionValue>>& values) {
   Options o = default_options(registry().find(kind, name)->schema, kind);
-  for (const auto& [k, v] : values) {
-    Options::Entry e;
-    e.value = v;
-    e.from_default = false;
-    o.set(k, e);
-  }
+  for (const auto& [k, v] : values) o.set_given(k, v);
   return o;
 }
 
@@ -93,20 +91,24 @@ double sgemm_gflops(int reps) {
 }
 
 // One SAE with its losses and optimiser; step() is one full training step.
-struct Trainer {
+struct StepRunner {
   std::shared_ptr<SaeArchitecture> sae;
   std::vector<std::shared_ptr<Loss>> losses;
-  std::unique_ptr<torch::optim::Adam> opt;
-  at::Tensor x, dead;
+  std::unique_ptr<Adam> opt;
+  std::vector<at::Tensor> params;
+  at::Tensor x, dead, fired;
 
-  Trainer(const std::string& plugin, std::vector<std::pair<std::string, OptionValue>> sae_opts,
-          const std::vector<std::string>& loss_names, std::int64_t batch, std::int64_t d_in) {
+  StepRunner(const std::string& plugin, std::vector<std::pair<std::string, OptionValue>> sae_opts,
+             const std::vector<std::string>& loss_names, std::int64_t batch, std::int64_t d_in) {
     PluginContext ctx;
     ctx.seed = 1;
     sae = registry().create<SaeArchitecture>(plugin, options("sae", plugin, sae_opts), ctx);
     for (const auto& n : loss_names)
       losses.push_back(registry().create<Loss>(n, options("loss", n, {}), ctx));
-    opt = std::make_unique<torch::optim::Adam>(sae->parameters(), torch::optim::AdamOptions(1e-4));
+    std::map<std::string, at::Tensor> named;
+    for (const auto& p : sae->named_parameters()) named[p.key()] = p.value();
+    opt = std::make_unique<Adam>(named, AdamConfig{});
+    params = sae->parameters();
     x = at::randn({batch, d_in});
     dead = at::zeros({sae->shape().d_sae}, at::kBool);
   }
@@ -114,7 +116,7 @@ struct Trainer {
   void step() {
     // Gradients are dropped, not zeroed: a zeroed gradient costs a pass to clear and another to
     // accumulate into.
-    for (auto& p : sae->parameters()) p.mutable_grad() = at::Tensor();
+    for (auto& p : params) p.mutable_grad() = at::Tensor();
     auto out = sae->forward(x);
     LossContext ctx{x, out, *sae, dead, TrainProgress{1, 1}};
     at::Tensor total;
@@ -124,8 +126,10 @@ struct Trainer {
     }
     total.backward();
     sae->before_optimizer_step();
-    opt->step();
+    clip_grad_norm(params, 1.0);
+    opt->step(1e-4);
     sae->after_optimizer_step();
+    fired = fire_counts(out.latents);
   }
 };
 
@@ -168,7 +172,7 @@ PythonResult python_step(const Args& a, std::int64_t d_sae, std::int64_t batch) 
 // Standard SAE training step, C++ and Python; returns false if a comparison could not be made.
 bool bench_standard(const Args& a, double sgemm, std::int64_t d_sae, std::int64_t batch) {
   const std::int64_t d_in = 768;
-  Trainer t("relu_l1", {{"d_in", d_in}, {"d_sae", d_sae}}, {"mse", "l1"}, batch, d_in);
+  StepRunner t("relu_l1", {{"d_in", d_in}, {"d_sae", d_sae}}, {"mse", "l1"}, batch, d_in);
   auto tm = time_it([&] { t.step(); }, 1, a.steps);
   const double flops = 5.0 * 2.0 * double(batch) * double(d_in) * double(d_sae);
   const double gf = flops / tm.best / 1e9;
@@ -223,9 +227,10 @@ void bench_topk_decode(const Args& a, std::int64_t d_sae, std::int64_t batch, st
 
   double step_s[2];
   for (int sp = 0; sp < 2; ++sp) {
-    Trainer t("topk",
-              {{"d_in", d_in}, {"d_sae", d_sae}, {"k", k}, {"decode", std::string(sp ? "sparse" : "dense")}},
-              {"mse"}, batch, d_in);
+    StepRunner t(
+        "topk",
+        {{"d_in", d_in}, {"d_sae", d_sae}, {"k", k}, {"decode", std::string(sp ? "sparse" : "dense")}},
+        {"mse"}, batch, d_in);
     step_s[sp] = time_it([&] { t.step(); }, 1, a.steps).best;
   }
   std::printf("  topk training step (mse): sparse decode %.3f s, dense decode %.3f s (%.2fx)\n", step_s[1],

@@ -1,8 +1,9 @@
 """Reference timing for bench/sae: the standard SAE training step in plain PyTorch.
 
-The step is the one saelab's bench times (SAELens-style code): forward, MSE + L1 losses, backward,
-removal of the decoder-gradient component parallel to the unit-norm rows, Adam, row
-renormalisation. Prints one JSON line: {"d_sae": ..., "step_s": [seconds per step, ...]}.
+The step is the one saelab's bench times, the trainer's default step (SAELens-style code):
+forward, MSE + L1 losses, backward, removal of the decoder-gradient component parallel to the
+unit-norm rows, gradient-norm clipping at 1, Adam, row renormalisation, and the per-latent firing
+counts that dead-latent tracking needs. Prints one JSON line: {"d_sae": ..., "step_s": [seconds per step, ...]}.
 Test/bench-only: run with the oracle venv (scripts/setup.sh --oracle).
 """
 import argparse
@@ -33,6 +34,7 @@ def main():
     params = [W_enc, b_enc, W_dec, b_dec]
     opt = torch.optim.Adam(params, lr=1e-4)
     x = torch.randn(a.batch, a.d_in)
+    fired = torch.zeros(a.d_sae, dtype=torch.int64)
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -44,9 +46,11 @@ def main():
         with torch.no_grad():
             n = W_dec / W_dec.norm(dim=1, keepdim=True)
             W_dec.grad -= (W_dec.grad * n).sum(1, keepdim=True) * n
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         with torch.no_grad():
             W_dec.div_(W_dec.norm(dim=1, keepdim=True))
+            fired.copy_((z > 0).sum(0))
 
     for _ in range(a.warmup):
         step()

@@ -10,6 +10,8 @@
 #include "saelab/error.hpp"
 #include "saelab/sae_math.hpp"
 
+#include "fused_kernels.hpp"
+
 namespace saelab::loss_math {
 namespace {
 
@@ -23,10 +25,17 @@ void check_pair(const torch::Tensor& xhat, const torch::Tensor& x, const char* w
 
 struct AbsSumFn : public torch::autograd::Function<AbsSumFn> {
   static variable_list forward(AutogradContext* ctx, const torch::Tensor& z) {
+    ctx->saved_data["sizes"] = z.sizes().vec();
+    // Latents after a ReLU are non-negative, and then Σ|z| = Σ z: one pass checks and sums.
+    if (fused::fusable({&z})) {
+      if (auto s = fused::sum_if_nonnegative(z)) {
+        ctx->saved_data["nonneg"] = true;
+        return {at::scalar_tensor(*s, z.options())};
+      }
+    }
     const bool nonneg = z.numel() == 0 || z.min().item<double>() >= 0;
     ctx->saved_data["nonneg"] = nonneg;
     if (!nonneg) ctx->save_for_backward({z});
-    ctx->saved_data["sizes"] = z.sizes().vec();
     return {nonneg ? z.sum() : z.abs().sum()};
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {

@@ -6,6 +6,7 @@
 #include <torch/csrc/autograd/grad_mode.h>
 
 #include "saelab/error.hpp"
+#include "fused_kernels.hpp"
 
 namespace saelab::sae_math {
 
@@ -32,6 +33,11 @@ void project_out_row_parallel(const torch::Tensor& W, const torch::Tensor& grad)
   SAELAB_CHECK(W.sizes() == grad.sizes(), Error, "project_out_row_parallel: W ", W.sizes(),
                " and its gradient ", grad.sizes(), " differ in shape");
   // g -= (g·w / |w|²) w, which equals g -= (g·ŵ) ŵ without normalising W first.
+  if (fused::fusable({&W, &grad})) {
+    torch::Tensor g = grad;
+    fused::project_out_rows(W, g);
+    return;
+  }
   auto sq = (W * W).sum(1, /*keepdim=*/true).clamp_min_(1e-30);
   auto coef = (grad * W).sum(1, /*keepdim=*/true).div_(sq);
   grad.sub_(W * coef);

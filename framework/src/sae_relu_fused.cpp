@@ -10,6 +10,7 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "fused_kernels.hpp"
 #include "saelab/sae_math.hpp"
 #include "sae_pool_ctx.hpp"
 
@@ -28,9 +29,15 @@ struct ReluSaeFn : public torch::autograd::Function<ReluSaeFn> {
     const std::int64_t B = x.size(0), d_sae = W_enc.size(1);
     auto xc = x - b_dec;                                             // [batch, d_in]
     auto pre = take(pool, "relu.pre", {B, d_sae}, W_enc.options());  // [batch, d_sae]
-    at::addmm_out(pre, b_enc, xc, W_enc);
-    auto z = take(pool, "relu.z", {B, d_sae}, W_enc.options());  // [batch, d_sae]
-    at::clamp_min_out(z, pre, 0);
+    auto z = take(pool, "relu.z", {B, d_sae}, W_enc.options());      // [batch, d_sae]
+    if (fused::fusable({&pre, &z, &b_enc})) {
+      // A GEMM without the bias reads no C; the bias and the ReLU then take one pass.
+      at::mm_out(pre, xc, W_enc);
+      fused::add_bias_relu(pre, b_enc, z);
+    } else {
+      at::addmm_out(pre, b_enc, xc, W_enc);
+      at::clamp_min_out(z, pre, 0);
+    }
     auto xhat = at::addmm(b_dec, z, W_dec);  // [batch, d_in]
     ctx->save_for_backward({xc, W_enc, W_dec, z});
     return {z, xhat, pre};
@@ -48,26 +55,33 @@ struct ReluSaeFn : public torch::autograd::Function<ReluSaeFn> {
 
     auto pool = pool_of(ctx);
     const std::int64_t B = z.size(0), d_sae = z.size(1), d_in = W_dec.size(1);
-    torch::Tensor grad_pre;  // [batch, d_sae]
-    if (G.defined() || gz.defined()) grad_pre = take(pool, "relu.grad_pre", {B, d_sae}, z.options());
-    if (G.defined()) {
-      if (gz.defined()) {
-        at::addmm_out(grad_pre, gz, G, W_dec.t());
-      } else {
-        at::mm_out(grad_pre, G, W_dec.t());
-      }
-    } else if (gz.defined()) {
-      grad_pre.copy_(gz);
-    }
-    if (grad_pre.defined()) at::threshold_backward_out(grad_pre, grad_pre, z, 0);
-    if (gp.defined()) grad_pre = grad_pre.defined() ? grad_pre.add_(gp) : gp;
-
     const bool need_x = ctx->needs_input_grad(0), need_W_enc = ctx->needs_input_grad(1),
                need_b_enc = ctx->needs_input_grad(2), need_W_dec = ctx->needs_input_grad(3),
                need_b_dec = ctx->needs_input_grad(4);
+    const bool need_pre_sum = need_b_enc || need_b_dec;
+    torch::Tensor grad_pre;  // [batch, d_sae]
+    torch::Tensor pre_sum;   // [d_sae]
+    if (G.defined() || gz.defined()) grad_pre = take(pool, "relu.grad_pre", {B, d_sae}, z.options());
+    if (G.defined() && (!gz.defined() || fused::is_expanded_scalar(gz)) && fused::fusable({&grad_pre, &z})) {
+      // The common case: gz is the L1 gradient, one value everywhere. It is added in the pass that
+      // applies the ReLU mask and sums the columns, instead of being copied into the GEMM output.
+      at::mm_out(grad_pre, G, W_dec.t());
+      const float c = gz.defined() ? gz.select(0, 0).select(0, 0).item<float>() : 0.0f;
+      pre_sum = fused::relu_backward_add(grad_pre, z, c, need_pre_sum && !gp.defined());
+    } else if (grad_pre.defined()) {
+      if (G.defined() && gz.defined()) {
+        at::addmm_out(grad_pre, gz, G, W_dec.t());
+      } else if (G.defined()) {
+        at::mm_out(grad_pre, G, W_dec.t());
+      } else {
+        grad_pre.copy_(gz);
+      }
+      at::threshold_backward_out(grad_pre, grad_pre, z, 0);
+    }
+    if (gp.defined()) grad_pre = grad_pre.defined() ? grad_pre.add_(gp) : gp;
+    if (grad_pre.defined() && need_pre_sum && !pre_sum.defined()) pre_sum = grad_pre.sum(0);
+
     torch::Tensor gx, gW_enc, gb_enc, gW_dec, gb_dec;
-    torch::Tensor pre_sum;  // [d_sae]
-    if (grad_pre.defined() && (need_b_enc || need_b_dec)) pre_sum = grad_pre.sum(0);
     if (grad_pre.defined() && need_x) gx = at::mm(grad_pre, W_enc.t());
     if (grad_pre.defined() && need_W_enc) {
       gW_enc = take(pool, "relu.gW_enc", {d_in, d_sae}, z.options());

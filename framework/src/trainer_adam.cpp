@@ -6,6 +6,8 @@
 #include "saelab/error.hpp"
 #include "saelab/trainer/adam.hpp"
 
+#include "fused_kernels.hpp"
+
 namespace saelab {
 
 Adam::Adam(std::map<std::string, torch::Tensor> params, AdamConfig config) : config_(config) {
@@ -24,6 +26,10 @@ void Adam::step(double lr) {
   for (auto& [name, s] : slots_) {
     const torch::Tensor& g = s.param.grad();
     if (!g.defined()) continue;
+    if (fused::fusable({&s.param, &g, &s.m, &s.v})) {
+      fused::adam_update(s.param, g, s.m, s.v, {b1, b2, config_.eps, lr / bias1, bias2_sqrt});
+      continue;
+    }
     s.m.mul_(b1).add_(g, 1.0 - b1);
     s.v.mul_(b2).addcmul_(g, g, 1.0 - b2);
     torch::Tensor denom = s.v.sqrt();

@@ -6,6 +6,8 @@
 #include "saelab/error.hpp"
 #include "saelab/trainer/latent_stats.hpp"
 
+#include "fused_kernels.hpp"
+
 namespace saelab {
 
 namespace {
@@ -21,7 +23,9 @@ const torch::Tensor& find_state(const std::map<std::string, torch::Tensor>& tens
 
 torch::Tensor fire_counts(const torch::Tensor& latents) {
   torch::NoGradGuard no_grad;
-  return latents.detach().ne(0).sum(0, /*keepdim=*/false, torch::kInt64);
+  const torch::Tensor z = latents.detach();
+  if (z.dim() == 2 && fused::fusable({&z})) return fused::count_nonzero_columns(z);
+  return z.ne(0).sum(0, /*keepdim=*/false, torch::kInt64);
 }
 
 DeadLatentTracker::DeadLatentTracker(std::int64_t d_sae, std::int64_t window_rows)

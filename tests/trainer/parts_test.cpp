@@ -76,23 +76,48 @@ TEST(Adam, MatchesHandComputedSteps) {
   EXPECT_EQ(adam.steps_taken(), 3);
 }
 
-TEST(Adam, MatchesLibTorchAdamBitForBit) {
+// The CPU update is one fused pass (fused_kernels.cpp); LibTorch's is eight ATen ops, some of them
+// FMA-vectorised, so the two agree to float rounding rather than bit for bit. 300 x 700 elements
+// so that the update is split across threads.
+TEST(Adam, MatchesLibTorchAdam) {
   torch::manual_seed(3);
-  torch::Tensor a = torch::randn({5, 7});
+  torch::Tensor a = torch::randn({300, 700});
   torch::Tensor b = a.clone().requires_grad_(true);
   a.requires_grad_(true);
   Adam ours({{"a", a}}, AdamConfig{0.9, 0.99, 1e-6});
   torch::optim::Adam theirs({b}, torch::optim::AdamOptions(0.01).betas({0.9, 0.99}).eps(1e-6));
   for (int s = 0; s < 5; ++s) {
-    torch::Tensor g = torch::randn({5, 7});
+    torch::Tensor g = torch::randn({300, 700});
     a.mutable_grad() = g.clone();
     b.mutable_grad() = g.clone();
     ours.step(0.01);
     theirs.step();
   }
   const double max_diff = (a - b).abs().max().item<double>();
-  std::printf("Adam vs torch::optim::Adam (float32, 5 steps): max |diff| = %.3g\n", max_diff);
-  EXPECT_TRUE(torch::equal(a, b));
+  std::printf("Adam vs torch::optim::Adam (float32, 5 steps, lr 0.01): max |diff| = %.3g\n", max_diff);
+  EXPECT_LT(max_diff, 1e-6);
+}
+
+// A non-contiguous parameter takes the ATen formulation; both paths must give the same update.
+TEST(Adam, FusedAndAtenPathsAgree) {
+  torch::manual_seed(4);
+  torch::Tensor base = torch::randn({64, 50});
+  torch::Tensor dense = base.clone();
+  torch::Tensor strided = base.t().contiguous().t();  // same values, column-major
+  ASSERT_FALSE(strided.is_contiguous());
+  Adam fused({{"w", dense}}, AdamConfig{});
+  Adam aten({{"w", strided}}, AdamConfig{});
+  for (int s = 0; s < 4; ++s) {
+    torch::Tensor g = torch::randn({64, 50});
+    dense.mutable_grad() = g.clone();
+    strided.mutable_grad() = g.t().contiguous().t();
+    fused.step(1e-2);
+    aten.step(1e-2);
+  }
+  const double max_diff = (dense - strided).abs().max().item<double>();
+  std::printf("Adam fused vs ATen path (4 steps): max |diff| = %.3g\n", max_diff);
+  EXPECT_LT(max_diff, 1e-6);
+  EXPECT_GT((dense - base).abs().max().item<double>(), 1e-3);  // the parameters did move
 }
 
 TEST(Adam, ResetSlicesAndStateRoundTrip) {

@@ -2,7 +2,8 @@
 // Adam, written out instead of torch::optim::Adam so that its state is plain named tensors that a
 // checkpoint saves and restores exactly, and so that resampling can reset single latents' moments.
 //
-// Update (the PyTorch formula, same operation order, so results match torch.optim.Adam):
+// Update (the PyTorch formula; on CPU one fused pass per parameter, equal to torch.optim.Adam to
+// float rounding):
 //   m ← β1 m + (1 − β1) g          v ← β2 v + (1 − β2) g²
 //   p ← p − (lr / (1 − β1^t)) · m / (sqrt(v) / sqrt(1 − β2^t) + ε)
 #include <cstdint>
