@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything saelab needs on Debian 12 (bookworm). Idempotent: safe to re-run.
 #   scripts/setup.sh            build and runtime dependencies + offline data (tokenizer, corpus)
-#   scripts/setup.sh --oracle   also the test-only Python oracle venv (.venv-oracle)
+#   scripts/setup.sh --oracle   also the test-only Python oracle venvs (.venv-oracle, .venv-saelens)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -65,5 +65,19 @@ if [ "$want_oracle" = 1 ]; then
   .venv-oracle/bin/python -c "import transformers, tokenizers, safetensors, h5py, torch" \
     || { echo "setup: the oracle venv is broken; delete .venv-oracle and re-run" >&2; exit 1; }
   echo "setup: oracle ready: export SAELAB_ORACLE_PYTHON=$PWD/.venv-oracle/bin/python"
+
+  # sae_lens in a venv of its own (it needs another transformers); see the requirements file for
+  # why --no-deps.
+  if [ ! -x .venv-saelens/bin/python ]; then
+    /usr/bin/python3 -m venv --system-site-packages .venv-saelens
+  fi
+  .venv-saelens/bin/python -m pip install -q --disable-pip-version-check --no-deps \
+    -r tests/oracle/saelens-requirements.txt
+  .venv-saelens/bin/python -c "
+import torch.optim.lr_scheduler as s
+s.LRScheduler = getattr(s, 'LRScheduler', s._LRScheduler)
+import sae_lens, safetensors" \
+    || { echo "setup: the SAELens venv is broken; delete .venv-saelens and re-run" >&2; exit 1; }
+  echo "setup: SAELens oracle ready: export SAELAB_SAELENS_PYTHON=$PWD/.venv-saelens/bin/python"
 fi
 echo "setup: done"

@@ -6,6 +6,7 @@
 #include "saelab/interfaces/reporter.hpp"
 #include "saelab/log.hpp"
 #include "saelab/sae_io.hpp"
+#include "saelab/sae_load.hpp"
 #include "stages.hpp"
 
 namespace saelab {
@@ -13,34 +14,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Builds the SAE plugin that declares cfg.json's architecture and loads the weights into it.
 std::shared_ptr<SaeArchitecture> load_sae(const StageContext& ctx, const fs::path& dir, SaeMeta& meta) {
-  SaeDirectory saved = load_sae_directory(dir);
-  const std::string arch = saved.cfg.value("architecture", "");
-  const FactoryInfo* f = ctx.registry.find_by_tag("sae", arch);
-  if (!f)
-    throw Error(cat("'", (dir / "cfg.json").string(), "': no loaded SAE plugin handles architecture '", arch,
-                    "'; loaded SAE plugins: ", [&] {
-                      std::string s;
-                      for (auto& n : ctx.registry.names("sae")) s += (s.empty() ? "" : ", ") + n;
-                      return s;
-                    }()));
-  Options opts = default_options(f->schema, "sae");
-  for (const auto& spec : f->schema.specs()) {
-    auto it = saved.cfg.find(spec.key);
-    if (it == saved.cfg.end() || it->is_null()) continue;
-    if (spec.type == OptionType::Int && it->is_number_integer())
-      opts.set_given(spec.key, it->get<std::int64_t>());
-    else if (spec.type == OptionType::Float && it->is_number())
-      opts.set_given(spec.key, it->get<double>());
-  }
-  auto sae = ctx.registry.create<SaeArchitecture>(f->name, opts, ctx.plugin_ctx);
-  safetensors::TensorMap weights;
-  for (auto& [name, t] : saved.weights) weights[name] = t.to(torch::kFloat32);
-  sae->load_state(weights);
-  sae->to(ctx.plugin_ctx.device);
-  meta = sae_meta_from_cfg(saved.cfg, (dir / "cfg.json").string());
-  return sae;
+  LoadedSae loaded = saelab::load_sae(ctx.registry, dir, ctx.plugin_ctx);
+  meta = loaded.meta;
+  return loaded.sae;
 }
 
 fs::path sae_dir(const StageContext& ctx) {

@@ -53,18 +53,7 @@ test::Recovery train_and_measure(const std::string& name, const std::string& sae
                                  const std::vector<std::pair<std::string, test::Values>>& losses) {
   test::RunSpec spec;
   spec.data = planted().rows;
-  spec.make_sae = [&] {
-    PluginContext ctx;
-    ctx.seed = 1;
-    return test::plugins().create<SaeArchitecture>(sae, test::plugin_options("sae", sae, sae_options), ctx);
-  };
-  spec.make_losses = [&] {
-    std::vector<std::shared_ptr<Loss>> out;
-    for (const auto& [loss, values] : losses) {
-      out.push_back(test::plugins().create<Loss>(loss, test::plugin_options("loss", loss, values), {}));
-    }
-    return out;
-  };
+  test::use_plugins(spec, sae, sae_options, losses, 1);
   spec.cfg.batch_size = env_int("REC_BATCH", 1024);
   spec.cfg.training_tokens = spec.cfg.batch_size * env_int("REC_STEPS", 1500);
   spec.cfg.lr = env_real("REC_LR", 2e-3);

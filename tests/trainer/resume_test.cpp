@@ -163,18 +163,7 @@ void plugin_resume_case(const std::string& sae, const test::Values& sae_options,
                         const std::vector<std::pair<std::string, test::Values>>& losses) {
   auto spec_for = [&](const std::string& dir) {
     test::RunSpec spec = test::small_run(dir);
-    spec.make_sae = [=] {
-      PluginContext ctx;
-      ctx.seed = 5;
-      return test::plugins().create<SaeArchitecture>(sae, test::plugin_options("sae", sae, sae_options), ctx);
-    };
-    spec.make_losses = [=] {
-      std::vector<std::shared_ptr<Loss>> out;
-      for (const auto& [name, values] : losses) {
-        out.push_back(test::plugins().create<Loss>(name, test::plugin_options("loss", name, values), {}));
-      }
-      return out;
-    };
+    test::use_plugins(spec, sae, sae_options, losses, 5);
     return spec;
   };
   test::RunOutcome reference = test::train(spec_for("plugin_" + sae + "_reference"));

@@ -27,7 +27,8 @@ fs::path fresh_dir(const std::string& name) {
 Registry& plugins() {
   static Registry* registry = [] {
     auto* r = new Registry();  // never destroyed: plugin objects may outlive static destruction order
-    for (const char* lib : {"synthetic", "sae_relu_l1", "sae_topk", "losses"}) {
+    for (const char* lib :
+         {"synthetic", "sae_relu_l1", "sae_topk", "sae_batchtopk", "sae_jumprelu", "losses"}) {
       load_plugin_library(*r, fs::path(SAELAB_PLUGIN_DIR) / cat("libsaelab_plugin_", lib, ".so"));
     }
     return r;
@@ -80,6 +81,21 @@ RunOutcome train_with_setup(const RunSpec& spec, const RunOptions& opts,
   trainer.on_warning([&](const std::string& w) { out.warnings.push_back(w); });
   out.result = trainer.run(opts);
   return out;
+}
+
+void use_plugins(RunSpec& spec, const std::string& sae, const Values& sae_options, const LossList& losses,
+                 std::uint64_t seed) {
+  spec.make_sae = [=] {
+    PluginContext ctx;
+    ctx.seed = seed;
+    return plugins().create<SaeArchitecture>(sae, plugin_options("sae", sae, sae_options), ctx);
+  };
+  spec.make_losses = [=] {
+    std::vector<std::shared_ptr<Loss>> out;
+    for (const auto& [name, values] : losses)
+      out.push_back(plugins().create<Loss>(name, plugin_options("loss", name, values), {}));
+    return out;
+  };
 }
 
 RunSpec small_run(const std::string& name) {

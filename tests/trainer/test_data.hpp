@@ -58,6 +58,12 @@ RunOutcome train(const RunSpec& spec, const RunOptions& opts = {});
 RunOutcome train_with_setup(const RunSpec& spec, const RunOptions& opts,
                             const std::function<void(SaeArchitecture&)>& setup);
 
+// Makes the run use the `sae` plugin (initialised with `seed`) and the named loss plugins, each
+// built anew for every run as a new process would.
+using LossList = std::vector<std::pair<std::string, Values>>;
+void use_plugins(RunSpec& spec, const std::string& sae, const Values& sae_options, const LossList& losses,
+                 std::uint64_t seed);
+
 // A run small enough for many variants per test (60 steps of 64 rows, 32 -> 96 latents), with
 // checkpoints every 10 steps, metrics every 5 and resampling after steps 20 and 40.
 RunSpec small_run(const std::string& name);
