@@ -47,17 +47,18 @@ void bias_relu_row(float* __restrict p, const float* __restrict bias, float* __r
 
 // Both arms of each select are computed values, not loads: GCC will not if-convert a load that
 // only one arm makes, and a branch on the sign of z mispredicts half the time (z is half zeros).
-void relu_backward_row(float* __restrict g, const float* __restrict z, float c, std::int64_t d) {
+void relu_backward_row(float* __restrict g, const float* __restrict z, const float* __restrict c,
+                       std::int64_t d) {
   for (std::int64_t j = 0; j < d; ++j) {
-    const float v = g[j] + c;
+    const float v = g[j] + c[j];
     g[j] = z[j] > 0.0f ? v : 0.0f;
   }
 }
 
-void relu_backward_row_sum(float* __restrict g, const float* __restrict z, float c, float* __restrict acc,
-                           std::int64_t d) {
+void relu_backward_row_sum(float* __restrict g, const float* __restrict z, const float* __restrict c,
+                           float* __restrict acc, std::int64_t d) {
   for (std::int64_t j = 0; j < d; ++j) {
-    const float gc = g[j] + c;
+    const float gc = g[j] + c[j];
     const float v = z[j] > 0.0f ? gc : 0.0f;
     g[j] = v;
     acc[j] += v;
@@ -150,8 +151,11 @@ bool fusable(std::initializer_list<const at::Tensor*> tensors) {
   return true;
 }
 
-bool is_expanded_scalar(const at::Tensor& t) {
-  return t.defined() && t.dim() == 2 && t.stride(0) == 0 && t.stride(1) == 0;
+at::Tensor repeated_row(const at::Tensor& t) {
+  if (!t.defined() || t.dim() != 2 || t.size(0) == 0 || t.stride(0) != 0 || !t.device().is_cpu() ||
+      t.scalar_type() != at::kFloat)
+    return {};
+  return t.select(0, 0).contiguous();  // [d]; copies only when the row itself is strided (a scalar)
 }
 
 void add_bias_relu(at::Tensor& pre, const at::Tensor& b, at::Tensor& z) {
@@ -170,11 +174,14 @@ void add_bias_relu(at::Tensor& pre, const at::Tensor& b, at::Tensor& z) {
   });
 }
 
-at::Tensor relu_backward_add(at::Tensor& g, const at::Tensor& z, float c, bool want_column_sums) {
+at::Tensor relu_backward_add(at::Tensor& g, const at::Tensor& z, const at::Tensor& c, bool want_column_sums) {
   SAELAB_CHECK(z.dim() == 2, Error, "relu_backward_add: latents must be 2-D, got ", z.sizes());
   const std::int64_t B = z.size(0), d = z.size(1);
   check_matrix(g, B, d, "relu_backward_add: gradient");
   check_matrix(z, B, d, "relu_backward_add: latents");
+  SAELAB_CHECK(fusable({&c}) && c.dim() == 1 && c.size(0) == d, Error, "relu_backward_add: the row added, ",
+               c.sizes(), ", must be a contiguous float32 CPU tensor [", d, "]");
+  const float* C = c.data_ptr<float>();
   const std::int64_t nblocks = blocks_of(B, kRowBlock);
   std::vector<float> partial(want_column_sums ? std::size_t(nblocks * d) : 0);  // [nblocks, d]
   float* G = g.data_ptr<float>();
@@ -185,9 +192,9 @@ at::Tensor relu_backward_add(at::Tensor& g, const at::Tensor& z, float c, bool w
     const std::int64_t r1 = std::min(B, (blk + 1) * kRowBlock);
     for (std::int64_t r = blk * kRowBlock; r < r1; ++r) {
       if (acc) {
-        relu_backward_row_sum(G + r * d, Zp + r * d, c, acc, d);
+        relu_backward_row_sum(G + r * d, Zp + r * d, C, acc, d);
       } else {
-        relu_backward_row(G + r * d, Zp + r * d, c, d);
+        relu_backward_row(G + r * d, Zp + r * d, C, d);
       }
     }
   });

@@ -20,16 +20,18 @@ namespace saelab::fused {
 // True when every tensor is a defined, contiguous float32 CPU tensor.
 bool fusable(std::initializer_list<const at::Tensor*> tensors);
 
-// True when t is a 2-D tensor whose every element is one value in memory (an expanded scalar, as
-// autograd passes the gradient of a sum).
-bool is_expanded_scalar(const at::Tensor& t);
+// When t [rows, d] repeats one row in memory (stride 0 along rows, as autograd passes the gradient
+// of a sum over the batch: Σ z gives one value everywhere, Σ_b z_bj · w_j a row w), that row as
+// a contiguous float32 [d]; an undefined tensor otherwise.
+at::Tensor repeated_row(const at::Tensor& t);
 
 // pre [batch, d] += b [d] (broadcast over rows); z [batch, d] = max(pre, 0).
 void add_bias_relu(at::Tensor& pre, const at::Tensor& b, at::Tensor& z);
 
-// g [batch, d] = (z > 0) ? g + c : 0 in place (the ReLU backward with a constant gradient added
-// before the mask). Returns Σ_b g[b, :] [d] when want_column_sums, else an undefined tensor.
-at::Tensor relu_backward_add(at::Tensor& g, const at::Tensor& z, float c, bool want_column_sums);
+// g [batch, d] = (z > 0) ? g + c : 0 in place, c [d] broadcast over rows (the ReLU backward with a
+// gradient that is the same for every row added before the mask). Returns Σ_b g[b, :] [d] when
+// want_column_sums, else an undefined tensor.
+at::Tensor relu_backward_add(at::Tensor& g, const at::Tensor& z, const at::Tensor& c, bool want_column_sums);
 
 // Σ z over all elements when no element is negative, in one pass; nullopt when one is. A NaN is
 // not negative: it propagates into the sum, where the trainer's finiteness check sees it.

@@ -62,12 +62,13 @@ struct ReluSaeFn : public torch::autograd::Function<ReluSaeFn> {
     torch::Tensor grad_pre;  // [batch, d_sae]
     torch::Tensor pre_sum;   // [d_sae]
     if (G.defined() || gz.defined()) grad_pre = take(pool, "relu.grad_pre", {B, d_sae}, z.options());
-    if (G.defined() && (!gz.defined() || fused::is_expanded_scalar(gz)) && fused::fusable({&grad_pre, &z})) {
-      // The common case: gz is the L1 gradient, one value everywhere. It is added in the pass that
-      // applies the ReLU mask and sums the columns, instead of being copied into the GEMM output.
+    // The common case: gz is the L1 gradient, the same row for every input (one value for Σ|z|, the
+    // decoder norms for Σ|z|·‖W_dec‖). It is added in the pass that applies the ReLU mask and sums
+    // the columns, instead of being copied into the GEMM output.
+    const torch::Tensor gz_row = gz.defined() ? fused::repeated_row(gz) : at::zeros({d_sae}, z.options());
+    if (G.defined() && gz_row.defined() && gz_row.size(0) == d_sae && fused::fusable({&grad_pre, &z})) {
       at::mm_out(grad_pre, G, W_dec.t());
-      const float c = gz.defined() ? gz.select(0, 0).select(0, 0).item<float>() : 0.0f;
-      pre_sum = fused::relu_backward_add(grad_pre, z, c, need_pre_sum && !gp.defined());
+      pre_sum = fused::relu_backward_add(grad_pre, z, gz_row, need_pre_sum && !gp.defined());
     } else if (grad_pre.defined()) {
       if (G.defined() && gz.defined()) {
         at::addmm_out(grad_pre, gz, G, W_dec.t());

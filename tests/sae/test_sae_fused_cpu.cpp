@@ -37,9 +37,12 @@ double rel(const at::Tensor& a, const at::Tensor& ref) {
   return max_abs_diff(a, ref) / (1e-12 + ref.abs().max().item<double>());
 }
 
-// mse + c·Σz/B (+ q·Σpre² when with_pre) through sae_math::relu_sae in float32, against the same
-// formula written with plain ATen ops in float64.
-double relu_step_vs_reference(bool with_pre) {
+enum class Penalty { L1, L1AndPre, DecoderNormL1 };
+
+// mse + c·Σz/B (+ q·Σpre²), or mse + c·Σ_j (Σ_b z_bj)‖W_dec_j‖/B, through sae_math::relu_sae in
+// float32, against the same formula written with plain ATen ops in float64.
+double relu_step_vs_reference(Penalty penalty) {
+  const bool with_pre = penalty == Penalty::L1AndPre;
   const Params p = random_params(5);
   at::manual_seed(6);
   const at::Tensor x = at::randn({kBatch, kDin});
@@ -47,7 +50,9 @@ double relu_step_vs_reference(bool with_pre) {
 
   auto f = leaves(p, at::kFloat);
   auto r = sae_math::relu_sae(x, f[0], f[1], f[2], f[3]);
-  auto loss = loss_math::mse(r.reconstruction, x) + c * loss_math::l1(r.latents);
+  auto loss = loss_math::mse(r.reconstruction, x) + c * (penalty == Penalty::DecoderNormL1
+                                                             ? loss_math::l1_decoder_norm(r.latents, f[2])
+                                                             : loss_math::l1(r.latents));
   if (with_pre) loss = loss + q * r.pre_activations.pow(2).sum();
   loss.backward();
 
@@ -56,7 +61,10 @@ double relu_step_vs_reference(bool with_pre) {
   auto pre = at::matmul(xd - d[3], d[0]) + d[1];
   auto z = at::relu(pre);
   auto xhat = at::matmul(z, d[2]) + d[3];
-  auto ref = (xhat - xd).pow(2).sum(-1).mean() + c * z.abs().sum() / double(kBatch);
+  auto ref =
+      (xhat - xd).pow(2).sum(-1).mean() +
+      c * (penalty == Penalty::DecoderNormL1 ? (z.abs().sum(0) * d[2].norm(2, {1})).sum() : z.abs().sum()) /
+          double(kBatch);
   if (with_pre) ref = ref + q * pre.pow(2).sum();
   ref.backward();
 
@@ -67,15 +75,24 @@ double relu_step_vs_reference(bool with_pre) {
 }
 
 TEST(SaeFusedCpu, ReluSaeStepMatchesFloat64Reference) {
-  const double d = relu_step_vs_reference(false);
+  const double d = relu_step_vs_reference(Penalty::L1);
   std::printf("fused relu step (mse + l1) float32 vs float64 reference: max relative diff = %.3g\n", d);
   EXPECT_LT(d, 2e-5);
 }
 
 TEST(SaeFusedCpu, ReluSaeStepWithAPreActivationLossMatchesFloat64Reference) {
-  const double d = relu_step_vs_reference(true);
+  const double d = relu_step_vs_reference(Penalty::L1AndPre);
   std::printf("fused relu step (mse + l1 + pre²) float32 vs float64 reference: max relative diff = %.3g\n",
               d);
+  EXPECT_LT(d, 2e-5);
+}
+
+// Anthropic's April 2024 penalty: the gradient reaching the ReLU node is the same row of decoder
+// norms for every input, which the fused backward adds in its masking pass.
+TEST(SaeFusedCpu, ReluSaeStepWithDecoderNormL1MatchesFloat64Reference) {
+  const double d = relu_step_vs_reference(Penalty::DecoderNormL1);
+  std::printf(
+      "fused relu step (mse + decoder-norm l1) float32 vs float64 reference: max relative diff = %.3g\n", d);
   EXPECT_LT(d, 2e-5);
 }
 
