@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <limits>
 #include <vector>
 
 #include <ATen/Parallel.h>
@@ -13,8 +12,8 @@
 
 // The loops live in free functions over __restrict pointers with scalars by value: inside a
 // lambda that captures by reference, the compiler must assume a store through a float pointer may
-// change a captured scalar, and it neither hoists nor vectorises. This file is built with -O3 and
-// -fno-math-errno (framework/CMakeLists.txt).
+// change a captured scalar, and it neither hoists nor vectorises. This file is built with -O3,
+// -fno-math-errno and -fno-trapping-math (framework/CMakeLists.txt says why).
 namespace saelab::fused {
 namespace {
 
