@@ -120,7 +120,9 @@ struct AdamFloats {
   float b1, b2, a1, a2, eps, neg_step, bias2_sqrt;
 };
 
-// The same float operations, in the same order, as the ATen formulation in trainer_adam.cpp.
+// The formula of the ATen formulation in trainer_adam.cpp, with its scalars rounded to float the
+// same way. ATen vectorises some of its ops with FMA and finishes with scalar tails, so the two
+// agree to float rounding, not bit for bit (tests/trainer/parts_test.cpp checks 1e-6).
 void adam_range(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v,
                 std::int64_t n, const AdamFloats k) {
   for (std::int64_t i = 0; i < n; ++i) {

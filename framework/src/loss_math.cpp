@@ -2,6 +2,7 @@
 #include "saelab/loss_math.hpp"
 
 #include <algorithm>
+#include <optional>
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -26,15 +27,14 @@ void check_pair(const torch::Tensor& xhat, const torch::Tensor& x, const char* w
 struct AbsSumFn : public torch::autograd::Function<AbsSumFn> {
   static variable_list forward(AutogradContext* ctx, const torch::Tensor& z) {
     ctx->saved_data["sizes"] = z.sizes().vec();
-    // Latents after a ReLU are non-negative, and then Σ|z| = Σ z: one pass checks and sums.
-    if (fused::fusable({&z})) {
-      if (auto s = fused::sum_if_nonnegative(z)) {
-        ctx->saved_data["nonneg"] = true;
-        return {at::scalar_tensor(*s, z.options())};
-      }
-    }
-    const bool nonneg = z.numel() == 0 || z.min().item<double>() >= 0;
+    // Latents after a ReLU are non-negative, and then Σ|z| = Σ z: one pass checks and sums. When it
+    // finds a negative entry, that pass has already answered the sign question.
+    std::optional<double> fused_sum;
+    const bool fusable = fused::fusable({&z});
+    if (fusable) fused_sum = fused::sum_if_nonnegative(z);
+    const bool nonneg = fusable ? fused_sum.has_value() : z.numel() == 0 || z.min().item<double>() >= 0;
     ctx->saved_data["nonneg"] = nonneg;
+    if (fused_sum) return {at::scalar_tensor(*fused_sum, z.options())};
     if (!nonneg) ctx->save_for_backward({z});
     return {nonneg ? z.sum() : z.abs().sum()};
   }

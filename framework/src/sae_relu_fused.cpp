@@ -66,7 +66,7 @@ struct ReluSaeFn : public torch::autograd::Function<ReluSaeFn> {
     // decoder norms for Σ|z|·‖W_dec‖). It is added in the pass that applies the ReLU mask and sums
     // the columns, instead of being copied into the GEMM output.
     const torch::Tensor gz_row = gz.defined() ? fused::repeated_row(gz) : at::zeros({d_sae}, z.options());
-    if (G.defined() && gz_row.defined() && gz_row.size(0) == d_sae && fused::fusable({&grad_pre, &z})) {
+    if (G.defined() && gz_row.defined() && fused::fusable({&grad_pre, &z})) {
       at::mm_out(grad_pre, G, W_dec.t());
       pre_sum = fused::relu_backward_add(grad_pre, z, gz_row, need_pre_sum && !gp.defined());
     } else if (grad_pre.defined()) {

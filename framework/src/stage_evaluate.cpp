@@ -14,12 +14,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::shared_ptr<SaeArchitecture> load_sae(const StageContext& ctx, const fs::path& dir, SaeMeta& meta) {
-  LoadedSae loaded = saelab::load_sae(ctx.registry, dir, ctx.plugin_ctx);
-  meta = loaded.meta;
-  return loaded.sae;
-}
-
 fs::path sae_dir(const StageContext& ctx) {
   fs::path dir = ctx.request.sae_dir.empty() ? ctx.run_dir / "sae" : ctx.request.sae_dir;
   if (!fs::exists(dir / "cfg.json"))
@@ -63,11 +57,10 @@ void refuse_existing(const StageContext& ctx, const fs::path& out, const char* w
 nlohmann::json run_evaluate(StageContext& ctx) {
   const fs::path out = ctx.run_dir / "eval.json";
   refuse_existing(ctx, out, "evaluation");
-  SaeMeta meta;
-  auto sae = load_sae(ctx, sae_dir(ctx), meta);
+  const LoadedSae loaded = load_sae(ctx.registry, sae_dir(ctx), ctx.plugin_ctx);
   auto tokens = held_out_tokens(ctx, "evaluate");
   auto evaluator = ctx.registry.create<Evaluator>(ctx.options().plugin("evaluate.evaluator"), ctx.plugin_ctx);
-  EvalContext ec{*sae, ctx.source().get(), meta.hook_name, tokens.get(), nullptr, 1.0};
+  EvalContext ec{*loaded.sae, ctx.source().get(), loaded.meta.hook_name, tokens.get(), nullptr, 1.0};
   nlohmann::json result = evaluator->evaluate(ec);
   write_file_atomic(out, result.dump(2) + "\n");
   log::info("evaluate: wrote ", out.string());
@@ -77,15 +70,15 @@ nlohmann::json run_evaluate(StageContext& ctx) {
 nlohmann::json run_report(StageContext& ctx) {
   const fs::path out = ctx.run_dir / "report";
   refuse_existing(ctx, out, "report");
-  SaeMeta meta;
-  auto sae = load_sae(ctx, sae_dir(ctx), meta);
+  const LoadedSae loaded = load_sae(ctx.registry, sae_dir(ctx), ctx.plugin_ctx);
   auto tokens = held_out_tokens(ctx, "report");
   nlohmann::json eval;
   if (fs::exists(ctx.run_dir / "eval.json"))
     eval = nlohmann::json::parse(read_file(ctx.run_dir / "eval.json", 256 << 20, "evaluation"));
   auto reporter = ctx.registry.create<Reporter>(ctx.options().plugin("report.reporter"), ctx.plugin_ctx);
   fs::create_directories(out);
-  ReportContext rc{*sae, ctx.source().get(), meta.hook_name, tokens.get(), nullptr, eval, out, 1.0};
+  ReportContext rc{*loaded.sae, ctx.source().get(), loaded.meta.hook_name, tokens.get(), nullptr, eval, out,
+                   1.0};
   reporter->write(rc);
   log::info("report: wrote ", (out / "index.html").string());
   return {{"index", (out / "index.html").string()}};
