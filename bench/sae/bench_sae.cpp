@@ -31,10 +31,10 @@
 
 #include "saelab/interfaces/loss.hpp"
 #include "saelab/interfaces/sae.hpp"
-#include "saelab/plugin_host.hpp"
-#include "saelab/sae_math.hpp"
-#include "saelab/trainer/adam.hpp"
-#include "saelab/trainer/latent_stats.hpp"
+#include "saelab/core/plugin_host.hpp"
+#include "saelab/sae/math.hpp"
+#include "saelab/train/adam.hpp"
+#include "saelab/train/latent_stats.hpp"
 
 namespace saelab::bench {
 namespace {

@@ -21,8 +21,8 @@
 #include <unistd.h>
 
 #include "hdf5_store.hpp"
-#include "saelab/error.hpp"
-#include "saelab/version.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/core/version.hpp"
 #include "store_bench_lib.hpp"
 
 using namespace saelab;

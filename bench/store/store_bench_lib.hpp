@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 
-#include "saelab/row_dtype.hpp"
+#include "saelab/data/row_dtype.hpp"
 
 namespace saelab::store_bench {
 

@@ -6,11 +6,11 @@
 #include <torch/version.h>
 
 #include "cli_util.hpp"
-#include "saelab/experiment.hpp"
-#include "saelab/fs_util.hpp"
-#include "saelab/plugin_host.hpp"
-#include "saelab/runtime.hpp"
-#include "saelab/version.hpp"
+#include "saelab/config/experiment.hpp"
+#include "saelab/core/fs_util.hpp"
+#include "saelab/core/plugin_host.hpp"
+#include "saelab/core/runtime.hpp"
+#include "saelab/core/version.hpp"
 
 namespace saelab::cli {
 

@@ -1,10 +1,10 @@
 #include <iostream>
 
 #include "cli_util.hpp"
-#include "saelab/config.hpp"
-#include "saelab/experiment.hpp"
-#include "saelab/plugin_host.hpp"
-#include "saelab/runner.hpp"
+#include "saelab/config/config.hpp"
+#include "saelab/config/experiment.hpp"
+#include "saelab/core/plugin_host.hpp"
+#include "saelab/stages/runner.hpp"
 
 namespace saelab::cli {
 

@@ -1,12 +1,12 @@
 #include <iostream>
 
 #include "cli_util.hpp"
-#include "saelab/error.hpp"
+#include "saelab/core/error.hpp"
 #include "saelab/interfaces/activation_store.hpp"
-#include "saelab/fs_util.hpp"
-#include "saelab/hub.hpp"
+#include "saelab/core/fs_util.hpp"
+#include "saelab/formats/hub.hpp"
 #include "saelab/interfaces/activation_source.hpp"
-#include "saelab/plugin_host.hpp"
+#include "saelab/core/plugin_host.hpp"
 
 namespace saelab::cli {
 

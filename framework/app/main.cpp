@@ -6,9 +6,9 @@
 #include <torch/types.h>
 
 #include "commands.hpp"
-#include "saelab/error.hpp"
-#include "saelab/log.hpp"
-#include "saelab/version.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/core/log.hpp"
+#include "saelab/core/version.hpp"
 
 namespace {
 

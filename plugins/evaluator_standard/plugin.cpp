@@ -1,7 +1,7 @@
 // Registers Evaluator "standard".
 #include <memory>
 
-#include "saelab/plugin_api.hpp"
+#include "saelab/core/plugin_api.hpp"
 #include "standard_evaluator.hpp"
 
 namespace {

@@ -7,10 +7,10 @@
 
 #include <ATen/ATen.h>
 
-#include "saelab/corpus.hpp"
-#include "saelab/error.hpp"
-#include "saelab/metrics.hpp"
-#include "saelab/sae_apply.hpp"
+#include "saelab/data/corpus.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/eval/metrics.hpp"
+#include "saelab/sae/apply.hpp"
 
 namespace saelab {
 

@@ -5,13 +5,13 @@
 // batch of sequences, one clean run, one with the hook replaced by the SAE's reconstruction and one
 // with the hook zeroed. Reconstruction and sparsity metrics use the clean activations the spliced
 // run sees. With stored activations only, it computes reconstruction and sparsity metrics and
-// reports the downstream ones as null with the reason. Formulas: saelab/metrics.hpp.
+// reports the downstream ones as null with the reason. Formulas: saelab/eval/metrics.hpp.
 #include <cstdint>
 
 #include <nlohmann/json.hpp>
 
 #include "saelab/interfaces/evaluator.hpp"
-#include "saelab/options.hpp"
+#include "saelab/core/options.hpp"
 
 namespace saelab {
 

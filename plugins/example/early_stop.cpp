@@ -8,7 +8,7 @@
 #include <limits>
 
 #include "saelab/interfaces/callback.hpp"
-#include "saelab/plugin_api.hpp"
+#include "saelab/core/plugin_api.hpp"
 
 namespace {
 

@@ -2,8 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "saelab/error.hpp"
-#include "saelab/fs_util.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/core/fs_util.hpp"
 
 namespace saelab::gpt2 {
 namespace {

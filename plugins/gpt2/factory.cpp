@@ -1,8 +1,8 @@
 #include "factory.hpp"
 
 #include "random_init.hpp"
-#include "saelab/error.hpp"
-#include "saelab/hub.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/formats/hub.hpp"
 
 namespace saelab::gpt2 {
 namespace fs = std::filesystem;

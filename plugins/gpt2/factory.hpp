@@ -2,8 +2,8 @@
 // The gpt2 source's options and factory (registered by plugin.cpp; tests call them directly).
 #include <memory>
 
-#include "saelab/options.hpp"
-#include "saelab/registry.hpp"
+#include "saelab/core/options.hpp"
+#include "saelab/core/registry.hpp"
 #include "source.hpp"
 
 namespace saelab::gpt2 {

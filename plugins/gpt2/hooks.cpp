@@ -3,7 +3,7 @@
 #include <array>
 #include <utility>
 
-#include "saelab/error.hpp"
+#include "saelab/core/error.hpp"
 
 namespace saelab::gpt2 {
 namespace {

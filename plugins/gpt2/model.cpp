@@ -6,7 +6,7 @@
 
 #include <ATen/ATen.h>
 
-#include "saelab/error.hpp"
+#include "saelab/core/error.hpp"
 
 namespace saelab::gpt2 {
 namespace {

@@ -1,7 +1,7 @@
 // Registers the gpt2 activation source with the host's registry.
 #include "factory.hpp"
 #include "saelab/interfaces/activation_source.hpp"
-#include "saelab/plugin_api.hpp"
+#include "saelab/core/plugin_api.hpp"
 
 namespace {
 

@@ -6,9 +6,9 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "model.hpp"
-#include "saelab/error.hpp"
-#include "saelab/fs_util.hpp"
-#include "saelab/safetensors.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/core/fs_util.hpp"
+#include "saelab/formats/safetensors.hpp"
 
 namespace saelab::gpt2 {
 namespace fs = std::filesystem;

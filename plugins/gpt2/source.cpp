@@ -6,8 +6,8 @@
 #include <c10/core/InferenceMode.h>
 
 #include "hooks.hpp"
-#include "saelab/error.hpp"
-#include "saelab/sha256.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/core/sha256.hpp"
 #include "weights.hpp"
 
 namespace saelab::gpt2 {

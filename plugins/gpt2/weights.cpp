@@ -7,10 +7,10 @@
 
 #include <ATen/ATen.h>
 
-#include "saelab/error.hpp"
-#include "saelab/hub.hpp"
-#include "saelab/safetensors.hpp"
-#include "saelab/sha256.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/formats/hub.hpp"
+#include "saelab/formats/safetensors.hpp"
+#include "saelab/core/sha256.hpp"
 
 namespace saelab::gpt2 {
 namespace fs = std::filesystem;

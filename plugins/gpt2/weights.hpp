@@ -3,7 +3,7 @@
 //
 // Directory layout:
 //   config.json          see config.hpp
-//   model.safetensors    see saelab/safetensors.hpp; tensors named as transformers saves them:
+//   model.safetensors    see saelab/formats/safetensors.hpp; tensors named as transformers saves them:
 //     wte.weight [vocab, d]            wpe.weight [n_positions, d]
 //     h.{i}.ln_1.{weight,bias} [d]     h.{i}.attn.c_attn.weight [d, 3d]   .bias [3d]
 //     h.{i}.attn.c_proj.weight [d, d]  .bias [d]                          h.{i}.ln_2.{weight,bias} [d]
@@ -16,7 +16,7 @@
 //   shape or dtype, a NaN - is a FormatError naming the file, the tensor and what was expected.
 //   pytorch_model.bin and other pickles are refused, never parsed.
 //   The weights' SHA-256 (part of the source's identity) is cached in model.safetensors.sha256
-//   beside the file when the directory is writable (see saelab/hub.hpp, file_sha256_cached).
+//   beside the file when the directory is writable (see saelab/formats/hub.hpp, file_sha256_cached).
 #include <filesystem>
 #include <string>
 

@@ -12,7 +12,7 @@
 
 #include <hdf5.h>
 
-#include "saelab/error.hpp"
+#include "saelab/core/error.hpp"
 
 namespace saelab::h5 {
 

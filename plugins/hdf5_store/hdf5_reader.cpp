@@ -2,8 +2,8 @@
 
 #include <numeric>
 
-#include "saelab/det_rng.hpp"
-#include "saelab/sha256.hpp"
+#include "saelab/core/det_rng.hpp"
+#include "saelab/core/sha256.hpp"
 
 namespace saelab::hdf5_store {
 namespace fs = std::filesystem;

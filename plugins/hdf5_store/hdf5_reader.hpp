@@ -20,7 +20,7 @@
 #include <memory>
 
 #include "saelab/interfaces/activation_store.hpp"
-#include "saelab/mixing_buffer.hpp"
+#include "saelab/data/mixing_buffer.hpp"
 #include "shard_file.hpp"
 #include "store_format.hpp"
 

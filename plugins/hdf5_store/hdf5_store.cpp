@@ -6,7 +6,7 @@
 
 #include "h5_util.hpp"
 #include "hdf5_reader.hpp"
-#include "saelab/sha256.hpp"
+#include "saelab/core/sha256.hpp"
 #include "shard_file.hpp"
 
 namespace saelab::hdf5_store {

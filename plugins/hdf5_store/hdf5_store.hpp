@@ -17,7 +17,7 @@
 #include <string>
 
 #include "saelab/interfaces/activation_store.hpp"
-#include "saelab/row_dtype.hpp"
+#include "saelab/data/row_dtype.hpp"
 #include "store_format.hpp"
 
 namespace saelab::hdf5_store {

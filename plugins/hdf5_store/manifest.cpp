@@ -1,8 +1,8 @@
 #include <cmath>
 #include <cstdio>
 
-#include "saelab/error.hpp"
-#include "saelab/fs_util.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/core/fs_util.hpp"
 #include "store_format.hpp"
 
 namespace saelab::hdf5_store {

@@ -1,6 +1,6 @@
 // Registers the "hdf5" activation store.
 #include "hdf5_store.hpp"
-#include "saelab/plugin_api.hpp"
+#include "saelab/core/plugin_api.hpp"
 
 namespace {
 

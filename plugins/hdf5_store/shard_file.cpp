@@ -3,8 +3,8 @@
 #include <string>
 #include <system_error>
 
-#include "saelab/fs_util.hpp"
-#include "saelab/sha256.hpp"
+#include "saelab/core/fs_util.hpp"
+#include "saelab/core/sha256.hpp"
 
 namespace saelab::hdf5_store {
 namespace fs = std::filesystem;

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "h5_util.hpp"
-#include "saelab/row_dtype.hpp"
+#include "saelab/data/row_dtype.hpp"
 #include "store_format.hpp"
 
 namespace saelab::hdf5_store {

@@ -3,7 +3,7 @@
 #include <vector>
 
 #include "hdf5_store.hpp"
-#include "saelab/fs_util.hpp"
+#include "saelab/core/fs_util.hpp"
 #include "shard_file.hpp"
 
 namespace saelab::hdf5_store {

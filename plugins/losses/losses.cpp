@@ -1,4 +1,4 @@
-// The training-objective terms. Each formula lives in saelab/loss_math.hpp; a plugin here only
+// The training-objective terms. Each formula lives in saelab/sae/loss_math.hpp; a plugin here only
 // multiplies it by its coefficient and, for the sparsity penalties, a linear warm-up of the
 // coefficient over the first `warmup_fraction` of training (Anthropic, April 2024 update).
 //
@@ -16,8 +16,8 @@
 #include <ATen/ATen.h>
 
 #include "saelab/interfaces/loss.hpp"
-#include "saelab/loss_math.hpp"
-#include "saelab/plugin_api.hpp"
+#include "saelab/sae/loss_math.hpp"
+#include "saelab/core/plugin_api.hpp"
 
 namespace saelab {
 namespace {

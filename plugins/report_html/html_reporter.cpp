@@ -7,10 +7,10 @@
 
 #include "html_text.hpp"
 #include "report_model.hpp"
-#include "saelab/error.hpp"
-#include "saelab/fs_util.hpp"
-#include "saelab/metrics.hpp"
-#include "saelab/sae_apply.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/core/fs_util.hpp"
+#include "saelab/eval/metrics.hpp"
+#include "saelab/sae/apply.hpp"
 #include "scan_input.hpp"
 
 namespace saelab::report {

@@ -12,7 +12,7 @@
 
 #include "latent_collect.hpp"
 #include "saelab/interfaces/reporter.hpp"
-#include "saelab/options.hpp"
+#include "saelab/core/options.hpp"
 
 namespace saelab::report {
 

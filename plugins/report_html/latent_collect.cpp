@@ -5,7 +5,7 @@
 #include <limits>
 #include <numeric>
 
-#include "saelab/error.hpp"
+#include "saelab/core/error.hpp"
 
 namespace saelab::report {
 

@@ -6,8 +6,8 @@
 
 #include "html_text.hpp"
 #include "report_model.hpp"
-#include "saelab/error.hpp"
-#include "saelab/metrics.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/eval/metrics.hpp"
 #include "svg_chart.hpp"
 
 namespace saelab::report {

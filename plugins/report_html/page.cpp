@@ -4,9 +4,9 @@
 
 #include "html_text.hpp"
 #include "report_model.hpp"
-#include "saelab/error.hpp"
-#include "saelab/metrics.hpp"
-#include "saelab/version.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/eval/metrics.hpp"
+#include "saelab/core/version.hpp"
 #include "svg_chart.hpp"
 
 namespace saelab::report {

@@ -2,7 +2,7 @@
 #include <memory>
 
 #include "html_reporter.hpp"
-#include "saelab/plugin_api.hpp"
+#include "saelab/core/plugin_api.hpp"
 
 namespace {
 

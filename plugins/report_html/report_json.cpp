@@ -9,7 +9,7 @@
 // Token text is made valid UTF-8 with visible markers (see html_text.hpp).
 #include "html_text.hpp"
 #include "report_model.hpp"
-#include "saelab/metrics.hpp"
+#include "saelab/eval/metrics.hpp"
 
 namespace saelab::report {
 namespace {

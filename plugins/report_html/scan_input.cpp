@@ -1,7 +1,7 @@
 #include "scan_input.hpp"
 
 #include "html_text.hpp"
-#include "saelab/error.hpp"
+#include "saelab/core/error.hpp"
 
 namespace saelab::report {
 

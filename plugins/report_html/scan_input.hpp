@@ -15,7 +15,7 @@
 
 #include <torch/types.h>
 
-#include "saelab/corpus.hpp"
+#include "saelab/data/corpus.hpp"
 #include "saelab/interfaces/activation_source.hpp"
 #include "saelab/interfaces/activation_store.hpp"
 

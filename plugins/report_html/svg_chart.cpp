@@ -5,7 +5,7 @@
 #include <cstdio>
 
 #include "html_text.hpp"
-#include "saelab/error.hpp"
+#include "saelab/core/error.hpp"
 
 namespace saelab::report {
 namespace {

@@ -11,9 +11,9 @@
 #include <torch/csrc/autograd/grad_mode.h>
 #include <torch/nn/pimpl.h>
 
-#include "saelab/plugin_api.hpp"
-#include "saelab/sae_base.hpp"
-#include "saelab/sae_math.hpp"
+#include "saelab/core/plugin_api.hpp"
+#include "saelab/sae/base.hpp"
+#include "saelab/sae/math.hpp"
 
 namespace saelab {
 namespace {

@@ -25,11 +25,11 @@
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
 
-#include "saelab/error.hpp"
+#include "saelab/core/error.hpp"
 #include "saelab/interfaces/activation_source.hpp"
-#include "saelab/plugin_api.hpp"
-#include "saelab/safetensors.hpp"
-#include "saelab/sha256.hpp"
+#include "saelab/core/plugin_api.hpp"
+#include "saelab/formats/safetensors.hpp"
+#include "saelab/core/sha256.hpp"
 #include "synthetic_dictionary.hpp"
 
 namespace saelab::synthetic {

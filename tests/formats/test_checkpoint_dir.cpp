@@ -3,9 +3,9 @@
 
 #include <gtest/gtest.h>
 
-#include "saelab/checkpoint_dir.hpp"
-#include "saelab/error.hpp"
-#include "saelab/sha256.hpp"
+#include "saelab/formats/checkpoint_dir.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/core/sha256.hpp"
 #include "test_util.hpp"
 
 namespace saelab::test {

@@ -1,8 +1,8 @@
 // SAELens saved-SAE directories: round trips, the Python oracle, and every validation error.
 #include <gtest/gtest.h>
 
-#include "saelab/error.hpp"
-#include "saelab/sae_io.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/formats/sae_dir.hpp"
 #include "test_util.hpp"
 
 namespace saelab::test {

@@ -1,7 +1,7 @@
 // saelab's safetensors against the Python reference implementation (safetensors 0.4.1), both ways.
 #include <gtest/gtest.h>
 
-#include "saelab/safetensors.hpp"
+#include "saelab/formats/safetensors.hpp"
 #include "test_util.hpp"
 
 namespace saelab::test {

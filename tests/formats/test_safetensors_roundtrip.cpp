@@ -3,8 +3,8 @@
 
 #include <gtest/gtest.h>
 
-#include "saelab/error.hpp"
-#include "saelab/safetensors.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/formats/safetensors.hpp"
 #include "test_util.hpp"
 
 namespace saelab::test {

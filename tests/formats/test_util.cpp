@@ -13,29 +13,6 @@
 namespace saelab::test {
 namespace fs = std::filesystem;
 
-TempDir::TempDir() {
-  std::string tmpl = (fs::temp_directory_path() / "saelab-formats-XXXXXX").string();
-  if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-  path_ = tmpl;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  fs::remove_all(path_, ec);
-}
-
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
-}
-
-void write_bytes(const fs::path& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
 std::string craft(const std::string& header, const std::string& data, std::optional<std::uint64_t> length) {
   std::uint64_t n = length ? *length : header.size();
   std::string out(8, '\0');
@@ -93,7 +70,7 @@ torch::Tensor special_f32() {
   return torch::tensor(v, torch::kFloat32);
 }
 
-std::optional<std::string> oracle_python() {
+std::optional<std::string> oracle_python_or_fail() {
   const char* py = std::getenv("SAELAB_ORACLE_PYTHON");
   if (!py || !*py) {
     ADD_FAILURE() << "SAELAB_ORACLE_PYTHON is not set. This test checks saelab against the Python "
@@ -110,28 +87,12 @@ std::optional<std::string> oracle_python() {
   return std::string(py);
 }
 
-namespace {
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += (c == '\'') ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-}  // namespace
-
-ProcessResult run_oracle(const std::string& python, const std::string& script,
+CommandResult run_oracle(const std::string& python, const std::string& script,
                          const std::vector<std::string>& args) {
   std::string cmd =
       shell_quote(python) + " " + shell_quote(std::string(SAELAB_SOURCE_DIR) + "/tests/formats/" + script);
   for (const auto& a : args) cmd += " " + shell_quote(a);
-  cmd += " 2>&1";
-  ProcessResult r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  std::size_t got;
-  while ((got = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, got);
-  int status = ::pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  const CommandResult r = run_command(cmd);
   std::cout << "[oracle " << script << "] exit " << r.exit_code << "\n" << r.output;
   return r;
 }

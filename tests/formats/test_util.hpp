@@ -11,23 +11,10 @@
 #include <gtest/gtest.h>
 #include <torch/types.h>
 
+#include "support/support.hpp"
+
 namespace saelab::test {
 
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  std::filesystem::path path_;
-};
-
-std::string read_bytes(const std::filesystem::path& p);
-void write_bytes(const std::filesystem::path& p, const std::string& bytes);
 // u64 little-endian length (header.size() unless overridden) + header + data.
 std::string craft(const std::string& header, const std::string& data,
                   std::optional<std::uint64_t> length = std::nullopt);
@@ -54,13 +41,9 @@ torch::Tensor pattern(torch::Dtype dtype, std::vector<std::int64_t> shape);
 torch::Tensor special_f32();
 
 // The oracle interpreter from SAELAB_ORACLE_PYTHON, or a failure telling how to set it up.
-std::optional<std::string> oracle_python();
-struct ProcessResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
+std::optional<std::string> oracle_python_or_fail();
 // Runs "<python> tests/formats/<script> args..." and echoes its output.
-ProcessResult run_oracle(const std::string& python, const std::string& script,
+CommandResult run_oracle(const std::string& python, const std::string& script,
                          const std::vector<std::string>& args);
 
 // Same bits (NaNs included), same dtype, same shape.
@@ -68,7 +51,7 @@ bool bitwise_equal(const torch::Tensor& a, const torch::Tensor& b);
 
 }  // namespace saelab::test
 
-#define SAELAB_REQUIRE_ORACLE(var)                  \
-  auto var##_opt = ::saelab::test::oracle_python(); \
-  if (!var##_opt) return;                           \
+#define SAELAB_REQUIRE_ORACLE(var)                          \
+  auto var##_opt = ::saelab::test::oracle_python_or_fail(); \
+  if (!var##_opt) return;                                   \
   const std::string var = *var##_opt

@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "saelab/fs_util.hpp"
+#include "saelab/core/fs_util.hpp"
 #include "test_support.hpp"
 
 namespace saelab {
@@ -43,7 +43,7 @@ TEST(Cli, BadOptionIsAUsageError) {
 }
 
 TEST(Cli, PluginFoundThroughPluginPathIsUsableFromYaml) {
-  auto dir = test::temp_dir("cli-example");
+  auto dir = test::scratch_dir("cli-example");
   auto file = test::write_text(dir / "exp.yaml", kUsesExample);
   auto r = run_command(with_path(SAELAB_EXAMPLE_PLUGIN_DIR) + exe() + " validate " + file.string());
   EXPECT_EQ(r.exit_code, 0) << r.output;
@@ -66,7 +66,7 @@ TEST(Cli, WrongAbiPluginIsRefusedWithBothVersions) {
       << r.output;
   EXPECT_NE(r.output.find("built for saelab plugin ABI version 999, but this saelab"), std::string::npos)
       << r.output;
-  auto dir = test::temp_dir("cli-badabi");
+  auto dir = test::scratch_dir("cli-badabi");
   auto file = test::write_text(dir / "exp.yaml",
                                "stages: []\ntrain:\n  callbacks: [{plugin: badabi_throwing_loss}]\n");
   auto v = run_command(with_path(SAELAB_BADABI_PLUGIN_DIR) + exe() + " validate " + file.string());
@@ -75,7 +75,7 @@ TEST(Cli, WrongAbiPluginIsRefusedWithBothVersions) {
 }
 
 TEST(Cli, ConfigErrorsExitWithCodeTwoAndLocation) {
-  auto dir = test::temp_dir("cli-bad");
+  auto dir = test::scratch_dir("cli-bad");
   auto file = test::write_text(dir / "bad.yaml", "stages: []\nharvest:\n  batch_sequences: 0\n");
   auto r = run_command(exe() + " validate " + file.string());
   EXPECT_EQ(r.exit_code, 2) << r.output;
@@ -89,7 +89,7 @@ TEST(Cli, ConfigErrorsExitWithCodeTwoAndLocation) {
 }
 
 TEST(Cli, RunNeverOverwritesAnExistingRunUnlessAsked) {
-  auto dir = test::temp_dir("cli-rundir");
+  auto dir = test::scratch_dir("cli-rundir");
   auto file = test::write_text(dir / "exp.yaml", "name: empty\nstages: []\n");
   const std::string out = (dir / "run").string();
   auto first = run_command(exe() + " run " + file.string() + " --out " + out);
@@ -129,7 +129,7 @@ namespace {
 // The whole pipeline through the real plugins on a 2-layer random GPT-2 and the bundled corpus:
 // harvest -> train -> evaluate -> report, each leaving its documented output.
 TEST(Cli, PipelineRunsEveryStageEndToEnd) {
-  auto dir = test::temp_dir("cli-pipeline");
+  auto dir = test::scratch_dir("cli-pipeline");
   const std::string cfg = std::string(SAELAB_SOURCE_DIR) + "/tests/framework/pipeline_smoke.yaml";
   auto r = test::run_command("cd \"" + std::string(SAELAB_SOURCE_DIR) + "\" && " + exe() + " run " + cfg +
                              " --out " + (dir / "run").string());

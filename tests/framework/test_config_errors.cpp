@@ -2,7 +2,7 @@
 // what is allowed. Expected line/column values are counted by hand from the YAML literals.
 #include <gtest/gtest.h>
 
-#include "saelab/config.hpp"
+#include "saelab/config/config.hpp"
 #include "test_support.hpp"
 
 namespace saelab {

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "saelab/options.hpp"
+#include "saelab/core/options.hpp"
 
 namespace saelab {
 namespace {

@@ -5,8 +5,8 @@
 #include <gtest/gtest.h>
 
 #include "saelab/interfaces/callback.hpp"
-#include "saelab/plugin_host.hpp"
-#include "saelab/version.hpp"
+#include "saelab/core/plugin_host.hpp"
+#include "saelab/core/version.hpp"
 #include "test_support.hpp"
 
 namespace saelab {
@@ -54,7 +54,7 @@ TEST(PluginHost, RefusesAWrongAbiNamingFileAndBothVersions) {
 }
 
 TEST(PluginHost, RefusesAFileThatIsNotAPlugin) {
-  auto dir = test::temp_dir("notplugin");
+  auto dir = test::scratch_dir("notplugin");
   auto fake = test::write_text(dir / "libsaelab_plugin_fake.so", "this is not an ELF file");
   Registry reg;
   EXPECT_THROW(load_plugin_library(reg, fake), PluginError);

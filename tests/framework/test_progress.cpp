@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "saelab/progress.hpp"
+#include "saelab/core/progress.hpp"
 
 namespace saelab {
 namespace {

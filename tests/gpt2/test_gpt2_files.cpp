@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "random_init.hpp"
-#include "saelab/error.hpp"
-#include "saelab/safetensors.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/formats/safetensors.hpp"
 #include "test_util.hpp"
 #include "weights.hpp"
 
@@ -40,7 +40,7 @@ void edit_tensors(const fs::path& dir, const std::function<void(safetensors::Ten
 }
 
 void edit_config(const fs::path& dir, const std::function<void(nlohmann::json&)>& edit) {
-  auto j = nlohmann::json::parse(test::read_text(dir / "config.json"));
+  auto j = nlohmann::json::parse(test::read_bytes(dir / "config.json"));
   edit(j);
   std::ofstream(dir / "config.json") << j.dump();
 }
@@ -102,7 +102,7 @@ TEST(Gpt2Files, IntegerAndNonFiniteTensorsAreRefused) {
   auto dir = tiny_model(test::scratch_dir());
   edit_tensors(dir, [](auto& t) { t["wpe.weight"] = at::zeros({8, 16}, at::kLong); });
   expect_refused(dir, {"'wpe.weight' has dtype I64", "F32, F16 or BF16"});
-  dir = tiny_model(test::scratch_dir(".nan"));
+  dir = tiny_model(test::scratch_dir("nan"));
   edit_tensors(dir, [](auto& t) { t["ln_f.bias"][3] = std::numeric_limits<float>::quiet_NaN(); });
   expect_refused(dir, {"'ln_f.bias' contains NaN or Inf"});
 }

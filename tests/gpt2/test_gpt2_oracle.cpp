@@ -7,8 +7,8 @@
 #include <gtest/gtest.h>
 
 #include "random_init.hpp"
-#include "saelab/error.hpp"
-#include "saelab/safetensors.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/formats/safetensors.hpp"
 #include "source.hpp"
 #include "test_util.hpp"
 
@@ -166,7 +166,7 @@ TEST(Gpt2Oracle, PrefixedTiedHeadMatchesTransformers) {
 TEST(Gpt2Oracle, F16AndBF16FilesMatchTransformers) {
   for (const std::string dtype : {"F16", "BF16"}) {
     std::printf("%s weights:\n", dtype.c_str());
-    const auto work = test::scratch_dir("." + dtype);
+    const auto work = test::scratch_dir(dtype);
     auto r = inputs(work, 500, 64, 2, 16, {kSpecs[0]});
     oracle_make_run(work, {2, 4, 64, 64, 500}, dtype == "F16" ? "hub" : "prefixed", dtype, 5, r);
     for (const auto& e : safetensors::load_header(work / "model" / "model.safetensors").entries)

@@ -2,10 +2,10 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "saelab/error.hpp"
+#include "saelab/core/error.hpp"
 #include "saelab/interfaces/activation_source.hpp"
-#include "saelab/plugin_host.hpp"
-#include "saelab/registry.hpp"
+#include "saelab/core/plugin_host.hpp"
+#include "saelab/core/registry.hpp"
 #include "test_util.hpp"
 
 namespace saelab {

@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "random_init.hpp"
-#include "saelab/error.hpp"
-#include "saelab/safetensors.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/formats/safetensors.hpp"
 #include "source.hpp"
 #include "test_util.hpp"
 
@@ -211,8 +211,8 @@ TEST(Gpt2RandomInit, FollowsGpt2InitialisationAndIsReproducible) {
   EXPECT_TRUE(at::equal(a.at("h.0.mlp.c_fc.bias"), at::zeros({512})));
   // Same seed: identical files; another seed: other weights; a second write is skipped.
   write_random_model(base / "b", init);
-  EXPECT_EQ(test::read_text(base / "a" / "model.safetensors"),
-            test::read_text(base / "b" / "model.safetensors"));
+  EXPECT_EQ(test::read_bytes(base / "a" / "model.safetensors"),
+            test::read_bytes(base / "b" / "model.safetensors"));
   const auto stamp = fs::last_write_time(base / "a" / "model.safetensors");
   write_random_model(base / "a", init);
   EXPECT_EQ(stamp, fs::last_write_time(base / "a" / "model.safetensors"));

@@ -13,9 +13,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "saelab/error.hpp"
-#include "saelab/hub.hpp"
-#include "saelab/sha256.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/formats/hub.hpp"
+#include "saelab/core/sha256.hpp"
 #include "test_util.hpp"
 
 namespace saelab::hub {
@@ -105,20 +105,20 @@ TEST(Hub, InterruptedDownloadResumesAndIsVerified) {
   EXPECT_EQ(result.dir, target);
   ASSERT_EQ(result.files.size(), 3u);  // config.json, model.safetensors, vocab.json (merges.txt absent)
   for (const auto& f : result.files) {
-    EXPECT_EQ(read_text(f.path), read_text(repo / f.name)) << f.name;
+    EXPECT_EQ(read_bytes(f.path), read_bytes(repo / f.name)) << f.name;
     EXPECT_EQ(f.sha256, sha256_file(repo / f.name)) << f.name;
   }
   EXPECT_FALSE(fs::exists(target / "model.safetensors.incomplete"));
-  EXPECT_TRUE(contains(read_text(dir / "server.log"), "/cdn/model.safetensors range=bytes=100000-"))
-      << read_text(dir / "server.log");
+  EXPECT_TRUE(contains(read_bytes(dir / "server.log"), "/cdn/model.safetensors range=bytes=100000-"))
+      << read_bytes(dir / "server.log");
   // The verified hash is remembered for loaders.
   EXPECT_EQ(file_sha256_cached(target / "model.safetensors"), sha256_file(repo / "model.safetensors"));
 
   // Everything cached and verified: nothing is downloaded again.
-  const auto before = read_text(dir / "server.log");
+  const auto before = read_bytes(dir / "server.log");
   const auto again = fetch_model("test-org/tiny", opt);
   for (const auto& f : again.files) EXPECT_FALSE(f.downloaded) << f.name;
-  EXPECT_FALSE(contains(read_text(dir / "server.log").substr(before.size()), "/cdn/"));
+  EXPECT_FALSE(contains(read_bytes(dir / "server.log").substr(before.size()), "/cdn/"));
 }
 
 TEST(Hub, ChecksumMismatchIsRejectedAndNothingIsKept) {

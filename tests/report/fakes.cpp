@@ -7,7 +7,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
-#include "saelab/error.hpp"
+#include "saelab/core/error.hpp"
+#include "support/support.hpp"
 
 namespace saelab::test {
 namespace {
@@ -159,13 +160,8 @@ ActivationRows FakeReader::next_rows() {
 }
 
 std::string write_corpus(const std::string& name, const std::string& text) {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  auto dir = std::filesystem::temp_directory_path() /
-             ("saelab_report_" + std::string(info->test_suite_name()) + "_" + info->name());
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  auto path = dir / name;
-  std::ofstream(path, std::ios::binary) << text;
+  const auto path = scratch_dir() / name;
+  write_bytes(path, text);
   return path.string();
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-#include "saelab/error.hpp"
+#include "saelab/core/error.hpp"
 // Test doubles for the evaluate and report stages: a tiny deterministic "model" with a linear
 // readout, an SAE with explicit weights, and an in-memory activation reader.
 //

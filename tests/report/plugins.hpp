@@ -3,9 +3,9 @@
 #include <map>
 #include <string>
 
-#include "saelab/options.hpp"
-#include "saelab/plugin_host.hpp"
-#include "saelab/registry.hpp"
+#include "saelab/core/options.hpp"
+#include "saelab/core/plugin_host.hpp"
+#include "saelab/core/registry.hpp"
 
 namespace saelab::test {
 

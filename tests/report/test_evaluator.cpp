@@ -8,7 +8,7 @@
 
 #include "fakes.hpp"
 #include "plugins.hpp"
-#include "saelab/corpus.hpp"
+#include "saelab/data/corpus.hpp"
 #include "saelab/interfaces/evaluator.hpp"
 
 using namespace saelab;

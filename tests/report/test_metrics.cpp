@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 #include <torch/types.h>
 
-#include "saelab/error.hpp"
-#include "saelab/metrics.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/eval/metrics.hpp"
 
 namespace m = saelab::metrics;
 

@@ -12,9 +12,10 @@
 #include "fakes.hpp"
 #include "latent_collect.hpp"
 #include "plugins.hpp"
-#include "saelab/corpus.hpp"
+#include "saelab/data/corpus.hpp"
 #include "saelab/interfaces/evaluator.hpp"
 #include "saelab/interfaces/reporter.hpp"
+#include "support/support.hpp"
 
 using namespace saelab;
 using namespace saelab::test;
@@ -31,13 +32,6 @@ CorpusConfig corpus_config(const std::string& path) {
   c.format = "text";
   c.context_size = kContext;
   return c;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 fs::path out_dir(const std::string& corpus_path, const std::string& name) {
@@ -58,7 +52,8 @@ Run run_report(FakeSource* src, SaeArchitecture& sae, const std::string& corpus,
   auto dir = out_dir(corpus, name);
   ReportContext ctx{sae, src, hook, tokens.get(), reader, std::move(eval), dir, 1.0};
   make_plugin<Reporter>("html", opts, 11)->write(ctx);
-  return {slurp(dir / "index.html"), nlohmann::json::parse(slurp(dir / "latents.json"))};
+  return {test::read_bytes(dir / "index.html"),
+          nlohmann::json::parse(test::read_bytes(dir / "latents.json"))};
 }
 
 // All activations of the scanned sequences, with BOS positions left out.
@@ -322,7 +317,7 @@ TEST(ReportHtml, RendersInHeadlessChromium) {
                           "--dump-dom 'file://" +
                           (dir / "index.html").string() + "' > '" + dom.string() + "' 2>/dev/null";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  const auto parsed = slurp(dom);
+  const auto parsed = test::read_bytes(dom);
   EXPECT_GE(occurrences(parsed, "class=\"latent card\""), 3u);
   EXPECT_EQ(parsed.find("<script>alert"), std::string::npos);
   EXPECT_NE(parsed.find("<svg"), std::string::npos);

@@ -6,7 +6,7 @@
 
 #include "html_text.hpp"
 #include "latent_collect.hpp"
-#include "saelab/error.hpp"
+#include "saelab/core/error.hpp"
 
 using namespace saelab;
 using namespace saelab::report;

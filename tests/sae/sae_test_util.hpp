@@ -10,9 +10,10 @@
 
 #include "saelab/interfaces/loss.hpp"
 #include "saelab/interfaces/sae.hpp"
-#include "saelab/options.hpp"
-#include "saelab/plugin_host.hpp"
-#include "saelab/registry.hpp"
+#include "saelab/core/options.hpp"
+#include "saelab/core/plugin_host.hpp"
+#include "saelab/core/registry.hpp"
+#include "support/support.hpp"
 
 namespace saelab::test {
 
@@ -46,21 +47,6 @@ inline std::shared_ptr<SaeArchitecture> make_sae(const std::string& name, Values
 
 inline std::shared_ptr<Loss> make_loss(const std::string& name, Values values = {}) {
   return sae_registry().create<Loss>(name, plugin_options("loss", name, values), PluginContext{});
-}
-
-inline double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
-  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
-}
-
-// Runs f and returns the message of the saelab::Error it throws ("" if none).
-template <class F>
-std::string error_message(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace saelab::test

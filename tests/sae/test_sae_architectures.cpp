@@ -37,7 +37,7 @@ TEST(SaeArchitectures, ForwardShapesForEveryArchitectureAndBatchSize) {
 
 TEST(SaeArchitectures, WrongInputWidthNamesBothWidths) {
   auto sae = make_sae("relu_l1", {{"d_in", std::int64_t(12)}, {"d_sae", std::int64_t(40)}});
-  auto msg = error_message([&] { sae->forward(at::randn({3, 13})); });
+  auto msg = error_of([&] { sae->forward(at::randn({3, 13})); });
   EXPECT_NE(msg.find("[batch, 12]"), std::string::npos) << msg;
   EXPECT_NE(msg.find("[3, 13]"), std::string::npos) << msg;
 }
@@ -275,17 +275,17 @@ TEST(SaeArchitectures, InitialisationIsSeededAndTied) {
 }
 
 TEST(SaeArchitectures, OptionErrorsNameTheKeyAndAllowedValues) {
-  auto msg = error_message([] { make_sae("relu_l1", {{"d_sae", std::int64_t(8)}}); });
+  auto msg = error_of([] { make_sae("relu_l1", {{"d_sae", std::int64_t(8)}}); });
   EXPECT_NE(msg.find("d_in"), std::string::npos) << msg;
   EXPECT_NE(msg.find("sae.d_in"), std::string::npos) << msg;
   EXPECT_NE(msg.find("768"), std::string::npos) << msg;  // says what to write
-  msg = error_message([] {
+  msg = error_of([] {
     make_sae("topk", {{"d_in", std::int64_t(4)}, {"d_sae", std::int64_t(8)}, {"k", std::int64_t(9)}});
   });
   EXPECT_NE(msg.find("k = 9"), std::string::npos) << msg;
   EXPECT_NE(msg.find("d_sae = 8"), std::string::npos) << msg;
   EXPECT_NE(msg.find("test.yaml:1:1"), std::string::npos) << msg;
-  msg = error_message([] { make_sae("relu_l1", {{"d_in", std::int64_t(4)}, {"decoder_init_norm", 0.1}}); });
+  msg = error_of([] { make_sae("relu_l1", {{"d_in", std::int64_t(4)}, {"decoder_init_norm", 0.1}}); });
   EXPECT_NE(msg.find("decoder_init_norm"), std::string::npos) << msg;
   EXPECT_NE(msg.find("decoder_norm: free"), std::string::npos) << msg;
 }

@@ -1,13 +1,13 @@
-// The float32 CPU training step runs fused one-pass loops (framework/src/fused_kernels.cpp): the
+// The float32 CPU training step runs fused one-pass loops (framework/src/sae/fused_kernels.cpp): the
 // bias + ReLU after the encoder GEMM, the ReLU backward with the L1 gradient folded in, the L1 sum,
 // the firing counts and the decoder-gradient projection. Each is checked here against the plain
 // formula evaluated in float64, at sizes that span several row blocks and both threads, and the
 // whole step is checked to give the same bits on one thread as on two.
 #include <ATen/Parallel.h>
 
-#include "saelab/loss_math.hpp"
-#include "saelab/sae_math.hpp"
-#include "saelab/trainer/latent_stats.hpp"
+#include "saelab/sae/loss_math.hpp"
+#include "saelab/sae/math.hpp"
+#include "saelab/train/latent_stats.hpp"
 #include "sae_test_util.hpp"
 
 namespace saelab::test {

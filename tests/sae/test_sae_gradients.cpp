@@ -3,8 +3,8 @@
 // as defined (rectangle kernel = central difference with step bandwidth/2).
 #include <functional>
 
-#include "saelab/loss_math.hpp"
-#include "saelab/sae_math.hpp"
+#include "saelab/sae/loss_math.hpp"
+#include "saelab/sae/math.hpp"
 #include "sae_test_util.hpp"
 
 namespace saelab::test {

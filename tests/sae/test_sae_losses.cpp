@@ -1,5 +1,5 @@
 // Loss plugins: hand-computed values, non-negativity, exact zeros, schedules and error messages.
-#include "saelab/loss_math.hpp"
+#include "saelab/sae/loss_math.hpp"
 #include "sae_test_util.hpp"
 
 namespace saelab::test {
@@ -121,14 +121,14 @@ TEST(SaeLosses, AuxkUsesTheTopDeadPreActivations) {
 
 TEST(SaeLosses, L0OnAnArchitectureWithoutEstimateSaysWhatToUse) {
   auto f = fixture("relu_l1");
-  auto msg = error_message([&] { value(*make_loss("l0"), f); });
+  auto msg = error_of([&] { value(*make_loss("l0"), f); });
   EXPECT_NE(msg.find("'standard'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("jumprelu"), std::string::npos) << msg;
 }
 
 TEST(SaeLosses, NormalizedMseOnAConstantBatchIsAnError) {
   auto f = fixture("relu_l1", 1);
-  auto msg = error_message([&] { value(*make_loss("normalized_mse"), f); });
+  auto msg = error_of([&] { value(*make_loss("normalized_mse"), f); });
   EXPECT_NE(msg.find("zero variance"), std::string::npos) << msg;
   EXPECT_NE(msg.find("mse"), std::string::npos) << msg;
 }
@@ -137,12 +137,12 @@ TEST(SaeLosses, AuxkWithoutDeadMaskIsAnError) {
   auto f = fixture("topk");
   at::Tensor none;
   LossContext ctx{f.x, f.out, *f.sae, none, TrainProgress{}};
-  auto msg = error_message([&] { make_loss("auxk")->compute(ctx); });
+  auto msg = error_of([&] { make_loss("auxk")->compute(ctx); });
   EXPECT_NE(msg.find("dead-latent mask"), std::string::npos) << msg;
 }
 
 TEST(SaeLosses, NegativeCoefficientIsRejectedWithItsLocation) {
-  auto msg = error_message([] { make_loss("l1", {{"coefficient", -1.0}}); });
+  auto msg = error_of([] { make_loss("l1", {{"coefficient", -1.0}}); });
   EXPECT_NE(msg.find("coefficient"), std::string::npos) << msg;
   EXPECT_NE(msg.find("test.yaml:1:1"), std::string::npos) << msg;
 }

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <set>
 
-#include "saelab/sae_math.hpp"
+#include "saelab/sae/math.hpp"
 #include "sae_test_util.hpp"
 
 namespace saelab::test {
@@ -44,35 +44,35 @@ TEST(SaeState, LoadErrorsNameTheTensorAndBothShapes) {
   auto st = sae->state();
   auto bad = st;
   bad["W_enc"] = at::zeros({8, 49});
-  auto msg = error_message([&] { sae->load_state(bad); });
+  auto msg = error_of([&] { sae->load_state(bad); });
   EXPECT_NE(msg.find("'W_enc'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("[8, 49]"), std::string::npos) << msg;
   EXPECT_NE(msg.find("[8, 48]"), std::string::npos) << msg;
 
   bad = st;
   bad.erase("threshold");
-  msg = error_message([&] { sae->load_state(bad); });
+  msg = error_of([&] { sae->load_state(bad); });
   EXPECT_NE(msg.find("'threshold' is missing"), std::string::npos) << msg;
 
   bad = st;
   bad["log_threshold"] = at::zeros({48});
-  msg = error_message([&] { sae->load_state(bad); });
+  msg = error_of([&] { sae->load_state(bad); });
   EXPECT_NE(msg.find("unexpected tensor 'log_threshold'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("W_enc, b_enc, W_dec, b_dec, threshold"), std::string::npos) << msg;
 
   bad = st;
   bad["b_dec"] = at::full({8}, std::nan(""));
-  msg = error_message([&] { sae->load_state(bad); });
+  msg = error_of([&] { sae->load_state(bad); });
   EXPECT_NE(msg.find("'b_dec' contains NaN"), std::string::npos) << msg;
 
   bad = st;
   bad["threshold"] = at::full({48}, -0.5);
-  msg = error_message([&] { sae->load_state(bad); });
+  msg = error_of([&] { sae->load_state(bad); });
   EXPECT_NE(msg.find("negative"), std::string::npos) << msg;
 
   bad = st;
   bad["b_enc"] = at::zeros({48}, at::kLong);
-  msg = error_message([&] { sae->load_state(bad); });
+  msg = error_of([&] { sae->load_state(bad); });
   EXPECT_NE(msg.find("floating point"), std::string::npos) << msg;
 
   // A failed load leaves the SAE as it was.
@@ -100,7 +100,7 @@ TEST(SaeState, FoldInputScaleTakesRawActivations) {
     EXPECT_LT(max_abs_diff(raw.reconstruction, scaled.reconstruction / f), 1e-4);
   }
   auto sae = make_sae("relu_l1", shape(4, 6));
-  auto msg = error_message([&] { sae->fold_input_scale(0.0); });
+  auto msg = error_of([&] { sae->fold_input_scale(0.0); });
   EXPECT_NE(msg.find("factor = 0"), std::string::npos) << msg;
 }
 
@@ -121,7 +121,7 @@ TEST(SaeState, DecoderBiasFromTheSample) {
   auto zero = make_sae("relu_l1", shape(4, 6));
   zero->initialize_from_sample(x);
   EXPECT_EQ(zero->state()["b_dec"].abs().max().item<double>(), 0.0);
-  auto msg = error_message([&] { med->initialize_from_sample(at::randn({5, 3})); });
+  auto msg = error_of([&] { med->initialize_from_sample(at::randn({5, 3})); });
   EXPECT_NE(msg.find("[batch, 4]"), std::string::npos) << msg;
 }
 
@@ -147,7 +147,7 @@ TEST(SaeState, ReinitializeLatentsResetsOnlyTheGivenLatents) {
     EXPECT_TRUE(st["W_enc"].select(1, i).equal(before["W_enc"].select(1, i)));
   }
   auto msg =
-      error_message([&] { sae->reinitialize_latents(at::tensor({6}, at::kLong), dirs.slice(0, 0, 1), 1.0); });
+      error_of([&] { sae->reinitialize_latents(at::tensor({6}, at::kLong), dirs.slice(0, 0, 1), 1.0); });
   EXPECT_NE(msg.find("[6, 6]"), std::string::npos) << msg;
   EXPECT_NE(msg.find("[0, 6)"), std::string::npos) << msg;
 }

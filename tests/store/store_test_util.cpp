@@ -6,7 +6,7 @@
 
 #include <unistd.h>
 
-#include "saelab/version.hpp"
+#include "saelab/core/version.hpp"
 
 namespace saelab::store_test {
 namespace fs = std::filesystem;
@@ -99,29 +99,6 @@ torch::Tensor rounded(const torch::Tensor& x, RowDtype dtype) {
       return x.to(torch::kBFloat16).to(torch::kFloat);
   }
   return x;
-}
-
-TempDir::TempDir(const std::string& name) {
-  path_ = fs::path(SAELAB_BINARY_DIR) / "test_tmp" / cat("store-", name, "-", ::getpid());
-  fs::remove_all(path_);
-  fs::create_directories(path_);
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  fs::remove_all(path_, ec);
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_text(const fs::path& p, const std::string& s) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out << s;
 }
 
 }  // namespace saelab::store_test

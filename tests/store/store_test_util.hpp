@@ -8,8 +8,9 @@
 #include <vector>
 
 #include "hdf5_store.hpp"
-#include "saelab/error.hpp"
+#include "saelab/core/error.hpp"
 #include "saelab/interfaces/activation_store.hpp"
+#include "support/support.hpp"
 
 namespace saelab::store_test {
 
@@ -39,19 +40,8 @@ ActivationRows read_all(const std::filesystem::path& dir);
 // Values as the store keeps them: float32 rounded to `dtype` and back, the way torch rounds.
 torch::Tensor rounded(const torch::Tensor& x, RowDtype dtype);
 
-// A fresh empty directory under the build tree, removed (with contents) on destruction.
-class TempDir {
- public:
-  explicit TempDir(const std::string& name);
-  ~TempDir();
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(const std::string& s) const { return path_ / s; }
-
- private:
-  std::filesystem::path path_;
-};
-
-std::string read_text(const std::filesystem::path& p);
-void write_text(const std::filesystem::path& p, const std::string& s);
+using test::read_bytes;
+using test::TempDir;
+using test::write_bytes;
 
 }  // namespace saelab::store_test

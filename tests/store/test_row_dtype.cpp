@@ -9,8 +9,8 @@
 #include <c10/util/Half.h>
 #include <gtest/gtest.h>
 
-#include "saelab/error.hpp"
-#include "saelab/row_dtype.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/data/row_dtype.hpp"
 
 using namespace saelab;
 

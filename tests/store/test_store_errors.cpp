@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 #include <hdf5.h>
 
-#include "saelab/sha256.hpp"
+#include "saelab/core/sha256.hpp"
 #include "store_test_util.hpp"
 
 using namespace saelab;
@@ -149,17 +149,17 @@ TEST(StoreErrors, ForeignFilesAndBrokenManifests) {
   make_store(dir.path());
   const fs::path victim = dir / "shard-000000.h5";
   const auto size = fs::file_size(victim);
-  write_text(victim, std::string(size, 'x'));  // same size, not HDF5
+  write_bytes(victim, std::string(size, 'x'));  // same size, not HDF5
   std::string msg = open_error(dir.path());
   expect_contains(msg, victim.string());
   expect_contains(msg, "not a readable HDF5 file");
   expect_contains(msg, "signature");
 
-  write_text(dir / "manifest.json", "{\"format\": \"saelab-activation-store\", \"format_version\": 1");
+  write_bytes(dir / "manifest.json", "{\"format\": \"saelab-activation-store\", \"format_version\": 1");
   msg = open_error(dir.path());
   expect_contains(msg, (dir / "manifest.json").string());
   expect_contains(msg, "not valid JSON");
-  write_text(dir / "manifest.json", "{\"format\": \"saelab-activation-store\", \"format_version\": 7}");
+  write_bytes(dir / "manifest.json", "{\"format\": \"saelab-activation-store\", \"format_version\": 7}");
   expect_contains(open_error(dir.path()), "format_version 7 is not supported");
   fs::remove(dir / "manifest.json");
   expect_contains(open_error(dir.path()), "no manifest.json");

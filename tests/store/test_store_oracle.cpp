@@ -21,7 +21,7 @@ std::string oracle_python() {
 
 template <class T>
 torch::Tensor read_raw(const fs::path& p, torch::ScalarType st, std::vector<std::int64_t> shape) {
-  const std::string bytes = read_text(p);
+  const std::string bytes = read_bytes(p);
   torch::Tensor t = torch::empty(shape, st);
   EXPECT_EQ(bytes.size(), static_cast<std::size_t>(t.numel()) * sizeof(T)) << p;
   std::memcpy(t.data_ptr(), bytes.data(), std::min<std::size_t>(bytes.size(), t.nbytes()));
@@ -59,7 +59,7 @@ TEST_P(StoreOracle, H5pyReadsWhatSaelabWrote) {
   EXPECT_TRUE(read_raw<std::int64_t>(out / "sequence.i64", torch::kLong, {n}).equal(want.sequence));
   EXPECT_TRUE(read_raw<std::int32_t>(out / "position.i32", torch::kInt, {n}).equal(want.position));
 
-  const auto report = nlohmann::json::parse(read_text(out / "report.json"));
+  const auto report = nlohmann::json::parse(read_bytes(out / "report.json"));
   const StoreMeta meta = test_meta(d);
   const char* np_dtype = dtype == RowDtype::Float32   ? "float32"
                          : dtype == RowDtype::Float16 ? "float16"

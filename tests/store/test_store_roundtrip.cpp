@@ -150,7 +150,7 @@ TEST(StoreWriter, RefusesToOverwriteOrToResumeADifferentHarvest) {
                   "already complete");
 
   TempDir other("not-a-store");
-  write_text(other / "notes.txt", "hello");
+  write_bytes(other / "notes.txt", "hello");
   const std::string foreign =
       error_of([&] { hdf5_store::open_hdf5_writer(other.path(), test_meta(d), true, cfg); });
   expect_contains(foreign, other.path().string());

@@ -7,8 +7,8 @@
 
 #include <gtest/gtest.h>
 
-#include "saelab/mixing_buffer.hpp"
-#include "saelab/streaming_reader.hpp"
+#include "saelab/data/mixing_buffer.hpp"
+#include "saelab/data/streaming_reader.hpp"
 #include "store_test_util.hpp"
 
 using namespace saelab;

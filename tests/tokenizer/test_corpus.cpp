@@ -1,12 +1,12 @@
-// Corpus reading and packing (saelab/corpus.hpp) with a stub source whose tokenizer maps each byte
+// Corpus reading and packing (saelab/data/corpus.hpp) with a stub source whose tokenizer maps each byte
 // to its value, so every expected sequence below is computed by hand.
 #include <random>
 
 #include <gtest/gtest.h>
 
-#include "saelab/corpus.hpp"
-#include "saelab/error.hpp"
-#include "saelab/sha256.hpp"
+#include "saelab/data/corpus.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/core/sha256.hpp"
 #include "tokenizer_test_util.hpp"
 
 namespace saelab::test {

@@ -1,8 +1,8 @@
 // Known ids: values from OpenAI's GPT-2 vocabulary that any GPT-2 tokenizer must reproduce.
 #include <gtest/gtest.h>
 
-#include "saelab/error.hpp"
-#include "saelab/sha256.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/core/sha256.hpp"
 #include "tokenizer_test_util.hpp"
 
 namespace saelab::test {

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "saelab/error.hpp"
+#include "saelab/core/error.hpp"
 #include "tokenizer_test_util.hpp"
 
 namespace saelab::test {

@@ -47,26 +47,6 @@ std::vector<fs::path> sotu_files() {
   return files;
 }
 
-std::string read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
-}
-
-void write_bytes(const fs::path& path, const std::string& data) {
-  fs::create_directories(path.parent_path());
-  std::ofstream out(path, std::ios::binary);
-  out.write(data.data(), static_cast<std::streamsize>(data.size()));
-}
-
-fs::path scratch_dir(const std::string& name) {
-  const fs::path dir = fs::path(SAELAB_BINARY_DIR) / "test-scratch" / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
 std::string missing_oracle_message() {
   const char* py = std::getenv("SAELAB_ORACLE_PYTHON");
   if (py && *py) return {};
@@ -77,12 +57,6 @@ std::string missing_oracle_message() {
 }
 
 namespace {
-
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
 
 std::vector<std::int32_t> read_ids(const fs::path& path) {
   const std::string raw = read_bytes(path);

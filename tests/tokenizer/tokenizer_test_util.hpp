@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "support/support.hpp"
 #include "tokenizer/tokenizer.hpp"
 
 namespace saelab::test {
@@ -20,10 +21,6 @@ std::string missing_data_message();
 const gpt2::Tokenizer& gpt2_tokenizer();
 
 std::vector<std::filesystem::path> sotu_files();  // sorted by name
-std::string read_bytes(const std::filesystem::path& path);
-void write_bytes(const std::filesystem::path& path, const std::string& data);
-// A fresh empty directory under the build tree (build/test-scratch/<name>); names are unique per test.
-std::filesystem::path scratch_dir(const std::string& name);
 
 // Empty when SAELAB_ORACLE_PYTHON is set, else the setup instructions.
 std::string missing_oracle_message();

@@ -5,12 +5,12 @@
 #include <gtest/gtest.h>
 #include <torch/optim/adam.h>
 
-#include "saelab/error.hpp"
-#include "saelab/memory_reader.hpp"
-#include "saelab/trainer.hpp"
-#include "saelab/trainer/adam.hpp"
-#include "saelab/trainer/latent_stats.hpp"
-#include "saelab/trainer/schedule.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/data/memory_reader.hpp"
+#include "saelab/train/trainer.hpp"
+#include "saelab/train/adam.hpp"
+#include "saelab/train/latent_stats.hpp"
+#include "saelab/train/schedule.hpp"
 
 namespace saelab {
 namespace {

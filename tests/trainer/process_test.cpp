@@ -14,9 +14,10 @@
 
 #include <gtest/gtest.h>
 
-#include "saelab/fs_util.hpp"
-#include "saelab/trainer/checkpoint.hpp"
+#include "saelab/core/fs_util.hpp"
+#include "saelab/train/checkpoint.hpp"
 #include "test_data.hpp"
+#include "support/support.hpp"
 
 extern char** environ;
 
@@ -47,13 +48,6 @@ int wait_child(pid_t pid) {
   return status;
 }
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // Polls until the child has written a checkpoint at or after `step`.
 bool wait_for_checkpoint(const fs::path& run_dir, std::int64_t step) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
@@ -69,19 +63,19 @@ bool wait_for_checkpoint(const fs::path& run_dir, std::int64_t step) {
 
 const std::string& reference_sae_bytes() {
   static const std::string bytes = [] {
-    const fs::path dir = test::fresh_dir("process_reference");
+    const fs::path dir = test::scratch_dir("process_reference");
     const int status = wait_child(spawn_child(dir, "fresh", 0, dir / "out.txt"));
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << slurp(dir / "out.txt");
-    return slurp(dir / "sae" / "sae_weights.safetensors");
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << test::read_bytes(dir / "out.txt");
+    return test::read_bytes(dir / "sae" / "sae_weights.safetensors");
   }();
   return bytes;
 }
 
 TEST(TrainerProcess, SigkillMidRunThenResumeWritesTheSameSae) {
   ASSERT_FALSE(reference_sae_bytes().empty());
-  const fs::path dir = test::fresh_dir("process_sigkill");
+  const fs::path dir = test::scratch_dir("process_sigkill");
   const pid_t pid = spawn_child(dir, "fresh", 100, dir / "first.txt");
-  ASSERT_TRUE(wait_for_checkpoint(dir, 20)) << slurp(dir / "first.txt");
+  ASSERT_TRUE(wait_for_checkpoint(dir, 20)) << test::read_bytes(dir / "first.txt");
   kill(pid, SIGKILL);
   const int status = wait_child(pid);
   ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "the child finished before the kill";
@@ -89,9 +83,9 @@ TEST(TrainerProcess, SigkillMidRunThenResumeWritesTheSameSae) {
   const std::string killed_at = list_train_checkpoints(dir / "checkpoints").front().filename().string();
 
   const int resumed = wait_child(spawn_child(dir, "resume", 0, dir / "second.txt"));
-  ASSERT_TRUE(WIFEXITED(resumed) && WEXITSTATUS(resumed) == 0) << slurp(dir / "second.txt");
-  EXPECT_NE(slurp(dir / "second.txt").find("status completed steps 60"), std::string::npos);
-  const std::string bytes = slurp(dir / "sae" / "sae_weights.safetensors");
+  ASSERT_TRUE(WIFEXITED(resumed) && WEXITSTATUS(resumed) == 0) << test::read_bytes(dir / "second.txt");
+  EXPECT_NE(test::read_bytes(dir / "second.txt").find("status completed steps 60"), std::string::npos);
+  const std::string bytes = test::read_bytes(dir / "sae" / "sae_weights.safetensors");
   std::printf("killed after %s; resumed SAE file %zu bytes, identical to uninterrupted: %s\n",
               killed_at.c_str(), bytes.size(), bytes == reference_sae_bytes() ? "yes" : "NO");
   EXPECT_TRUE(bytes == reference_sae_bytes());
@@ -99,13 +93,13 @@ TEST(TrainerProcess, SigkillMidRunThenResumeWritesTheSameSae) {
 
 TEST(TrainerProcess, SigtermCheckpointsAndExitsCleanly) {
   ASSERT_FALSE(reference_sae_bytes().empty());
-  const fs::path dir = test::fresh_dir("process_sigterm");
+  const fs::path dir = test::scratch_dir("process_sigterm");
   const pid_t pid = spawn_child(dir, "fresh", 100, dir / "first.txt");
-  ASSERT_TRUE(wait_for_checkpoint(dir, 10)) << slurp(dir / "first.txt");
+  ASSERT_TRUE(wait_for_checkpoint(dir, 10)) << test::read_bytes(dir / "first.txt");
   kill(pid, SIGTERM);
   const int status = wait_child(pid);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << slurp(dir / "first.txt");
-  const std::string out = slurp(dir / "first.txt");
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << test::read_bytes(dir / "first.txt");
+  const std::string out = test::read_bytes(dir / "first.txt");
   EXPECT_NE(out.find("status interrupted"), std::string::npos) << out;
   // The checkpoint of the interrupted step is the newest, and it verifies.
   auto dirs = list_train_checkpoints(dir / "checkpoints");
@@ -114,8 +108,8 @@ TEST(TrainerProcess, SigtermCheckpointsAndExitsCleanly) {
   EXPECT_NE(out.find("steps " + std::to_string(c.step)), std::string::npos) << out;
 
   const int resumed = wait_child(spawn_child(dir, "resume", 0, dir / "second.txt"));
-  ASSERT_TRUE(WIFEXITED(resumed) && WEXITSTATUS(resumed) == 0) << slurp(dir / "second.txt");
-  EXPECT_TRUE(slurp(dir / "sae" / "sae_weights.safetensors") == reference_sae_bytes());
+  ASSERT_TRUE(WIFEXITED(resumed) && WEXITSTATUS(resumed) == 0) << test::read_bytes(dir / "second.txt");
+  EXPECT_TRUE(test::read_bytes(dir / "sae" / "sae_weights.safetensors") == reference_sae_bytes());
 }
 
 }  // namespace

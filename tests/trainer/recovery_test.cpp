@@ -10,7 +10,7 @@
 
 #include <gtest/gtest.h>
 
-#include "saelab/safetensors.hpp"
+#include "saelab/formats/safetensors.hpp"
 #include "saelab/interfaces/activation_source.hpp"
 #include "test_data.hpp"
 
@@ -26,7 +26,7 @@ struct Planted {
 const Planted& planted() {
   static const Planted p = [] {
     PluginContext ctx;
-    ctx.run_dir = test::fresh_dir("recovery_source");
+    ctx.run_dir = test::scratch_dir("recovery_source");
     auto source = test::plugins().create<ActivationSource>(
         "synthetic", test::plugin_options("source", "synthetic", {}), ctx);
     torch::manual_seed(0);
@@ -63,7 +63,7 @@ test::Recovery train_and_measure(const std::string& name, const std::string& sae
   spec.cfg.dead_window_tokens = spec.cfg.batch_size * 100;
   spec.cfg.metrics_every_steps = 100;
   spec.cfg.checkpoint_every_tokens = 0;
-  spec.run_dir = test::fresh_dir(name);
+  spec.run_dir = test::scratch_dir(name);
   const auto start = std::chrono::steady_clock::now();
   test::RunOutcome out = test::train(spec);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -3,7 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
-#include "saelab/trainer/resample.hpp"
+#include "saelab/train/resample.hpp"
 #include "test_models.hpp"
 
 namespace saelab {

@@ -5,8 +5,8 @@
 
 #include <gtest/gtest.h>
 
-#include "saelab/error.hpp"
-#include "saelab/trainer/checkpoint.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/train/checkpoint.hpp"
 #include "test_data.hpp"
 
 namespace saelab {

@@ -3,10 +3,10 @@
 
 #include <gtest/gtest.h>
 
-#include "saelab/error.hpp"
-#include "saelab/memory_reader.hpp"
-#include "saelab/sae_io.hpp"
-#include "saelab/trainer/checkpoint.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/data/memory_reader.hpp"
+#include "saelab/formats/sae_dir.hpp"
+#include "saelab/train/checkpoint.hpp"
 #include "test_data.hpp"
 
 namespace saelab {
@@ -105,7 +105,7 @@ TEST(TrainerRun, InputScaleFromStoreStatisticsOrEstimated) {
   in.reader = &reader;
   in.sae = std::make_shared<test::TinySae>(32, 96, 0, 1);
   in.losses = {std::make_shared<test::MseLoss>()};
-  in.run_dir = test::fresh_dir("run_scale_stats");
+  in.run_dir = test::scratch_dir("run_scale_stats");
   in.norm_stats = NormStats{1000, 2.5, {}};
   in.sae_meta.hook_name = "synthetic.hook";
   in.sae_meta.context_size = 128;

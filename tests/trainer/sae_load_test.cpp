@@ -3,8 +3,8 @@
 // no loaded plugin handles is an error that names the file, the architecture and what is loaded.
 #include <gtest/gtest.h>
 
-#include "saelab/plugin_host.hpp"
-#include "saelab/sae_load.hpp"
+#include "saelab/core/plugin_host.hpp"
+#include "saelab/sae/load.hpp"
 #include "test_data.hpp"
 
 namespace saelab {
@@ -13,7 +13,7 @@ namespace fs = std::filesystem;
 
 // A TopK SAE written directly (not by saelab's trainer): d_in 8, d_sae 16, k 3.
 fs::path write_topk_dir(const std::string& name) {
-  const fs::path dir = test::fresh_dir(name) / "sae";
+  const fs::path dir = test::scratch_dir(name) / "sae";
   torch::manual_seed(21);
   SaeMeta meta;
   meta.model_name = "gpt2";

@@ -13,8 +13,8 @@
 
 #include <gtest/gtest.h>
 
-#include "saelab/safetensors.hpp"
-#include "saelab/sae_load.hpp"
+#include "saelab/formats/safetensors.hpp"
+#include "saelab/sae/load.hpp"
 #include "test_data.hpp"
 
 namespace saelab {

@@ -4,9 +4,9 @@
 
 #include <gtest/gtest.h>
 
-#include "saelab/error.hpp"
+#include "saelab/core/error.hpp"
 #include "saelab/interfaces/activation_source.hpp"
-#include "saelab/safetensors.hpp"
+#include "saelab/formats/safetensors.hpp"
 #include "test_data.hpp"
 
 namespace saelab {
@@ -46,7 +46,7 @@ class SyntheticPlugin : public ::testing::Test {
  protected:
   void SetUp() override {
     PluginContext ctx;
-    ctx.run_dir = test::fresh_dir("synthetic_plugin");
+    ctx.run_dir = test::scratch_dir("synthetic_plugin");
     run_dir = ctx.run_dir;
     source = test::plugins().create<ActivationSource>("synthetic",
                                                       test::plugin_options("source", "synthetic", {}), ctx);

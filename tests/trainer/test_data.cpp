@@ -2,9 +2,9 @@
 
 #include <unistd.h>
 
-#include "saelab/error.hpp"
-#include "saelab/memory_reader.hpp"
-#include "saelab/plugin_host.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/data/memory_reader.hpp"
+#include "saelab/core/plugin_host.hpp"
 
 namespace saelab::test {
 namespace fs = std::filesystem;
@@ -13,15 +13,6 @@ torch::Tensor planted_rows(const synthetic::Dictionary& dict, std::int64_t n) {
   std::vector<std::uint64_t> keys(static_cast<std::size_t>(n));
   for (std::int64_t i = 0; i < n; ++i) keys[std::size_t(i)] = synthetic::mix64(std::uint64_t(i));
   return dict.rows(keys);
-}
-
-fs::path fresh_dir(const std::string& name) {
-  // ctest runs every test as its own process, two at a time: the pid keeps their directories apart.
-  const fs::path dir =
-      fs::path(SAELAB_BINARY_DIR) / "test_tmp" / "trainer" / (name + "-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
 }
 
 Registry& plugins() {
@@ -99,7 +90,7 @@ void use_plugins(RunSpec& spec, const std::string& sae, const Values& sae_option
 }
 
 RunSpec small_run(const std::string& name) {
-  return small_run_in(fresh_dir(name));
+  return small_run_in(scratch_dir(name));
 }
 
 RunSpec small_run_in(const fs::path& run_dir) {

@@ -10,9 +10,10 @@
 
 #include <torch/types.h>
 
-#include "saelab/options.hpp"
-#include "saelab/registry.hpp"
-#include "saelab/trainer.hpp"
+#include "saelab/core/options.hpp"
+#include "saelab/core/registry.hpp"
+#include "saelab/train/trainer.hpp"
+#include "support/support.hpp"
 #include "synthetic_dictionary.hpp"
 #include "test_models.hpp"
 
@@ -20,9 +21,6 @@ namespace saelab::test {
 
 // n rows of a planted dictionary, keys 0..n-1 (the same rows every time for the same config).
 torch::Tensor planted_rows(const synthetic::Dictionary& dict, std::int64_t n);
-
-// A fresh temporary directory under the build tree, removed first if it exists.
-std::filesystem::path fresh_dir(const std::string& name);
 
 // The plugins the trainer tests use (synthetic, sae_relu_l1, sae_topk, losses), loaded from the
 // build tree through the plugin host into a registry of the tests' own.

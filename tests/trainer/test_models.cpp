@@ -3,7 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
-#include "saelab/error.hpp"
+#include "saelab/core/error.hpp"
 
 namespace saelab::test {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <thread>
 
-#include "saelab/error.hpp"
+#include "saelab/core/error.hpp"
 #include "test_data.hpp"
 
 namespace {

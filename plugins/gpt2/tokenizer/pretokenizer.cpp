@@ -1,6 +1,6 @@
 #include "pretokenizer.hpp"
 
-#include "saelab/error.hpp"
+#include "saelab/core/error.hpp"
 
 namespace saelab::gpt2::detail {
 

@@ -1,9 +1,9 @@
 #include "tokenizer.hpp"
 
 #include "pretokenizer.hpp"
-#include "saelab/error.hpp"
-#include "saelab/sha256.hpp"
-#include "saelab/utf8.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/core/sha256.hpp"
+#include "saelab/core/utf8.hpp"
 #include "bpe_vocab.hpp"
 
 namespace saelab::gpt2 {

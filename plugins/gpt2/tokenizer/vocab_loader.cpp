@@ -5,10 +5,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "saelab/error.hpp"
-#include "saelab/fs_util.hpp"
-#include "saelab/sha256.hpp"
-#include "saelab/utf8.hpp"
+#include "saelab/core/error.hpp"
+#include "saelab/core/fs_util.hpp"
+#include "saelab/core/sha256.hpp"
+#include "saelab/core/utf8.hpp"
 #include "bpe_vocab.hpp"
 
 namespace saelab::gpt2::detail {

@@ -15,7 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
 
-#include "saelab/export.hpp"
+#include "saelab/core/export.hpp"
 
 namespace saelab {
 

@@ -4,7 +4,7 @@
 #include <map>
 #include <string>
 
-#include "saelab/export.hpp"
+#include "saelab/core/export.hpp"
 #include "saelab/interfaces/sae.hpp"
 
 namespace saelab {

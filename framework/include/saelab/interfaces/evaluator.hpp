@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "saelab/export.hpp"
+#include "saelab/core/export.hpp"
 #include "saelab/interfaces/activation_source.hpp"
 #include "saelab/interfaces/activation_store.hpp"
 #include "saelab/interfaces/sae.hpp"

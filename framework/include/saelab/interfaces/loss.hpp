@@ -7,7 +7,7 @@
 
 #include <torch/types.h>
 
-#include "saelab/export.hpp"
+#include "saelab/core/export.hpp"
 #include "saelab/interfaces/sae.hpp"
 
 namespace saelab {

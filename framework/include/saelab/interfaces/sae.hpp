@@ -13,7 +13,7 @@
 #include <torch/nn/module.h>
 #include <torch/types.h>
 
-#include "saelab/export.hpp"
+#include "saelab/core/export.hpp"
 
 namespace saelab {
 

@@ -1,0 +1,51 @@
+#include "saelab/sae/apply.hpp"
+
+#include "saelab/core/error.hpp"
+
+namespace saelab {
+
+torch::Device module_device(const torch::nn::Module& module) {
+  for (const auto& p : module.parameters()) return p.device();
+  for (const auto& b : module.buffers()) return b.device();
+  return torch::kCPU;
+}
+
+void check_hook_width(const ActivationSource& source, const std::string& hook, std::int64_t d_in,
+                      const std::string& who) {
+  const auto& info = source.info();
+  auto it = info.hooks.find(hook);
+  if (it == info.hooks.end()) {
+    std::string names;
+    for (const auto& entry : info.hooks) names += (names.empty() ? "" : ", ") + entry.first;
+    throw Error(cat(who, ": hook '", hook, "' is not a hook of model '", info.model_id,
+                    "'; available hooks: ", names));
+  }
+  SAELAB_CHECK(it->second == d_in, Error, who, ": hook '", hook, "' of model '", info.model_id,
+               "' has width ", it->second, " but the SAE's d_in is ", d_in,
+               "; use the SAE with the hook it was trained on");
+}
+
+SaeApplied apply_sae(SaeArchitecture& sae, const torch::Tensor& x, double input_scale) {
+  const SaeShape shape = sae.shape();
+  SAELAB_CHECK(x.dim() == 2 && x.size(1) == shape.d_in, Error, "SAE '", sae.architecture(),
+               "' takes activations [n, ", shape.d_in, "] but got ", x.sizes(),
+               "; the hook's width must equal the SAE's d_in");
+  SAELAB_CHECK(input_scale > 0, Error, "input_scale must be > 0; got ", input_scale);
+  auto dev = module_device(sae);
+  auto xin = x.to(dev, torch::kFloat32);
+  if (input_scale != 1.0) xin = xin * input_scale;
+  SaeApplied out;
+  out.latents = sae.encode(xin);
+  SAELAB_CHECK(
+      out.latents.dim() == 2 && out.latents.size(0) == x.size(0) && out.latents.size(1) == shape.d_sae, Error,
+      "SAE '", sae.architecture(), "' encode returned ", out.latents.sizes(), "; expected [", x.size(0), ", ",
+      shape.d_sae, "]");
+  auto recon = sae.decode(out.latents);
+  SAELAB_CHECK(recon.sizes() == xin.sizes(), Error, "SAE '", sae.architecture(), "' decode returned ",
+               recon.sizes(), "; expected ", xin.sizes());
+  if (input_scale != 1.0) recon = recon / input_scale;
+  out.reconstruction = recon.to(x.device(), x.scalar_type());
+  return out;
+}
+
+}  // namespace saelab

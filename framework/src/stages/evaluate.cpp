@@ -1,0 +1,87 @@
+// evaluate and report: a saved SAE (the run's, or any SAELens directory) spliced into the source.
+#include "saelab/data/corpus.hpp"
+#include "saelab/core/fs_util.hpp"
+#include "saelab/interfaces/activation_source.hpp"
+#include "saelab/interfaces/evaluator.hpp"
+#include "saelab/interfaces/reporter.hpp"
+#include "saelab/core/log.hpp"
+#include "saelab/formats/sae_dir.hpp"
+#include "saelab/sae/load.hpp"
+#include "stages/stages.hpp"
+
+namespace saelab {
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path sae_dir(const StageContext& ctx) {
+  fs::path dir = ctx.request.sae_dir.empty() ? ctx.run_dir / "sae" : ctx.request.sae_dir;
+  if (!fs::exists(dir / "cfg.json"))
+    throw UsageError(cat("no saved SAE at '", dir.string(),
+                         "'; run the train stage first, or pass --sae DIR "
+                         "(a SAELens directory with cfg.json and sae_weights.safetensors)"));
+  return dir;
+}
+
+// Held-out sequences: the corpus after the ones harvest consumed (evaluate.skip_sequences: auto).
+std::unique_ptr<TokenBatches> held_out_tokens(StageContext& ctx, const std::string& section) {
+  const Options& o = ctx.options();
+  auto tokens = std::make_unique<TokenBatches>(corpus_config(o), *ctx.source());
+  std::int64_t skip = 0;
+  if (!o.is_auto(section + ".skip_sequences")) {
+    skip = o.integer(section + ".skip_sequences");
+  } else if (fs::exists(ctx.run_dir / "run.json")) {
+    auto run = nlohmann::json::parse(read_file(ctx.run_dir / "run.json", 16 << 20, "run record"));
+    auto rows = run["stages"]["harvest"]["summary"].value("rows", std::int64_t{0});
+    const std::int64_t per_seq =
+        o.integer("corpus.context_size") - (o.boolean("harvest.exclude_bos") ? 1 : 0);
+    skip = per_seq > 0 ? (rows + per_seq - 1) / per_seq : 0;
+  }
+  if (skip > 0) {
+    log::info(section, ": skipping the first ", skip, " sequences (used for harvesting)");
+    tokens->skip(skip);
+  }
+  return tokens;
+}
+
+void refuse_existing(const StageContext& ctx, const fs::path& out, const char* what) {
+  if (!fs::exists(out)) return;
+  if (!ctx.overwrite)
+    throw UsageError(
+        cat("'", out.string(), "' already exists; pass --overwrite to write the ", what, " again"));
+  fs::remove_all(out);
+}
+
+}  // namespace
+
+nlohmann::json run_evaluate(StageContext& ctx) {
+  const fs::path out = ctx.run_dir / "eval.json";
+  refuse_existing(ctx, out, "evaluation");
+  const LoadedSae loaded = load_sae(ctx.registry, sae_dir(ctx), ctx.plugin_ctx);
+  auto tokens = held_out_tokens(ctx, "evaluate");
+  auto evaluator = ctx.registry.create<Evaluator>(ctx.options().plugin("evaluate.evaluator"), ctx.plugin_ctx);
+  EvalContext ec{*loaded.sae, ctx.source().get(), loaded.meta.hook_name, tokens.get(), nullptr, 1.0};
+  nlohmann::json result = evaluator->evaluate(ec);
+  write_file_atomic(out, result.dump(2) + "\n");
+  log::info("evaluate: wrote ", out.string());
+  return result.contains("summary") ? result["summary"] : nlohmann::json::object();
+}
+
+nlohmann::json run_report(StageContext& ctx) {
+  const fs::path out = ctx.run_dir / "report";
+  refuse_existing(ctx, out, "report");
+  const LoadedSae loaded = load_sae(ctx.registry, sae_dir(ctx), ctx.plugin_ctx);
+  auto tokens = held_out_tokens(ctx, "report");
+  nlohmann::json eval;
+  if (fs::exists(ctx.run_dir / "eval.json"))
+    eval = nlohmann::json::parse(read_file(ctx.run_dir / "eval.json", 256 << 20, "evaluation"));
+  auto reporter = ctx.registry.create<Reporter>(ctx.options().plugin("report.reporter"), ctx.plugin_ctx);
+  fs::create_directories(out);
+  ReportContext rc{*loaded.sae, ctx.source().get(), loaded.meta.hook_name, tokens.get(), nullptr, eval, out,
+                   1.0};
+  reporter->write(rc);
+  log::info("report: wrote ", (out / "index.html").string());
+  return {{"index", (out / "index.html").string()}};
+}
+
+}  // namespace saelab

@@ -1,0 +1,47 @@
+#pragma once
+// Internal: what every stage receives. Not installed.
+#include <filesystem>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "saelab/config/config.hpp"
+#include "saelab/config/experiment.hpp"
+#include "saelab/core/registry.hpp"
+#include "saelab/stages/runner.hpp"
+
+namespace saelab {
+
+class ActivationSource;
+class ActivationStore;
+
+struct StageContext {
+  StageContext(const ExperimentConfig& c, const Registry& r, const RunRequest& q, std::filesystem::path dir,
+               PluginContext pc)
+      : config(c), registry(r), request(q), run_dir(std::move(dir)), plugin_ctx(std::move(pc)) {}
+
+  const ExperimentConfig& config;
+  const Registry& registry;
+  const RunRequest& request;
+  std::filesystem::path run_dir;
+  PluginContext plugin_ctx;
+  bool resume = false;
+  bool overwrite = false;
+
+  const Options& options() const { return config.options; }
+  std::filesystem::path store_dir() const;
+  // Created on first use and shared between stages of one run.
+  std::shared_ptr<ActivationSource> source();
+  std::shared_ptr<ActivationStore> store();
+
+ private:
+  std::shared_ptr<ActivationSource> source_;
+  std::shared_ptr<ActivationStore> store_;
+};
+
+nlohmann::json run_harvest(StageContext& ctx);
+nlohmann::json run_train(StageContext& ctx);
+nlohmann::json run_evaluate(StageContext& ctx);
+nlohmann::json run_report(StageContext& ctx);
+
+}  // namespace saelab

@@ -1,0 +1,312 @@
+// The training loop: one optimizer step, resampling, metrics, stopping.
+#include <atomic>
+#include <cmath>
+#include <csignal>
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/types.h>
+
+#include "saelab/core/error.hpp"
+#include "saelab/core/log.hpp"
+#include "saelab/core/sha256.hpp"
+#include "saelab/train/resample.hpp"
+#include "train/trainer_impl.hpp"
+
+namespace saelab {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// ---- stop flag and signal handlers ----------------------------------------------------------
+
+namespace {
+std::atomic<bool> g_stop{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "the stop flag is set from a signal handler");
+
+extern "C" void saelab_on_stop_signal(int sig) {
+  // A second signal while the checkpoint is being written kills the process as usual.
+  if (g_stop.exchange(true)) {
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+  }
+}
+
+class SignalGuard {
+ public:
+  explicit SignalGuard(bool active) : active_(active) {
+    if (!active_) return;
+    struct sigaction sa {};
+    sa.sa_handler = saelab_on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~SignalGuard() {
+    if (!active_) return;
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  SignalGuard(const SignalGuard&) = delete;
+  SignalGuard& operator=(const SignalGuard&) = delete;
+
+ private:
+  bool active_;
+  struct sigaction old_int_ {
+  }, old_term_{};
+};
+
+// Σ_d (x − x̂)², mean over rows.
+double reconstruction_mse(const torch::Tensor& x, const torch::Tensor& x_hat) {
+  return (x - x_hat).pow(2).sum(1).mean().item<double>();
+}
+
+// 1 − Σ‖x − x̂‖² / Σ‖x − mean(x)‖² over the batch (SAELens's definition).
+double explained_variance(const torch::Tensor& x, const torch::Tensor& x_hat) {
+  const double residual = (x - x_hat).pow(2).sum().item<double>();
+  const double total = (x - x.mean(0, /*keepdim=*/true)).pow(2).sum().item<double>();
+  return total > 0 ? 1.0 - residual / total : 0.0;
+}
+}  // namespace
+
+void request_stop() {
+  g_stop.store(true);
+}
+bool stop_requested() {
+  return g_stop.load();
+}
+void clear_stop_request() {
+  g_stop.store(false);
+}
+
+// ---- construction -----------------------------------------------------------------------------
+
+Trainer::Impl::Impl(TrainerConfig c, TrainerInputs i) : cfg(std::move(c)), in(std::move(i)) {
+  cfg.validate();
+  SAELAB_CHECK(in.reader != nullptr, Error, "Trainer: no activation reader given");
+  SAELAB_CHECK(in.sae != nullptr, Error, "Trainer: no SAE given");
+  SAELAB_CHECK(!in.losses.empty(), ConfigError,
+               "train.losses is empty: at least one loss term (e.g. mse) is needed");
+  SAELAB_CHECK(!in.run_dir.empty(), Error, "Trainer: no run directory given");
+  const SaeShape shape = in.sae->shape();
+  SAELAB_CHECK(in.reader->d() == shape.d_in, ConfigError, "the activations have width ", in.reader->d(),
+               " but the SAE's d_in is ", shape.d_in, "; set the SAE's d_in to the hook's width");
+  params = in.sae->parameters(/*recurse=*/true);
+  SAELAB_CHECK(!params.empty(), Error, "SAE '", in.sae->architecture(), "' has no parameters");
+  device = params.front().device();
+  std::map<std::string, torch::Tensor> named;
+  for (const auto& p : in.sae->named_parameters(/*recurse=*/true)) named[p.key()] = p.value();
+  adam = std::make_unique<Adam>(named, AdamConfig{cfg.adam_beta1, cfg.adam_beta2, cfg.adam_eps});
+  dead = std::make_unique<DeadLatentTracker>(shape.d_sae, cfg.dead_window_tokens);
+  const std::int64_t window_steps = (cfg.dead_window_tokens + cfg.batch_size - 1) / cfg.batch_size;
+  density =
+      std::make_unique<FeatureDensity>(shape.d_sae, std::max<std::int64_t>(0, total_steps() - window_steps));
+  gen = at::make_generator<at::CPUGeneratorImpl>(cfg.seed);
+  schedule = LrSchedule{cfg.lr, cfg.lr_warmup_steps, cfg.lr_decay_fraction, cfg.lr_floor, total_steps()};
+  resample_at.insert(cfg.resample_steps.begin(), cfg.resample_steps.end());
+  warn = [](const std::string& msg) { log::warn(msg); };
+}
+
+json Trainer::Impl::identity() const {
+  const SaeShape shape = in.sae->shape();
+  json losses = json::array();
+  for (const auto& l : in.losses) losses.push_back(l->name());
+  return json{{"train", cfg.identity_json()},
+              {"sae",
+               {{"architecture", in.sae->architecture()},
+                {"d_in", shape.d_in},
+                {"d_sae", shape.d_sae},
+                {"config", in.sae->extra_config()}}},
+              {"losses", losses},
+              {"inputs", in.identity}};
+}
+
+std::string Trainer::Impl::config_hash() const {
+  return sha256_hex(identity().dump());
+}
+
+// ---- one step ---------------------------------------------------------------------------------
+
+torch::Tensor Trainer::Impl::next_input() {
+  torch::Tensor batch = in.reader->next_batch();
+  const std::int64_t d_in = in.sae->shape().d_in;
+  SAELAB_CHECK(batch.dim() == 2 && batch.size(0) == cfg.batch_size && batch.size(1) == d_in, Error,
+               "the activation reader returned a batch of shape ", batch.sizes(), ", expected [",
+               cfg.batch_size, ", ", d_in,
+               "] (train.batch_size × d_in); open the reader with "
+               "batch_rows = train.batch_size");
+  torch::Tensor x = batch.to(device, torch::kFloat32);
+  return input_scale == 1.0 ? x : x * input_scale;
+}
+
+namespace {
+[[noreturn]] void fail_non_finite(const std::string& what, double value, std::int64_t step,
+                                  std::int64_t total,
+                                  const std::vector<std::pair<std::string, torch::Tensor>>& terms,
+                                  const fs::path& last_checkpoint) {
+  std::string detail;
+  for (const auto& [name, t] : terms)
+    detail += cat(detail.empty() ? "" : ", ", name, " = ", t.item<double>());
+  throw Error(cat("training stopped at step ", step, " of ", total, ": the ", what, " is ", value,
+                  terms.empty() ? "" : " (", detail, terms.empty() ? "" : ")", ". ",
+                  last_checkpoint.empty()
+                      ? std::string("No checkpoint had been written yet.")
+                      : cat("The last good checkpoint is ", last_checkpoint.string(), "."),
+                  " Check the activations for NaN/Inf, lower train.lr or enable "
+                  "train.grad_clip_norm, then resume or restart"));
+}
+}  // namespace
+
+void Trainer::Impl::train_step(bool log, StepMetrics& m) {
+  const torch::Tensor x = next_input();  // [batch, d_in]
+  const std::int64_t rows = x.size(0);
+  SaeOutput out = in.sae->forward(x);
+  const torch::Tensor dead_mask = dead->dead_mask().to(device);
+  LossContext ctx{x, out, *in.sae, dead_mask, TrainProgress{step, total_steps()}};
+  torch::Tensor total;
+  std::vector<std::pair<std::string, torch::Tensor>> terms;
+  for (const auto& loss : in.losses) {
+    torch::Tensor t = loss->compute(ctx);
+    SAELAB_CHECK(t.numel() == 1, Error, "loss '", loss->name(), "' returned a tensor of shape ", t.sizes(),
+                 "; a loss term must be a scalar");
+    terms.emplace_back(loss->name(), t);
+    total = total.defined() ? total + t : t;
+  }
+  const double loss_value = total.item<double>();
+  if (!std::isfinite(loss_value)) {
+    fail_non_finite("loss", loss_value, step + 1, total_steps(), terms, last_checkpoint);
+  }
+
+  for (auto& p : params) p.mutable_grad() = torch::Tensor();
+  total.backward();
+  in.sae->before_optimizer_step();
+  const double grad_norm = clip_grad_norm(params, cfg.grad_clip_norm);
+  if (!std::isfinite(grad_norm)) {
+    fail_non_finite("gradient norm", grad_norm, step + 1, total_steps(), terms, last_checkpoint);
+  }
+  const double lr = schedule.at(step);
+  adam->step(lr);
+  in.sae->after_optimizer_step();
+
+  const torch::Tensor counts = fire_counts(out.latents);
+  dead->update(counts, rows);
+  density->update(step, counts, rows);
+  ++step;
+  tokens += rows;
+  if (!log) return;
+
+  torch::NoGradGuard no_grad;
+  m.step = step;
+  m.tokens = tokens;
+  m.values["loss"] = loss_value;
+  for (const auto& [name, t] : terms) m.values["loss." + name] = t.item<double>();
+  m.values["mse"] = reconstruction_mse(x, out.reconstruction);
+  m.values["explained_variance"] = explained_variance(x, out.reconstruction);
+  m.values["l0"] = counts.sum().item<double>() / double(rows);
+  m.values["dead_fraction"] = dead->dead_fraction();
+  m.values["lr"] = lr;
+  m.values["grad_norm"] = grad_norm;
+}
+
+void Trainer::Impl::maybe_resample() {
+  if (resample_at.count(step) == 0) return;
+  const std::int64_t dead_before = dead->dead_count();
+  ResampleResult r = resample_dead_latents(
+      *in.sae, *adam, dead->dead_mask(), [this] { return next_input(); }, cfg.resample_inputs,
+      cfg.resample_encoder_scale, gen);
+  if (r.resampled > 0) dead->revive(r.latents);
+  log::info("step ", step, ": resampled ", r.resampled, " of ", dead_before, " dead latents");
+  append_metrics_event(json{{"event", "resample"},
+                            {"step", step},
+                            {"tokens", tokens},
+                            {"dead_before", dead_before},
+                            {"resampled", r.resampled},
+                            {"inputs_scored", r.inputs_scored},
+                            {"mean_alive_encoder_norm", r.mean_alive_encoder_norm}});
+}
+
+void Trainer::Impl::log_metrics(StepMetrics& m) {
+  const auto now = std::chrono::steady_clock::now();
+  const double interval = std::chrono::duration<double>(now - last_log).count();
+  const double elapsed = std::chrono::duration<double>(now - started).count();
+  const double tps = interval > 0 ? double(tokens - tokens_at_last_log) / interval : 0.0;
+  m.values["tokens_per_s"] = tps;
+  m.values["elapsed_s"] = elapsed;
+  m.values["eta_s"] = tps > 0 ? double(total_steps() - step) * double(cfg.batch_size) / tps : 0.0;
+  last_log = now;
+  tokens_at_last_log = tokens;
+  append_metrics(m);
+  last_metrics = m;
+  if (progress) progress(m);
+  for (const auto& cb : in.callbacks) cb->on_metrics(m, *in.sae);
+}
+
+// ---- the run ------------------------------------------------------------------------------------
+
+Trainer::Trainer(TrainerConfig config, TrainerInputs inputs)
+    : impl_(std::make_unique<Impl>(std::move(config), std::move(inputs))) {}
+Trainer::~Trainer() = default;
+
+void Trainer::on_progress(std::function<void(const StepMetrics&)> fn) {
+  impl_->progress = std::move(fn);
+}
+void Trainer::on_warning(std::function<void(const std::string&)> fn) {
+  impl_->warn = std::move(fn);
+}
+std::string Trainer::config_hash() const {
+  return impl_->config_hash();
+}
+
+TrainResult Trainer::run(const RunOptions& opts) {
+  Impl& s = *impl_;
+  if (opts.save_sae) s.check_saveable();
+  fs::create_directories(s.in.run_dir);
+  TrainResult result;
+  if (opts.resume && s.resume(opts.force)) {
+    result.resumed_from_step = s.step;
+  } else {
+    SAELAB_CHECK(opts.resume || list_train_checkpoints(s.checkpoints_dir()).empty(), Error, "run directory ",
+                 s.in.run_dir.string(),
+                 " already holds checkpoints of a "
+                 "training run; resume it (--resume) or choose a new run directory");
+    if (opts.resume)
+      s.warn(cat("no usable checkpoint in ", s.checkpoints_dir().string(), "; starting from step 0"));
+    s.init_fresh();
+  }
+  clear_stop_request();
+  SignalGuard signals(opts.handle_signals);
+  s.started = s.last_log = std::chrono::steady_clock::now();
+  s.tokens_at_last_log = s.tokens;
+
+  result.status = "completed";
+  const std::int64_t total = s.total_steps(), every = s.cfg.checkpoint_every_tokens;
+  while (s.step < total) {
+    const bool log = (s.step + 1) % s.cfg.metrics_every_steps == 0 || s.step + 1 == total;
+    StepMetrics m;
+    s.train_step(log, m);
+    s.maybe_resample();
+    bool callback_stop = false;
+    if (log) {
+      s.log_metrics(m);
+      for (const auto& cb : s.in.callbacks) callback_stop = cb->should_stop(m) || callback_stop;
+    }
+    if (stop_requested())
+      result.status = "interrupted";
+    else if (callback_stop)
+      result.status = "stopped";
+    const bool due = every > 0 && s.tokens / every != (s.tokens - s.cfg.batch_size) / every;
+    if (due || result.status != "completed") s.save_checkpoint();
+    if (result.status != "completed") break;
+  }
+  if (result.status == "completed" && every > 0 && s.last_checkpoint_step != s.step) {
+    s.save_checkpoint();
+  }
+  if (result.status != "interrupted" && opts.save_sae) result.sae_dir = s.save_final_sae();
+  result.steps = s.step;
+  result.tokens = s.tokens;
+  result.input_scale = s.input_scale;
+  result.last_checkpoint = s.last_checkpoint;
+  result.last_metrics = s.last_metrics;
+  return result;
+}
+
+}  // namespace saelab

@@ -1,0 +1,80 @@
+#pragma once
+// Private to the trainer's sources: the state of one training run, shared by the loop
+// (trainer_loop.cpp), checkpoint save/restore (trainer_state.cpp) and outputs (trainer_output.cpp).
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Generator.h>
+#include <torch/types.h>
+
+#include "saelab/train/trainer.hpp"
+#include "saelab/train/adam.hpp"
+#include "saelab/train/checkpoint.hpp"
+#include "saelab/train/latent_stats.hpp"
+#include "saelab/train/schedule.hpp"
+
+namespace saelab {
+
+struct Trainer::Impl {
+  TrainerConfig cfg;
+  TrainerInputs in;
+  std::function<void(const StepMetrics&)> progress;
+  std::function<void(const std::string&)> warn;
+
+  // Run state: everything here is saved in a checkpoint.
+  std::int64_t step = 0;    // optimizer steps taken
+  std::int64_t tokens = 0;  // rows trained on
+  double input_scale = 1.0;
+  std::unique_ptr<Adam> adam;
+  std::unique_ptr<DeadLatentTracker> dead;
+  std::unique_ptr<FeatureDensity> density;
+  at::Generator gen;  // resampling draws
+
+  // Derived or bookkeeping (not saved).
+  LrSchedule schedule;
+  std::set<std::int64_t> resample_at;
+  torch::Device device = torch::kCPU;
+  std::vector<torch::Tensor> params;  // the SAE's parameters, in module order
+  std::filesystem::path last_checkpoint;
+  std::int64_t last_checkpoint_step = -1;
+  std::chrono::steady_clock::time_point started, last_log;
+  std::int64_t tokens_at_last_log = 0;
+  StepMetrics last_metrics;
+
+  Impl(TrainerConfig c, TrainerInputs i);
+
+  std::filesystem::path checkpoints_dir() const { return in.run_dir / "checkpoints"; }
+  std::int64_t total_steps() const { return cfg.total_steps(); }
+  nlohmann::json identity() const;  // what the config hash covers
+  std::string config_hash() const;
+
+  // trainer_state.cpp
+  void init_fresh();  // scale from NormStats or estimated; latent statistics from zero
+  std::filesystem::path save_checkpoint();
+  // Restores from the newest valid checkpoint; false when there is none.
+  bool resume(bool force);
+
+  // trainer_loop.cpp
+  torch::Tensor next_input();  // [batch, d_in] float32, scaled, on the SAE's device
+  // One optimizer step; fills `m` when `log` is set.
+  void train_step(bool log, StepMetrics& m);
+  void maybe_resample();
+  void log_metrics(StepMetrics& m);
+
+  // trainer_output.cpp
+  void append_metrics(const StepMetrics& m) const;
+  void append_metrics_event(const nlohmann::json& event) const;  // e.g. a resampling
+  void truncate_metrics_after(std::int64_t step) const;
+  std::filesystem::path save_final_sae();
+  // Fails fast (before training) if the SAE could not be saved with in.sae_meta.
+  void check_saveable() const;
+};
+
+}  // namespace saelab
