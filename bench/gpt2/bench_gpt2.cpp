@@ -20,9 +20,9 @@
 #include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
 
-#include "hooks.hpp"
 #include "random_init.hpp"
 #include "saelab/core/error.hpp"
+#include "saelab/models/hooks.hpp"
 #include "source.hpp"
 
 namespace fs = std::filesystem;
@@ -116,9 +116,9 @@ int main(int argc, char** argv) {
   SourceOptions so;
   so.model_dir = dir;
   Gpt2Source src(so);
-  const auto point = parse_hook(hook, src.config());
-  const std::int64_t blocks =
-      std::min(point.layer + 1, src.config().n_layer) - (point.kind == HookKind::ResidPre ? 1 : 0);
+  const auto point =
+      models::parse_hook(hook, {"GPT-2", src.config().n_layer, src.config().n_embd, src.config().d_mlp()});
+  const std::int64_t blocks = models::capture_plan({point}, src.config().n_layer).n_blocks;
   const auto tokens = at::randint(src.config().vocab_size, {batch, seq}, at::kLong);
 
   const double flops = forward_flops(src.config(), blocks, batch, seq);

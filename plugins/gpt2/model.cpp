@@ -104,10 +104,7 @@ BlockImpl::BlockImpl(const Config& cfg, std::int64_t layer_) : layer(layer_) {
 }
 
 torch::Tensor BlockImpl::forward(torch::Tensor x, const torch::Tensor& mask, const RunPlan& plan) {
-  auto hook = [&](HookKind kind, torch::Tensor& t) {
-    const HookPoint p{kind, layer};
-    if (plan.visit && plan.hooks.count(p)) plan.visit(p, t);
-  };
+  auto hook = [&](HookKind kind, torch::Tensor& t) { plan.at({kind, layer}, t); };
   // resid_pre is visited by Gpt2Impl::run, which may stop right there.
   auto a = attn(ln_1(x), mask);
   hook(HookKind::AttnOut, a);
@@ -146,17 +143,14 @@ torch::Tensor Gpt2Impl::run(const torch::Tensor& tokens, const RunPlan& plan) {
   auto x = at::embedding(wte->weight, tokens) + wpe->weight.slice(0, 0, T);  // [B, T, d]
   // Additive causal mask [T, T]: 0 on and below the diagonal, -inf above.
   auto mask = at::full({T, T}, -std::numeric_limits<float>::infinity(), opts).triu_(1);
-  auto visit = [&](const HookPoint& p) {
-    if (plan.visit && plan.hooks.count(p)) plan.visit(p, x);
-  };
   for (std::int64_t l = 0; l < plan.n_blocks; ++l) {
-    visit({HookKind::ResidPre, l});
+    plan.at({HookKind::ResidPre, l}, x);
     x = h[l]->as<BlockImpl>()->forward(x, mask, plan);
   }
-  if (plan.n_blocks < cfg_.n_layer) visit({HookKind::ResidPre, plan.n_blocks});
+  if (plan.n_blocks < cfg_.n_layer) plan.at({HookKind::ResidPre, plan.n_blocks}, x);
   if (!plan.final_ln) return x;
   x = ln_f(x);
-  visit({HookKind::LnFinal, cfg_.n_layer});
+  plan.at({HookKind::LnFinal, cfg_.n_layer}, x);
   if (!plan.unembed) return x;
   return unflatten(at::mm(rows(x), unembedding().t()), x);  // [B, T, vocab]
 }

@@ -16,9 +16,13 @@
 #include <torch/types.h>
 
 #include "config.hpp"
-#include "hooks.hpp"
+#include "saelab/models/hooks.hpp"
 
 namespace saelab::gpt2 {
+
+using models::HookKind;
+using models::HookPoint;
+using models::RunPlan;
 
 // Conv1D as GPT-2 stores it: weight [in, out], bias [out].
 class Conv1DImpl : public torch::nn::Module {
@@ -66,18 +70,6 @@ class MlpImpl : public torch::nn::Module {
   Activation activation;
 };
 TORCH_MODULE(Mlp);
-
-// Called at each hook point the forward passes through that is in RunPlan::hooks. It may read
-// `act` or assign a replacement of the same shape.
-using HookVisitor = std::function<void(const HookPoint& point, torch::Tensor& act)>;
-
-struct RunPlan {
-  std::int64_t n_blocks = 0;  // run blocks [0, n_blocks), then visit resid_pre of block n_blocks
-  bool final_ln = false;      // then ln_f
-  bool unembed = false;       // then the unembedding (logits)
-  std::set<HookPoint> hooks;  // points at which `visit` is called
-  HookVisitor visit;
-};
 
 class BlockImpl : public torch::nn::Module {
  public:

@@ -14,7 +14,7 @@
 
 #include "config.hpp"
 #include "model.hpp"
-#include "saelab/interfaces/activation_source.hpp"
+#include "saelab/models/transformer_source.hpp"
 #include "tokenizer/tokenizer.hpp"
 
 namespace saelab::gpt2 {
@@ -27,37 +27,33 @@ struct SourceOptions {
   torch::Device device = torch::kCPU;
 };
 
-class Gpt2Source final : public ActivationSource {
+class Gpt2Source final : public models::TransformerSource {
  public:
   explicit Gpt2Source(const SourceOptions& options);
 
   const SourceInfo& info() const override { return info_; }
   std::vector<std::int32_t> tokenize(std::string_view text) const override;
   std::string decode(const std::vector<std::int32_t>& tokens) const override;
-  std::map<std::string, torch::Tensor> run_with_hooks(const torch::Tensor& tokens,
-                                                      const std::vector<std::string>& hooks) override;
-  ModelOutput run_with_replacement(const torch::Tensor& tokens, const std::string& hook, const HookFn& fn,
-                                   bool want_logits) override;
-  torch::Tensor logit_effects(const torch::Tensor& directions, const std::string& hook) override;
-  torch::Device device() const override { return device_; }
 
   Gpt2Impl& model() { return *model_; }
   const Config& config() const { return model_->config(); }
 
+ protected:
+  models::HookShape hook_shape() const override;
+  torch::Tensor forward(const torch::Tensor& tokens, const models::RunPlan& plan) override;
+  // W_U as stored (wte, or lm_head when untied): [vocab, n_embd].
+  torch::Tensor logit_unembedding() const override { return model_->unembedding(); }
+
  private:
-  torch::Tensor prepare_tokens(const torch::Tensor& tokens) const;
   void find_tokenizer(const SourceOptions& options);
 
   Gpt2 model_{nullptr};
-  torch::Device device_;
   torch::Dtype dtype_;
   std::optional<Tokenizer> tokenizer_;
   std::string no_tokenizer_reason_;
   SourceInfo info_;
 };
 
-// Next-token cross-entropy per position: logits [batch, seq, vocab], tokens [batch, seq]
-// -> [batch, seq - 1], loss[b, t] = logsumexp(logits[b, t]) - logits[b, t, tokens[b, t + 1]].
-torch::Tensor next_token_loss(const torch::Tensor& logits, const torch::Tensor& tokens);
+using models::next_token_loss;
 
 }  // namespace saelab::gpt2
