@@ -1,5 +1,6 @@
 // harvest: corpus -> source -> store, resumable at shard (sequence) granularity.
-#include <torch/torch.h>
+#include <c10/core/InferenceMode.h>
+#include <torch/types.h>
 
 #include "saelab/data/corpus.hpp"
 #include "saelab/interfaces/activation_source.hpp"
@@ -106,7 +107,7 @@ nlohmann::json run_harvest(StageContext& ctx) {
   const std::int64_t rows_per_seq = cc.context_size - first_pos;
   Progress progress("harvest", h.tokens, "tok");
   progress.update(rows);
-  torch::InferenceMode guard;
+  c10::InferenceMode guard;
   while (rows < h.tokens) {
     std::int64_t need = (h.tokens - rows + rows_per_seq - 1) / rows_per_seq;
     std::int64_t first_seq = corpus.sequences_emitted();
