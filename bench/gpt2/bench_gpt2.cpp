@@ -116,9 +116,9 @@ int main(int argc, char** argv) {
   SourceOptions so;
   so.model_dir = dir;
   Gpt2Source src(so);
-  const auto point =
-      models::parse_hook(hook, {"GPT-2", src.config().n_layer, src.config().n_embd, src.config().d_mlp()});
-  const std::int64_t blocks = models::capture_plan({point}, src.config().n_layer).n_blocks;
+  const auto point = saelab::models::parse_hook(
+      hook, {"GPT-2", src.config().n_layer, src.config().n_embd, src.config().d_mlp()});
+  const std::int64_t blocks = saelab::models::capture_plan({point}, src.config().n_layer).n_blocks;
   const auto tokens = at::randint(src.config().vocab_size, {batch, seq}, at::kLong);
 
   const double flops = forward_flops(src.config(), blocks, batch, seq);

@@ -28,7 +28,7 @@ std::optional<TokenizerFiles> tokenizer_files_in(const fs::path& dir) {
 }  // namespace
 
 Gpt2Source::Gpt2Source(const SourceOptions& options)
-    : TransformerSource("gpt2", options.device), dtype_(options.dtype) {
+    : TransformerSource("gpt2", "n_positions", options.device), dtype_(options.dtype) {
   SAELAB_CHECK(dtype_ == torch::kFloat32 || dtype_ == torch::kBFloat16, ConfigError,
                "gpt2: compute dtype must be float32 or bfloat16");
   auto loaded = load_model_dir(options.model_dir, dtype_, options.device);

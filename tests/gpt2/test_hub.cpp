@@ -25,7 +25,7 @@ namespace fs = std::filesystem;
 
 using test::contains;
 using test::error_of;
-using test::read_text;
+using test::read_bytes;
 using test::scratch_dir;
 
 // Runs fake_hub.py for the life of the object.

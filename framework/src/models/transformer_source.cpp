@@ -31,7 +31,7 @@ torch::Tensor TransformerSource::prepare_tokens(const torch::Tensor& tokens) con
   SAELAB_CHECK(!at::isFloatingType(tokens.scalar_type()) && tokens.scalar_type() != torch::kBool, Error,
                prefix_, ": tokens must be integers, got ", tokens.scalar_type());
   SAELAB_CHECK(tokens.size(1) <= inf.max_context, Error, prefix_, ": sequences of ", tokens.size(1),
-               " tokens exceed the model's context of ", inf.max_context);
+               " tokens exceed the model's context of ", inf.max_context, " (", context_key_, ")");
   auto t = tokens.to(device_, torch::kInt64).contiguous();
   const auto lo = t.min().item<std::int64_t>(), hi = t.max().item<std::int64_t>();
   SAELAB_CHECK(lo >= 0 && hi < inf.vocab_size, Error, prefix_, ": token ids must lie in [0, ", inf.vocab_size,

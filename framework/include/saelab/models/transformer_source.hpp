@@ -26,8 +26,10 @@ class SAELAB_API TransformerSource : public ActivationSource {
   torch::Device device() const override { return device_; }
 
  protected:
-  // `prefix` starts every error message ("gpt2", "llama").
-  TransformerSource(std::string prefix, torch::Device device) : prefix_(std::move(prefix)), device_(device) {}
+  // `prefix` starts every error message ("gpt2", "llama"); `context_key` names where the context
+  // length comes from ("n_positions", "llama.context_length").
+  TransformerSource(std::string prefix, std::string context_key, torch::Device device)
+      : prefix_(std::move(prefix)), context_key_(std::move(context_key)), device_(device) {}
 
   virtual HookShape hook_shape() const = 0;
   // tokens [batch, seq] int64 on device(), validated -> what the plan says: logits
@@ -44,6 +46,7 @@ class SAELAB_API TransformerSource : public ActivationSource {
 
  private:
   std::string prefix_;
+  std::string context_key_;
   torch::Device device_;
 };
 
