@@ -149,6 +149,20 @@ TEST_F(ConfigErrors, OverridesApplyAndAreBlamedOnTheCommandLine) {
   EXPECT_THROW(parse_override("no-equals-sign"), UsageError);
 }
 
+// An option whose default is `auto` takes a value given in the file or on the command line, and
+// the resolved YAML says that value, not "auto".
+TEST_F(ConfigErrors, AValueReplacesAnAutoDefault) {
+  auto cfg = parse("threads: 1\n");
+  EXPECT_FALSE(cfg.options.is_auto("threads"));
+  EXPECT_EQ(cfg.options.integer("threads"), 1);
+  EXPECT_NE(cfg.resolved.find("threads: 1"), std::string::npos) << cfg.resolved;
+  cfg = parse("name: x\n", {parse_override("threads=3")});
+  EXPECT_FALSE(cfg.options.is_auto("threads"));
+  EXPECT_EQ(cfg.options.integer("threads"), 3);
+  cfg = parse("threads: 2\n", {parse_override("threads=auto")});
+  EXPECT_TRUE(cfg.options.is_auto("threads"));
+}
+
 TEST_F(ConfigErrors, ResolvedYamlRoundTripsToTheSameOptions) {
   auto a = parse("name: demo\ntrain:\n  lr: 0.001\n  losses: [mse, {plugin: l1, coefficient: 3}]\n");
   auto b = parse(a.resolved);

@@ -133,6 +133,7 @@ void parse_value(const Ctx& c, const YAML::Node& n, const OptionSpec& spec, cons
                  Options::Entry& e) {
   e.loc = loc_of(c, n, path);
   e.from_default = false;
+  e.is_auto = false;  // the default entry may be `auto`; a value given here replaces it
   if (n.IsNull())
     fail(e.loc, path,
          cat("has no value; expected ", option_type_name(spec.type),
