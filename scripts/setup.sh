@@ -63,7 +63,7 @@ if [ "$want_oracle" = 1 ]; then
     /usr/bin/python3 -m venv --system-site-packages .venv-oracle
   fi
   .venv-oracle/bin/python -m pip install -q --disable-pip-version-check -r tests/oracle/requirements.txt
-  .venv-oracle/bin/python -c "import transformers, tokenizers, safetensors, h5py, torch" \
+  .venv-oracle/bin/python -c "import transformers, tokenizers, safetensors, h5py, torch, gguf" \
     || { echo "setup: the oracle venv is broken; delete .venv-oracle and re-run" >&2; exit 1; }
   echo "setup: oracle ready: export SAELAB_ORACLE_PYTHON=$PWD/.venv-oracle/bin/python"
 
