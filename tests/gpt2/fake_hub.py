@@ -4,7 +4,7 @@
   fake_hub.py --root DIR --repo ORG/NAME --log LOG [--drop-after N] [--corrupt FILE]
 
 Serves the files in DIR as repository ORG/NAME, revision main, the way the hub does:
-  GET /api/models/ORG/NAME/tree/main   JSON listing; *.safetensors as LFS files (lfs.oid = SHA-256),
+  GET /api/models/ORG/NAME/tree/main   JSON listing; *.safetensors, *.gguf as LFS files (lfs.oid = SHA-256),
                                        others as git files (oid = git blob SHA-1)
   GET /ORG/NAME/resolve/main/FILE      302 redirect to /cdn/FILE (the hub redirects to its CDN)
   GET /cdn/FILE                        the bytes, honouring "Range: bytes=N-" with 206
@@ -27,7 +27,7 @@ def listing(root):
         data = open(os.path.join(root, name), "rb").read()
         entry = {"type": "file", "path": name, "size": len(data),
                  "oid": hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()}
-        if name.endswith(".safetensors"):
+        if name.endswith((".safetensors", ".gguf")):
             entry["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data),
                             "pointerSize": 135}
         out.append(entry)

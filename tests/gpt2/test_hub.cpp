@@ -213,6 +213,39 @@ TEST(Hub, NoNetworkFailsWithinSecondsAndSaysHowToPlaceFiles) {
   }
 }
 
+// A llama.cpp-style repository: GGUF files (one per quantization) and a README, no safetensors.
+TEST(Hub, GgufRepositoriesTakeTheirOneGgufFileOrTheOneNamed) {
+  const auto dir = scratch_dir();
+  const auto repo = dir / "repo";
+  fs::create_directories(repo);
+  std::ofstream(repo / "README.md") << "# tiny\n";
+  std::ofstream(repo / "tiny.Q4_1.gguf", std::ios::binary) << "GGUF q4_1 bytes";
+  {
+    FakeHub hub(repo, dir / "server.log");
+    const auto one = fetch_model("test-org/tiny", options_for(hub, dir / "cache"));
+    ASSERT_EQ(one.files.size(), 1u);
+    EXPECT_EQ(one.files[0].name, "tiny.Q4_1.gguf");
+    EXPECT_EQ(one.files[0].sha256, sha256_file(repo / "tiny.Q4_1.gguf"));
+    EXPECT_EQ(read_bytes(one.files[0].path), read_bytes(repo / "tiny.Q4_1.gguf"));
+  }
+  std::ofstream(repo / "tiny.Q8_0.gguf", std::ios::binary) << "GGUF q8_0 bytes, larger";
+  FakeHub hub(repo, dir / "server.log");
+  auto opt = options_for(hub, dir / "cache2");
+  const auto msg = error_of([&] { fetch_model("test-org/tiny", opt); });
+  std::printf("  several GGUF files: %s\n", msg.c_str());
+  EXPECT_TRUE(contains(msg, "2 GGUF files: tiny.Q4_1.gguf, tiny.Q8_0.gguf") && contains(msg, "--file"))
+      << msg;
+  EXPECT_FALSE(fs::exists(dir / "cache2" / "models" / "test-org--tiny" / "tiny.Q4_1.gguf"));
+  opt.files = {"tiny.Q8_0.gguf"};
+  opt.optional_files.clear();
+  const auto chosen = fetch_model("test-org/tiny", opt);
+  ASSERT_EQ(chosen.files.size(), 1u);
+  EXPECT_EQ(chosen.files[0].sha256, sha256_file(repo / "tiny.Q8_0.gguf"));
+  opt.files = {"tiny.Q2_K.gguf"};
+  const auto missing = error_of([&] { fetch_model("test-org/tiny", opt); });
+  EXPECT_TRUE(contains(missing, "has no tiny.Q2_K.gguf") && contains(missing, "tiny.Q8_0.gguf")) << missing;
+}
+
 TEST(Hub, RepositoryIdsAndCacheLayout) {
   EXPECT_EQ(canonical_repo("gpt2"), "openai-community/gpt2");
   EXPECT_EQ(canonical_repo("gpt2-xl"), "openai-community/gpt2-xl");

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <string_view>
 #include <vector>
 
 #include <curl/curl.h>
@@ -197,6 +198,49 @@ std::string manual_steps(const std::string& repo, const FetchOptions& opt, const
              "Set SAELAB_CACHE to use another cache directory");
 }
 
+bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string names_of(const std::map<std::string, RemoteFile>& remote, std::string_view suffix = "") {
+  std::string out;
+  for (const auto& [n, f] : remote)
+    if (ends_with(n, suffix)) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+// The files to fetch: options.files (all required) and whichever optional files are listed. A
+// repository of GGUF files (llama.cpp's format) has no model.safetensors; with the default file
+// list its one .gguf file is taken instead, and when it holds several (one per quantization) the
+// caller must name one, since they differ by gigabytes.
+std::vector<const RemoteFile*> wanted_files(const std::map<std::string, RemoteFile>& remote,
+                                            const FetchOptions& options, const std::string& repo) {
+  std::vector<const RemoteFile*> wanted;
+  const bool default_files = options.files == FetchOptions{}.files;
+  if (default_files && remote.count("model.safetensors") == 0) {
+    std::vector<const RemoteFile*> gguf;
+    for (const auto& [n, f] : remote)
+      if (ends_with(n, ".gguf")) gguf.push_back(&f);
+    if (gguf.size() == 1) return gguf;
+    if (gguf.size() > 1)
+      throw Error(cat("hub: ", repo, " has no model.safetensors but ", gguf.size(),
+                      " GGUF files: ", names_of(remote, ".gguf"), ". Choose one: saelab fetch-model ", repo,
+                      " --file ", gguf.front()->name));
+  }
+  for (const auto& name : options.files) {
+    auto it = remote.find(name);
+    if (it == remote.end())
+      throw Error(cat("hub: ", repo, " has no ", name, " (it has: ", names_of(remote), ").",
+                      name == "model.safetensors"
+                          ? " saelab loads only safetensors or GGUF weights, never pickled .bin files"
+                          : ""));
+    wanted.push_back(&it->second);
+  }
+  for (const auto& name : options.optional_files)
+    if (auto it = remote.find(name); it != remote.end()) wanted.push_back(&it->second);
+  return wanted;
+}
+
 std::string encode_revision(const std::string& rev) {
   std::string out;
   for (char ch : rev) out += ch == '/' ? std::string("%2F") : std::string(1, ch);
@@ -358,22 +402,7 @@ FetchResult fetch_model(const std::string& repo_id, const FetchOptions& options)
   fs::create_directories(result.dir);
   DirLock lock(result.dir);
   const auto remote = list_repo(endpoint, result.repo, options, result.dir);
-  std::vector<const RemoteFile*> wanted;
-  for (const auto& name : options.files) {
-    auto it = remote.find(name);
-    if (it == remote.end()) {
-      std::string have;
-      for (const auto& [n, f] : remote) have += (have.empty() ? "" : ", ") + n;
-      throw Error(cat("hub: ", result.repo, " has no ", name, " (it has: ", have, ").",
-                      name == "model.safetensors"
-                          ? " saelab loads only safetensors weights, never pickled .bin files"
-                          : ""));
-    }
-    wanted.push_back(&it->second);
-  }
-  for (const auto& name : options.optional_files)
-    if (auto it = remote.find(name); it != remote.end()) wanted.push_back(&it->second);
-
+  const std::vector<const RemoteFile*> wanted = wanted_files(remote, options, result.repo);
   for (const RemoteFile* f : wanted) {
     SAELAB_CHECK(f->name.find('/') == std::string::npos && f->name.find("..") == std::string::npos,
                  FormatError, "hub: refusing file name '", f->name, "' from the listing");

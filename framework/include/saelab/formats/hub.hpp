@@ -39,6 +39,8 @@ struct SAELAB_API FetchOptions {
   std::string endpoint;  // "" -> $HF_ENDPOINT, else https://huggingface.co
   std::string revision = "main";
   std::filesystem::path cache;  // "" -> cache_root()
+  // With these defaults a repository without model.safetensors but with exactly one *.gguf file
+  // gives that file alone; with several GGUF files fetch_model asks (Error) for one to be named.
   std::vector<std::string> files = {"config.json", "model.safetensors"};
   std::vector<std::string> optional_files = {"vocab.json", "merges.txt"};  // taken when present
   long connect_timeout_s = 10;  // no network -> fail after this long, not minutes later
