@@ -13,7 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tokenizer/tokenizer.hpp"
+#include "saelab/text/bpe_tokenizer.hpp"
 
 namespace fs = std::filesystem;
 
@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
 
   using clock = std::chrono::steady_clock;
   const auto t_load = clock::now();
-  const auto tok = saelab::gpt2::Tokenizer::from_files(tok_dir / "encoder.json", tok_dir / "vocab.bpe");
+  const auto tok = saelab::text::BpeTokenizer::from_files(tok_dir / "encoder.json", tok_dir / "vocab.bpe");
   const double load_ms = std::chrono::duration<double, std::milli>(clock::now() - t_load).count();
   double best = 1e30;
   std::size_t tokens = 0;

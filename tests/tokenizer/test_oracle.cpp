@@ -13,45 +13,10 @@ namespace {
 namespace fs = std::filesystem;
 using Ids = std::vector<std::int32_t>;
 
-std::string describe_first_difference(const Ids& ours, const Ids& theirs) {
-  std::size_t i = 0;
-  while (i < ours.size() && i < theirs.size() && ours[i] == theirs[i]) ++i;
-  const auto& tok = gpt2_tokenizer();
-  auto window = [&](const Ids& ids) {
-    std::string s;
-    for (std::size_t k = i; k < ids.size() && k < i + 6; ++k)
-      s += std::to_string(ids[k]) + "(" + ::testing::PrintToString(tok.token_bytes(ids[k])) + ") ";
-    return s;
-  };
-  return "first difference at token " + std::to_string(i) + ": saelab " + window(ours) + "| HF " +
-         window(theirs);
-}
-
-// Encodes every input with saelab and the oracle and compares; prints the totals.
+// Encodes every input with GPT-2's tokenizer and the oracle and compares; prints the totals.
 void compare_with_oracle(const std::string& mode, const std::vector<fs::path>& inputs,
                          const std::string& label) {
-  const fs::path work = scratch_dir("oracle-" + label);
-  const auto theirs = run_oracle(mode, inputs, work);
-  ASSERT_EQ(theirs.size(), inputs.size());
-  const auto& tok = gpt2_tokenizer();
-  std::size_t bytes = 0, ours_total = 0, theirs_total = 0, files_differing = 0;
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    const std::string text = read_bytes(inputs[i]);
-    const Ids ours = tok.encode(text, mode == "special");
-    bytes += text.size();
-    ours_total += ours.size();
-    theirs_total += theirs[i].size();
-    if (ours != theirs[i]) {
-      ++files_differing;
-      ADD_FAILURE() << inputs[i] << ": saelab " << ours.size() << " tokens, HF " << theirs[i].size() << "; "
-                    << describe_first_difference(ours, theirs[i]);
-    }
-  }
-  std::printf(
-      "[oracle %s/%s] %zu inputs, %zu bytes: saelab %zu tokens, HF %zu tokens, "
-      "%zu inputs differ\n",
-      label.c_str(), mode.c_str(), inputs.size(), bytes, ours_total, theirs_total, files_differing);
-  EXPECT_EQ(files_differing, 0u);
+  test::compare_with_oracle(gpt2_tokenizer(), mode == "special", mode, inputs, label);
 }
 
 TEST(Gpt2TokenizerOracle, WholeCorpusAndAdversarialText) {

@@ -13,8 +13,7 @@
 namespace saelab::test {
 namespace {
 
-double seconds_to_encode(const std::string& text, std::size_t& tokens) {
-  const auto& tok = gpt2_tokenizer();
+double seconds_to_encode(const text::BpeTokenizer& tok, const std::string& text, std::size_t& tokens) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto ids = tok.encode(text);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -23,14 +22,15 @@ double seconds_to_encode(const std::string& text, std::size_t& tokens) {
   return s;
 }
 
-void expect_near_linear(const std::string& name, const std::function<std::string(std::size_t)>& make) {
+void expect_near_linear(const std::string& name, const std::function<std::string(std::size_t)>& make,
+                        const text::BpeTokenizer& tok = gpt2_tokenizer()) {
   const std::size_t small = 256 * 1024, large = 1024 * 1024;
   std::size_t small_tokens = 0, large_tokens = 0;
   // Best of two for each size, so one scheduling hiccup on a loaded machine does not decide.
   double t_small = 1e9, t_large = 1e9;
   for (int r = 0; r < 2; ++r) {
-    t_small = std::min(t_small, seconds_to_encode(make(small), small_tokens));
-    t_large = std::min(t_large, seconds_to_encode(make(large), large_tokens));
+    t_small = std::min(t_small, seconds_to_encode(tok, make(small), small_tokens));
+    t_large = std::min(t_large, seconds_to_encode(tok, make(large), large_tokens));
   }
   const double ratio = t_large / std::max(t_small, 1e-4);
   std::printf(
@@ -69,6 +69,36 @@ TEST(Gpt2TokenizerPathological, NearLinear) {
   });
   expect_near_linear("apostrophes", [](std::size_t n) { return std::string(n, '\''); });
   expect_near_linear("invalid bytes", [](std::size_t n) { return std::string(n, '\xff'); });
+}
+
+// SmolLM's pre-tokenizer looks for the next number from where it stands and splits each stretch
+// once, so digits between long whitespace runs stay linear too.
+TEST(SmolLMTokenizerPathological, NearLinear) {
+  SAELAB_REQUIRE_GPT2_DATA();
+  const auto& tok = gpt2_smollm_tokenizer();
+  std::mt19937 rng(11);
+  expect_near_linear(
+      "smollm: digits", [](std::size_t n) { return std::string(n, '7'); }, tok);
+  expect_near_linear(
+      "smollm: letters, no digit", [](std::size_t n) { return std::string(n, 'a'); }, tok);
+  expect_near_linear(
+      "smollm: spaces then a digit", [](std::size_t n) { return std::string(n - 1, ' ') + "1"; }, tok);
+  expect_near_linear(
+      "smollm: space-digit mix",
+      [&](std::size_t n) {
+        std::string s(n, ' ');
+        for (char& c : s) c = " \n1x"[rng() % 4];
+        return s;
+      },
+      tok);
+  expect_near_linear(
+      "smollm: Arabic-Indic digits",
+      [](std::size_t n) {
+        std::string s;
+        while (s.size() + 2 <= n) s += "\xd9\xa3";
+        return s;
+      },
+      tok);
 }
 
 TEST(Gpt2TokenizerPathological, TenThousandSpaces) {

@@ -12,29 +12,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using Ids = std::vector<std::int32_t>;
-using gpt2::Tokenizer;
-
-// GPT-2's bytes_to_unicode, written from its definition: '!'..'~', 0xA1..0xAC and 0xAE..0xFF stand
-// for themselves; the remaining bytes, in increasing order, take U+0100, U+0101, ...
-std::string to_alphabet(const std::string& bytes) {
-  std::string out;
-  for (unsigned char b : bytes) {
-    unsigned cp = b;
-    if (!((b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE)) {
-      unsigned n = 0;
-      for (unsigned k = 0; k < b; ++k)
-        if (!((k >= 0x21 && k <= 0x7E) || (k >= 0xA1 && k <= 0xAC) || k >= 0xAE)) ++n;
-      cp = 0x100 + n;
-    }
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-  }
-  return out;
-}
+using text::BpeTokenizer;
 
 struct SmallVocab {
   fs::path vocab, merges;
@@ -59,7 +37,7 @@ SmallVocab write_small_vocab(const std::string& name, const std::vector<std::str
 TEST(Gpt2TokenizerSmallVocab, LowestRankLeftmostFirstOnShortAndLongPieces) {
   // 256 = "aa", 257 = "aaaa". Every "a a" merges (leftmost first) before any "aa aa".
   const auto f = write_small_vocab("ties", {"aa", "aaaa"}, {"a a", "aa aa"});
-  const auto tok = Tokenizer::from_files(f.vocab, f.merges);
+  const auto tok = BpeTokenizer::from_files(f.vocab, f.merges);
   EXPECT_EQ(tok.vocab_size(), 259);
   EXPECT_EQ(tok.eot(), 258);
   EXPECT_EQ(tok.encode("aaa"), (Ids{256, 'a'}));
@@ -80,7 +58,7 @@ TEST(Gpt2TokenizerSmallVocab, NewPairWithLowerRankMergesFirstAsInHf) {
   // which merges every occurrence of a bigram at once, would give "ab" "ab"; GPT-2's real rules
   // never reach this case.)
   const auto f = write_small_vocab("order", {"ab", "aba"}, {"ab a", "a b"});
-  const auto tok = Tokenizer::from_files(f.vocab, f.merges);
+  const auto tok = BpeTokenizer::from_files(f.vocab, f.merges);
   EXPECT_EQ(tok.encode("ab"), (Ids{256}));
   EXPECT_EQ(tok.encode("aba"), (Ids{257}));
   EXPECT_EQ(tok.encode("abab"), (Ids{257, 'b'}));
@@ -95,7 +73,7 @@ TEST(Gpt2TokenizerSmallVocab, NewPairWithLowerRankMergesFirstAsInHf) {
 // Expects from_files to throw FormatError whose message contains every one of `parts`.
 void expect_format_error(const SmallVocab& f, const std::vector<std::string>& parts) {
   try {
-    Tokenizer::from_files(f.vocab, f.merges);
+    BpeTokenizer::from_files(f.vocab, f.merges);
     ADD_FAILURE() << "accepted malformed files; expected an error containing " << parts[0];
   } catch (const FormatError& e) {
     for (const std::string& p : parts)
@@ -168,7 +146,7 @@ TEST(Gpt2TokenizerFiles, MalformedMerges) {
   expect_format_error(f, {"line 2", "UTF-8"});
   // Trailing blank lines and CRLF line ends are accepted.
   f = with_merges_text("ok", "#version: 0.2\r\na b\r\nab c\r\n\n\n");
-  const auto tok = Tokenizer::from_files(f.vocab, f.merges);
+  const auto tok = BpeTokenizer::from_files(f.vocab, f.merges);
   EXPECT_EQ(tok.encode("abc"), (Ids{257}));
 }
 
@@ -176,7 +154,7 @@ TEST(Gpt2TokenizerFiles, MissingFileNamesIt) {
   auto f = write_small_vocab("missing", {}, {});
   fs::remove(f.merges);
   try {
-    Tokenizer::from_files(f.vocab, f.merges);
+    BpeTokenizer::from_files(f.vocab, f.merges);
     ADD_FAILURE() << "accepted a missing vocab.bpe";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(f.merges.string()), std::string::npos) << e.what();

@@ -7,7 +7,9 @@
 #include <string_view>
 #include <vector>
 
-namespace saelab::gpt2::detail {
+#include "saelab/text/bpe_tokenizer.hpp"
+
+namespace saelab::text::detail {
 
 // Open-addressing map from a token's bytes to its id. The keys live in Vocab::bytes, passed to
 // every call (holding a pointer would dangle when the Vocab moves).
@@ -69,22 +71,26 @@ struct Vocab {
   std::vector<std::string> bytes;  // id -> the token's raw bytes
   TokenMap by_bytes;
   PairMap merges;
-  std::array<std::int32_t, 256> byte_token{};  // byte -> its single-byte token
+  std::array<std::int32_t, 256> byte_token{};  // byte -> its single-byte token, -1 when absent
+  bool missing_bytes = false;                  // some byte_token is -1: drop those bytes first
   // id -> BPE of the token's own bytes gives exactly [id], so a pre-token equal to it can skip BPE.
   std::vector<std::uint8_t> whole;
 
   std::int32_t find(std::string_view token) const { return by_bytes.find(bytes, token); }
-  std::int32_t eot = -1;
-  std::string vocab_sha256;
+  std::int32_t eot = -1;                  // "<|endoftext|>", -1 when absent
+  std::vector<std::int32_t> special_ids;  // their bytes are their text, never run through BPE
+  std::string vocab_sha256;               // of the files, when loaded from files
   std::string merges_sha256;
 };
 
 // Parses both files; throws FormatError naming the file and key or line.
 Vocab load_vocab(const std::filesystem::path& vocab_json, const std::filesystem::path& merges_txt);
+// Builds from lists already in memory, with the same checks; errors name v.where and the index.
+Vocab build_vocab(const BpeVocabulary& v);
 
 // Appends the BPE tokens of one pre-token to `out`.
 void bpe_encode(const Vocab& vocab, std::string_view piece, std::vector<std::int32_t>& out);
 // The same without the whole-token shortcut (used to compute Vocab::whole).
 void bpe_merge(const Vocab& vocab, std::string_view piece, std::vector<std::int32_t>& out);
 
-}  // namespace saelab::gpt2::detail
+}  // namespace saelab::text::detail

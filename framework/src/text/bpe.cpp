@@ -9,9 +9,9 @@
 #include <functional>
 #include <algorithm>
 
-#include "bpe_vocab.hpp"
+#include "text/bpe_vocab.hpp"
 
-namespace saelab::gpt2::detail {
+namespace saelab::text::detail {
 
 namespace {
 
@@ -174,7 +174,20 @@ void bpe_merge(const Vocab& vocab, std::string_view piece, std::vector<std::int3
     merge_heap(vocab, p, piece.size(), out);
 }
 
+// The piece without the bytes the vocabulary has no token for. Hugging Face's BPE with neither an
+// unknown token nor byte fallback skips such characters before merging, so their neighbours may
+// merge across the gap; dropping them first reproduces that.
+std::string_view known_bytes(const Vocab& vocab, std::string_view piece, std::string& scratch) {
+  scratch.clear();
+  for (char c : piece)
+    if (vocab.byte_token[static_cast<unsigned char>(c)] >= 0) scratch.push_back(c);
+  return scratch;
+}
+
 void bpe_encode(const Vocab& vocab, std::string_view piece, std::vector<std::int32_t>& out) {
+  std::string scratch;
+  if (vocab.missing_bytes) piece = known_bytes(vocab, piece, scratch);
+  if (piece.empty()) return;
   if (piece.size() == 1) {
     out.push_back(vocab.byte_token[static_cast<unsigned char>(piece[0])]);
     return;
@@ -187,4 +200,4 @@ void bpe_encode(const Vocab& vocab, std::string_view piece, std::vector<std::int
   bpe_merge(vocab, piece, out);
 }
 
-}  // namespace saelab::gpt2::detail
+}  // namespace saelab::text::detail
