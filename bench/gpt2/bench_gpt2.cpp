@@ -20,6 +20,7 @@
 #include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
 
+#include "bench_util.hpp"
 #include "random_init.hpp"
 #include "saelab/core/error.hpp"
 #include "saelab/models/hooks.hpp"
@@ -27,28 +28,10 @@
 
 namespace fs = std::filesystem;
 using namespace saelab::gpt2;
+using saelab::bench::best_seconds;
+using saelab::bench::sgemm_gflops;
 
 namespace {
-
-template <class F>
-double best_seconds(int iters, F&& fn) {
-  fn();  // warm-up: allocator and BLAS buffers
-  double best = 1e30;
-  for (int i = 0; i < iters; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    fn();
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return best;
-}
-
-double sgemm_gflops(int iters) {
-  const std::int64_t n = 2048;
-  const auto a = at::randn({n, n}), b = at::randn({n, n});
-  auto c = at::empty({n, n});
-  const double s = best_seconds(iters, [&] { at::mm_out(c, a, b); });
-  return 2.0 * n * n * n / s / 1e9;
-}
 
 // GEMM FLOPs of `blocks` GPT-2 blocks on batch x seq tokens: the four Conv1D layers plus the two
 // attention products (the full seq x seq square, which is what is computed).
@@ -61,21 +44,11 @@ double forward_flops(const Config& c, std::int64_t blocks, std::int64_t batch, s
 
 double hf_seconds(const fs::path& model, const std::string& py, std::int64_t batch, std::int64_t seq,
                   std::int64_t blocks, int threads, int iters) {
-  const auto out = fs::path(SAELAB_BINARY_DIR) / "bench-tmp" / "hf_bench.json";
-  const std::string cmd =
+  const auto j = saelab::bench::run_json(
       saelab::cat(py, " ", SAELAB_SOURCE_DIR, "/bench/gpt2/hf_bench.py --dir '", model.string(), "' --batch ",
-                  batch, " --seq ", seq, " --blocks ", blocks, " --threads ", threads, " --iters ", iters,
-                  " > '", out.string(), "'");
-  if (std::system(cmd.c_str()) != 0) {
-    std::printf("transformers benchmark failed: %s\n", cmd.c_str());
-    return -1;
-  }
-  std::FILE* f = std::fopen(out.c_str(), "r");
-  std::string text;
-  char buf[4096];
-  while (std::size_t k = std::fread(buf, 1, sizeof buf, f)) text.append(buf, k);
-  std::fclose(f);
-  return nlohmann::json::parse(text).at("seconds").get<double>();
+                  batch, " --seq ", seq, " --blocks ", blocks, " --threads ", threads, " --iters ", iters),
+      fs::path(SAELAB_BINARY_DIR) / "bench-tmp" / "hf_bench.json");
+  return j.is_object() ? j.at("seconds").get<double>() : -1;
 }
 
 }  // namespace

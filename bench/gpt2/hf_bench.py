@@ -8,11 +8,14 @@ blocks.K.hook_resid_pre needs, as TransformerLens' stop_at_layer does) and times
 under torch.inference_mode. Prints one JSON line: {"seconds": best seconds per batch, ...}.
 """
 import argparse
-import json
-import time
+import os
+import sys
 
 import torch
 from transformers import GPT2Model
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from time_forward import time_forward  # noqa: E402
 
 
 def main():
@@ -27,17 +30,7 @@ def main():
     torch.set_num_threads(args.threads)
     model = GPT2Model.from_pretrained(args.dir, torch_dtype=torch.float32).eval()
     model.h = model.h[: args.blocks]
-    g = torch.Generator().manual_seed(0)
-    tokens = torch.randint(model.config.vocab_size, (args.batch, args.seq), generator=g)
-    times = []
-    with torch.inference_mode():
-        model(tokens)  # warm-up
-        for _ in range(args.iters):
-            t0 = time.perf_counter()
-            model(tokens)
-            times.append(time.perf_counter() - t0)
-    print(json.dumps({"seconds": min(times), "all": times, "threads": torch.get_num_threads(),
-                      "torch": torch.__version__}))
+    time_forward(model, model.config.vocab_size, args.batch, args.seq, args.iters)
 
 
 if __name__ == "__main__":

@@ -7,23 +7,12 @@
 #include <ATen/ATen.h>
 
 #include "saelab/core/error.hpp"
+#include "saelab/models/rows.hpp"
 
 namespace saelab::gpt2 {
-namespace {
 
-// Flattens leading dimensions so Conv1D is one GEMM: [..., in] -> [rows, in] (a view when x is
-// contiguous, which everything in this file is).
-torch::Tensor rows(const torch::Tensor& x) {
-  return x.reshape({-1, x.size(-1)});
-}
-
-torch::Tensor unflatten(const torch::Tensor& y, const torch::Tensor& like) {
-  auto sizes = like.sizes().vec();
-  sizes.back() = y.size(-1);
-  return y.view(sizes);
-}
-
-}  // namespace
+using models::rows;
+using models::unflatten;
 
 Conv1DImpl::Conv1DImpl(std::int64_t in, std::int64_t out) {
   weight = register_parameter("weight", torch::empty({in, out}), /*requires_grad=*/false);

@@ -42,6 +42,7 @@ Gpt2Source::Gpt2Source(const SourceOptions& options)
   info_.max_context = cfg.n_positions;
   info_.bos_token = static_cast<std::int32_t>(tokenizer_ ? tokenizer_->eot() : cfg.bos());
   info_.eos_token = static_cast<std::int32_t>(tokenizer_ ? tokenizer_->eot() : cfg.eos());
+  if (tokenizer_) info_.special_tokens = tokenizer_->special_ids();
   info_.hooks = models::all_hooks(hook_shape());
 }
 
@@ -63,7 +64,7 @@ void Gpt2Source::find_tokenizer(const SourceOptions& options) {
     looked += (looked.empty() ? "" : ", ") + dir.string();
     auto files = tokenizer_files_in(dir);
     if (!files) continue;
-    auto tok = Tokenizer::from_files(files->vocab, files->merges);
+    auto tok = text::BpeTokenizer::from_files(files->vocab, files->merges);
     if (tok.vocab_size() > config().vocab_size) {
       no_tokenizer_reason_ = cat("the tokenizer in ", dir.string(), " has ", tok.vocab_size(),
                                  " tokens but the model only ", config().vocab_size);

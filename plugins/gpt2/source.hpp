@@ -15,7 +15,7 @@
 #include "config.hpp"
 #include "model.hpp"
 #include "saelab/models/transformer_source.hpp"
-#include "tokenizer/tokenizer.hpp"
+#include "saelab/text/bpe_tokenizer.hpp"
 
 namespace saelab::gpt2 {
 
@@ -49,7 +49,7 @@ class Gpt2Source final : public models::TransformerSource {
 
   Gpt2 model_{nullptr};
   torch::Dtype dtype_;
-  std::optional<Tokenizer> tokenizer_;
+  std::optional<text::BpeTokenizer> tokenizer_;
   std::string no_tokenizer_reason_;
   SourceInfo info_;
 };

@@ -1,0 +1,68 @@
+#pragma once
+// A Llama-architecture decoder (RMSNorm, rotary embeddings, grouped-query attention, SwiGLU MLP,
+// tied or separate output head) in LibTorch, inference only, loaded from a GGUF file.
+//
+// Weights are dequantized once at load into the compute dtype and laid out for the forward pass:
+//   per block  attn_norm [d]; w_qkv [d, (H + 2 Hkv) Dh] (Q, K, V side by side: one GEMM);
+//              w_o [H Dh, d]; ffn_norm [d]; w_gate_up [d, 2 d_mlp] (gate, up: one GEMM);
+//              w_down [d_mlp, d]
+//   embed [vocab, d]; final_norm [d]; head [vocab, d] (= embed when the file has no output.weight)
+// GGUF stores Q and K rows permuted by llama.cpp's converter so that each rotary pair is two
+// ADJACENT dimensions (2i, 2i + 1) of a head; the rotation here pairs them that way, with
+// frequency base^(-2i / rope_dim). (Hugging Face's half-split rotation on un-permuted weights is
+// the same function; mixing the two conventions runs without error and gives wrong attention.)
+// Numerics follow transformers' LlamaModel: RMSNorm as weight * (x * rsqrt(mean(x^2) + eps)),
+// scores scaled by 1/sqrt(Dh), softmax in the compute dtype.
+#include <cstdint>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "config.hpp"
+#include "saelab/formats/gguf.hpp"
+#include "saelab/models/hooks.hpp"
+
+namespace saelab::llama {
+
+struct BlockWeights {
+  torch::Tensor attn_norm, w_qkv, w_o, ffn_norm, w_gate_up, w_down;
+};
+
+class Model {
+ public:
+  // Dequantizes every tensor and checks its shape against the config (FormatError naming the
+  // file and the tensor).
+  Model(const gguf::File& file, const Config& config, torch::Dtype dtype, torch::Device device);
+
+  // tokens [batch, seq] int64 -> logits [batch, seq, vocab] when plan.unembed, else the residual
+  // stream [batch, seq, d] where the plan stopped (after the final norm when plan.final_ln).
+  torch::Tensor run(const torch::Tensor& tokens, const models::RunPlan& plan) const;
+
+  const Config& config() const { return cfg_; }
+  const torch::Tensor& head() const { return head_; }              // W_U^T: [vocab, d]
+  const torch::Tensor& final_norm() const { return final_norm_; }  // [d]
+  const BlockWeights& block(std::int64_t l) const { return blocks_.at(static_cast<std::size_t>(l)); }
+
+ private:
+  torch::Tensor block_forward(torch::Tensor x, std::int64_t layer, const torch::Tensor& mask,
+                              const torch::Tensor& cos, const torch::Tensor& sin,
+                              const models::RunPlan& plan) const;
+  torch::Tensor attention(const torch::Tensor& x, const BlockWeights& w, const torch::Tensor& mask,
+                          const torch::Tensor& cos, const torch::Tensor& sin) const;
+
+  Config cfg_;
+  torch::Tensor embed_, final_norm_, head_;
+  std::vector<BlockWeights> blocks_;
+};
+
+// RMSNorm over the last dimension: weight * (x * rsqrt(mean(x^2) + eps)), computed in float32.
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
+// cos and sin [seq, rope_dim / 2] of positions 0..seq-1, float32 as transformers computes them.
+struct Rotary {
+  torch::Tensor cos, sin;
+};
+Rotary rotary_tables(std::int64_t seq, std::int64_t rope_dim, double base, torch::Device device);
+// Rotates adjacent pairs of the first rope_dim dims of each head: x [batch, seq, heads, Dh].
+torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+
+}  // namespace saelab::llama
