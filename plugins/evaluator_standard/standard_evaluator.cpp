@@ -9,6 +9,7 @@
 
 #include "saelab/data/corpus.hpp"
 #include "saelab/core/error.hpp"
+#include "saelab/data/harvest_rows.hpp"
 #include "saelab/eval/metrics.hpp"
 #include "saelab/sae/apply.hpp"
 
@@ -161,7 +162,8 @@ nlohmann::json StandardEvaluator::evaluate_spliced(EvalContext& ctx) {
     torch::Tensor tokens = ctx.tokens->next(opts_.batch_size);
     if (tokens.size(0) == 0) break;
     tokens = tokens.to(source.device(), torch::kInt64);
-    const auto mask = position_mask(tokens, source.info().bos_token, opts_.exclude_bos);
+    const auto mask = position_mask(tokens, source.info().bos_token, opts_.exclude_bos)
+                          .logical_and(rows_to_keep(tokens.cpu(), ctx.rows).to(tokens.device()));
     const auto flat_rows = mask.reshape({-1}).nonzero().squeeze(1);
 
     auto clean = source.run_with_replacement(

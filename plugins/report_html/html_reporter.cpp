@@ -89,6 +89,7 @@ std::unique_ptr<ScanInput> open_scan(ReportContext& ctx, const HtmlReportOptions
     t.batches = o.batches;
     t.batch_size = o.batch_size;
     t.exclude_bos = o.exclude_bos;
+    t.rows = ctx.rows;
     t.cache_bytes = o.cache_bytes;
     return token_scan(*ctx.source, *ctx.tokens, ctx.hook, t);
   }

@@ -2,6 +2,7 @@
 
 #include "html_text.hpp"
 #include "saelab/core/error.hpp"
+#include "saelab/data/harvest_rows.hpp"
 
 namespace saelab::report {
 
@@ -102,6 +103,7 @@ class TokenScan : public ScanInput {
     const std::int32_t bos = source_.info().bos_token;
     out.include =
         (opts_.exclude_bos && bos >= 0) ? tokens.reshape({-1}).ne(bos) : torch::ones({b * s}, torch::kBool);
+    out.include = out.include.logical_and(rows_to_keep(tokens, opts_.rows).reshape({-1}));
     out.seq_len = s;
   }
 

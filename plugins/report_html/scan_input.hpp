@@ -57,6 +57,7 @@ struct TokenScanOptions {
   std::int64_t batches = 16;
   std::int64_t batch_size = 8;
   bool exclude_bos = true;
+  RowFilter rows;                                    // positions the harvest left out are left out here too
   std::int64_t cache_bytes = std::int64_t(1) << 30;  // activations kept between the two passes
 };
 

@@ -29,12 +29,34 @@ TEST(Cli, UnknownCommandIsAUsageError) {
 }
 
 TEST(Cli, EveryVerbHasHelp) {
-  for (const char* verb :
-       {"run", "harvest", "train", "eval", "report", "validate", "plugins", "doctor", "config-docs"}) {
+  for (const char* verb : {"run", "harvest", "train", "eval", "report", "validate", "plugins", "doctor",
+                           "config-docs", "tokenize", "fetch-model"}) {
     auto r = run_command(exe() + " " + verb + " --help");
     EXPECT_EQ(r.exit_code, 0) << verb << ": " << r.output;
     EXPECT_NE(r.output.find("usage: saelab"), std::string::npos) << verb << ": " << r.output;
   }
+}
+
+// `saelab tokenize` reads only a tokenizer: run from an empty directory, with no model weights
+// anywhere, it tokenizes with GPT-2's bundled files and with a GGUF file's vocabulary. The ids are
+// the published ones (GPT-2: "Hello world" = 15496 995; SmolLM2's model card example).
+TEST(Cli, TokenizeNeedsOnlyTheTokenizer) {
+  test::TempDir dir;
+  test::write_text(dir / "text.txt", "Hello world, this is SmolLM2.");
+  const std::string cd = "cd " + test::shell_quote(dir.path().string()) + " && ";
+  auto r = run_command(cd + exe() + " tokenize --tokenizer gpt2 --text-file text.txt");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("[15496,995,11,"), std::string::npos) << r.output;
+  const fs::path gguf = fs::path(SAELAB_SOURCE_DIR) / "data/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  ASSERT_TRUE(fs::exists(gguf)) << gguf << " is missing: run scripts/setup.sh";
+  r = run_command(cd + exe() + " tokenize --tokenizer " + test::shell_quote(gguf.string()) +
+                  " --text-file text.txt");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("[19556,905,28,451,314,3511,308,34519,34,30]"), std::string::npos) << r.output;
+  r = run_command(cd + exe() + " tokenize --tokenizer no-such-dir --text-file text.txt");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("no-such-dir"), std::string::npos) << r.output;
+  std::printf("  missing tokenizer: %s", r.output.c_str());
 }
 
 TEST(Cli, BadOptionIsAUsageError) {

@@ -9,6 +9,7 @@
 #include "fakes.hpp"
 #include "plugins.hpp"
 #include "saelab/data/corpus.hpp"
+#include "saelab/data/harvest_rows.hpp"
 #include "saelab/interfaces/evaluator.hpp"
 
 using namespace saelab;
@@ -29,9 +30,9 @@ CorpusConfig corpus_config(const std::string& path) {
 }
 
 nlohmann::json evaluate(FakeSource& src, SaeArchitecture& sae, const std::string& corpus,
-                        std::map<std::string, OptionValue> opts = {}) {
+                        std::map<std::string, OptionValue> opts = {}, const RowFilter& rows = {}) {
   TokenBatches tokens(corpus_config(corpus), src);
-  EvalContext ctx{sae, &src, kResidHook, &tokens, nullptr, 1.0};
+  EvalContext ctx{sae, &src, kResidHook, &tokens, nullptr, 1.0, rows};
   return make_plugin<Evaluator>("standard", opts)->evaluate(ctx);
 }
 
@@ -41,12 +42,13 @@ struct BruteForce {
   std::int64_t tokens, dead;
 };
 
-BruteForce brute_force(FakeSource& src, TestSae& sae, const std::string& corpus, std::int64_t seqs) {
+BruteForce brute_force(FakeSource& src, TestSae& sae, const std::string& corpus, std::int64_t seqs,
+                       const RowFilter& rows = {}) {
   torch::NoGradGuard ng;
   TokenBatches tb(corpus_config(corpus), src);
   auto tokens = tb.next(seqs);
-  auto h = src.activations(tokens);  // [b, s, d]
-  auto mask = tokens.ne(0);          // BOS excluded
+  auto h = src.activations(tokens);                                  // [b, s, d]
+  auto mask = tokens.ne(0).logical_and(rows_to_keep(tokens, rows));  // BOS and filtered rows excluded
   auto x = h.reshape({-1, kD}).index_select(0, mask.reshape({-1}).nonzero().squeeze(1)).to(torch::kFloat64);
   auto lat = sae.encode(x.to(torch::kFloat32)).to(torch::kFloat64);
   auto xh = sae.decode(lat.to(torch::kFloat32)).to(torch::kFloat64);
@@ -114,12 +116,23 @@ TEST(Evaluator, ZeroSaeScoresLikeAblation) {
   EXPECT_TRUE(j["sparsity"]["log10_feature_density_mean_alive"].is_null());
 }
 
-TEST(Evaluator, RandomSaeMatchesBruteForce) {
+// With the harvest's row filter (here: the first 3 positions and one frequent token left out), those
+// positions are neither measured nor spliced, exactly as the brute force leaves them.
+class EvaluatorFiltered : public ::testing::TestWithParam<bool> {};
+
+TEST_P(EvaluatorFiltered, RandomSaeMatchesBruteForce) {
   FakeSource src(kD);
   auto sae = random_sae(kD, 20, 7);
   auto corpus = write_corpus("c.txt", corpus_text(3000));
-  auto j = evaluate(src, *sae, corpus, {{"batches", std::int64_t(4)}, {"batch_size", std::int64_t(3)}});
-  auto b = brute_force(src, *sae, corpus, 12);
+  RowFilter rows;
+  if (GetParam()) {
+    TokenBatches tb(corpus_config(corpus), src);
+    rows.first_position = 3;
+    rows.excluded_tokens = {static_cast<std::int32_t>(tb.next(1)[0][5].item<std::int64_t>())};
+  }
+  auto j = evaluate(src, *sae, corpus, {{"batches", std::int64_t(4)}, {"batch_size", std::int64_t(3)}}, rows);
+  auto b = brute_force(src, *sae, corpus, 12, rows);
+  if (GetParam()) EXPECT_LT(b.tokens, 12 * 13);  // at least one excluded token besides the positions
   const auto& r = j["reconstruction"];
   const auto& d = j["downstream"];
   const double score = (b.ce_ablated - b.ce_spliced) / (b.ce_ablated - b.ce_clean);
@@ -142,6 +155,9 @@ TEST(Evaluator, RandomSaeMatchesBruteForce) {
   EXPECT_GT(b.l0, 0.5);  // the planted SAE really is sparse but alive
   EXPECT_LT(b.l0, 19.5);
 }
+
+INSTANTIATE_TEST_SUITE_P(Evaluator, EvaluatorFiltered, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "HarvestRowFilter" : "AllPositions"; });
 
 TEST(Evaluator, StoredActivationsGiveNullCeWithReason) {
   FakeSource src(kD);

@@ -35,6 +35,12 @@ OptionSchema build_schema() {
       .at_least(1);
   s.integer("harvest.batch_sequences", 32, "Sequences per forward pass").at_least(1);
   s.boolean("harvest.exclude_bos", true, "Do not store activations at BOS positions (they are outliers)");
+  s.integer("harvest.exclude_first_positions", 0,
+            "Also leave out the first N positions of every sequence after BOS (attention sinks: "
+            "SmolLM2's first position has a residual norm ~150x the median)")
+      .at_least(0);
+  s.boolean("harvest.exclude_special_tokens", false,
+            "Leave out rows whose token is one of the source's special (control) tokens");
   s.string("harvest.store_dir", "", "Store directory; empty means <run>/store");
 
   s.plugin("store", "store", "hdf5", "Where harvested activations are kept (ActivationStore plugin)");
@@ -100,6 +106,8 @@ HarvestSettings harvest_settings(const Options& o) {
   h.tokens = o.integer("harvest.tokens");
   h.batch_sequences = o.integer("harvest.batch_sequences");
   h.exclude_bos = o.boolean("harvest.exclude_bos");
+  h.exclude_first_positions = o.integer("harvest.exclude_first_positions");
+  h.exclude_special_tokens = o.boolean("harvest.exclude_special_tokens");
   h.store_dir = o.string("harvest.store_dir");
   return h;
 }

@@ -32,10 +32,15 @@ std::unique_ptr<TokenBatches> held_out_tokens(StageContext& ctx, const std::stri
     skip = o.integer(section + ".skip_sequences");
   } else if (fs::exists(ctx.run_dir / "run.json")) {
     auto run = nlohmann::json::parse(read_file(ctx.run_dir / "run.json", 16 << 20, "run record"));
-    auto rows = run["stages"]["harvest"]["summary"].value("rows", std::int64_t{0});
-    const std::int64_t per_seq =
-        o.integer("corpus.context_size") - (o.boolean("harvest.exclude_bos") ? 1 : 0);
-    skip = per_seq > 0 ? (rows + per_seq - 1) / per_seq : 0;
+    const auto& summary = run["stages"]["harvest"]["summary"];
+    if (summary.contains("sequences")) {
+      skip = summary.value("sequences", std::int64_t{0});
+    } else {  // runs harvested before the summary recorded its sequence count
+      auto rows = summary.value("rows", std::int64_t{0});
+      const std::int64_t per_seq =
+          o.integer("corpus.context_size") - (o.boolean("harvest.exclude_bos") ? 1 : 0);
+      skip = per_seq > 0 ? (rows + per_seq - 1) / per_seq : 0;
+    }
   }
   if (skip > 0) {
     log::info(section, ": skipping the first ", skip, " sequences (used for harvesting)");
@@ -60,7 +65,13 @@ nlohmann::json run_evaluate(StageContext& ctx) {
   const LoadedSae loaded = load_sae(ctx.registry, sae_dir(ctx), ctx.plugin_ctx);
   auto tokens = held_out_tokens(ctx, "evaluate");
   auto evaluator = ctx.registry.create<Evaluator>(ctx.options().plugin("evaluate.evaluator"), ctx.plugin_ctx);
-  EvalContext ec{*loaded.sae, ctx.source().get(), loaded.meta.hook_name, tokens.get(), nullptr, 1.0};
+  EvalContext ec{*loaded.sae,
+                 ctx.source().get(),
+                 loaded.meta.hook_name,
+                 tokens.get(),
+                 nullptr,
+                 1.0,
+                 row_filter(ctx.options(), ctx.source()->info())};
   nlohmann::json result = evaluator->evaluate(ec);
   write_file_atomic(out, result.dump(2) + "\n");
   log::info("evaluate: wrote ", out.string());
@@ -77,8 +88,15 @@ nlohmann::json run_report(StageContext& ctx) {
     eval = nlohmann::json::parse(read_file(ctx.run_dir / "eval.json", 256 << 20, "evaluation"));
   auto reporter = ctx.registry.create<Reporter>(ctx.options().plugin("report.reporter"), ctx.plugin_ctx);
   fs::create_directories(out);
-  ReportContext rc{*loaded.sae, ctx.source().get(), loaded.meta.hook_name, tokens.get(), nullptr, eval, out,
-                   1.0};
+  ReportContext rc{*loaded.sae,
+                   ctx.source().get(),
+                   loaded.meta.hook_name,
+                   tokens.get(),
+                   nullptr,
+                   eval,
+                   out,
+                   1.0,
+                   row_filter(ctx.options(), ctx.source()->info())};
   reporter->write(rc);
   log::info("report: wrote ", (out / "index.html").string());
   return {{"index", (out / "index.html").string()}};

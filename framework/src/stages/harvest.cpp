@@ -3,6 +3,7 @@
 #include <torch/types.h>
 
 #include "saelab/data/corpus.hpp"
+#include "saelab/data/harvest_rows.hpp"
 #include "saelab/interfaces/activation_source.hpp"
 #include "saelab/interfaces/activation_store.hpp"
 #include "saelab/core/log.hpp"
@@ -28,33 +29,19 @@ std::string hook_list(const SourceInfo& info) {
   return s;
 }
 
-// One batch of sequences [B, T] -> the rows to store, with provenance.
-ActivationRows make_rows(const torch::Tensor& acts, const torch::Tensor& seqs, std::int64_t first_sequence,
-                         std::int64_t first_position) {
-  const std::int64_t B = seqs.size(0), T = seqs.size(1), d = acts.size(2);
-  using torch::indexing::Slice;
-  ActivationRows r;
-  r.activations = acts.index({Slice(), Slice(first_position)})
-                      .reshape({-1, d})
-                      .to(torch::kCPU, torch::kFloat32)
-                      .contiguous();
-  r.tokens =
-      seqs.index({Slice(), Slice(first_position)}).reshape({-1}).to(torch::kCPU, torch::kInt32).contiguous();
-  const std::int64_t kept = T - first_position;
-  r.sequence = (torch::arange(B, torch::kInt64) + first_sequence)
-                   .unsqueeze(1)
-                   .expand({B, kept})
-                   .reshape({-1})
-                   .contiguous();
-  r.position = torch::arange(first_position, T, torch::kInt32)
-                   .unsqueeze(0)
-                   .expand({B, kept})
-                   .reshape({-1})
-                   .contiguous();
-  return r;
-}
-
 }  // namespace
+
+RowFilter row_filter(const Options& o, const SourceInfo& info) {
+  const std::int64_t context = o.integer("corpus.context_size");
+  const bool bos = o.boolean("harvest.exclude_bos") && o.boolean("corpus.prepend_bos");
+  RowFilter filter;
+  filter.first_position = (bos ? 1 : 0) + o.integer("harvest.exclude_first_positions");
+  if (filter.first_position >= context)
+    o.fail("harvest.exclude_first_positions",
+           cat("leaves no position of a ", context, "-token sequence to harvest"));
+  if (o.boolean("harvest.exclude_special_tokens")) filter.excluded_tokens = info.special_tokens;
+  return filter;
+}
 
 nlohmann::json run_harvest(StageContext& ctx) {
   const Options& o = ctx.options();
@@ -103,8 +90,9 @@ nlohmann::json run_harvest(StageContext& ctx) {
   if (resume)
     log::info("harvest: resuming after ", rows, " rows (", writer->committed_sequences(), " sequences)");
 
-  const std::int64_t first_pos = meta.exclude_bos ? 1 : 0;
-  const std::int64_t rows_per_seq = cc.context_size - first_pos;
+  const RowFilter filter = row_filter(o, info);
+  // An estimate for sizing requests: special tokens make the true count per sequence vary.
+  const std::int64_t rows_per_seq = cc.context_size - filter.first_position;
   Progress progress("harvest", h.tokens, "tok");
   progress.update(rows);
   c10::InferenceMode guard;
@@ -117,18 +105,16 @@ nlohmann::json run_harvest(StageContext& ctx) {
       break;
     }
     auto acts = source->run_with_hooks(seqs.to(ctx.plugin_ctx.device), {h.hook}).at(h.hook);
-    ActivationRows r = make_rows(acts, seqs, first_seq, first_pos);
+    ActivationRows r = harvest_rows(acts, seqs, first_seq, filter);
     writer->append(r);
     rows += r.tokens.size(0);
     progress.update(rows);
   }
   NormStats stats = writer->finish();
   progress.finish();
-  return {{"rows", rows},
-          {"store", dir.string()},
-          {"hook", h.hook},
-          {"d", meta.d},
-          {"mean_norm", stats.mean_norm}};
+  return {{"rows", rows},          {"sequences", corpus.sequences_emitted()},
+          {"store", dir.string()}, {"hook", h.hook},
+          {"d", meta.d},           {"mean_norm", stats.mean_norm}};
 }
 
 }  // namespace saelab

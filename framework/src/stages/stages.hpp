@@ -14,6 +14,8 @@ namespace saelab {
 
 class ActivationSource;
 class ActivationStore;
+struct RowFilter;
+struct SourceInfo;
 
 struct StageContext {
   StageContext(const ExperimentConfig& c, const Registry& r, const RunRequest& q, std::filesystem::path dir,
@@ -38,6 +40,11 @@ struct StageContext {
   std::shared_ptr<ActivationSource> source_;
   std::shared_ptr<ActivationStore> store_;
 };
+
+// The positions harvest stores (and evaluate and report measure): after BOS (when there is one
+// and harvest.exclude_bos), after harvest.exclude_first_positions more, and without the source's
+// special tokens when harvest.exclude_special_tokens. Fails on the option when nothing is left.
+RowFilter row_filter(const Options& o, const SourceInfo& info);
 
 nlohmann::json run_harvest(StageContext& ctx);
 nlohmann::json run_train(StageContext& ctx);

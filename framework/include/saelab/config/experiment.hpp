@@ -42,6 +42,8 @@ struct SAELAB_API HarvestSettings {
   std::int64_t tokens = 0;
   std::int64_t batch_sequences = 32;
   bool exclude_bos = true;
+  std::int64_t exclude_first_positions = 0;  // after BOS
+  bool exclude_special_tokens = false;
   std::filesystem::path store_dir;  // empty: <run>/store
 };
 SAELAB_API HarvestSettings harvest_settings(const Options& o);

@@ -25,6 +25,7 @@ struct SAELAB_API SourceInfo {
   std::int64_t max_context = 0;               // longest sequence the model accepts
   std::int32_t bos_token = -1;                // token prepended to every sequence (GPT-2: <|endoftext|>)
   std::int32_t eos_token = -1;                // token placed between documents
+  std::vector<std::int32_t> special_tokens;   // control tokens (GPT-2: <|endoftext|>), sorted
   std::map<std::string, std::int64_t> hooks;  // every hook point -> its width d
 };
 

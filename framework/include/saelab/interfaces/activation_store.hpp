@@ -44,6 +44,14 @@ struct SAELAB_API ActivationRows {
   torch::Tensor position;     // [n] int32, position within the sequence
 };
 
+// Which positions of a forward pass count. Harvest stores only these rows, and evaluation and
+// reports measure only these, so an SAE is judged on the distribution it was trained on (attention
+// sinks and control tokens are outliers; see data/harvest_rows.hpp).
+struct SAELAB_API RowFilter {
+  std::int64_t first_position = 0;            // positions [0, first_position) are left out
+  std::vector<std::int32_t> excluded_tokens;  // rows at these token ids are left out
+};
+
 // Computed by the writer from every row appended (float32 values as appended, before rounding to
 // the on-disk dtype), in row order; used to scale inputs to mean norm sqrt(d).
 struct SAELAB_API NormStats {

@@ -20,6 +20,7 @@ struct SAELAB_API EvalContext {
   TokenBatches* tokens;      // held-out token sequences for spliced evaluation (may be null)
   ActivationReader* reader;  // held-out activations (may be null)
   double input_scale = 1.0;  // multiply raw activations by this before the SAE (folded SAEs: 1)
+  RowFilter rows;            // positions left out of every metric and kept clean when spliced
 };
 
 class SAELAB_API Evaluator {

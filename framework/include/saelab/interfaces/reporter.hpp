@@ -22,6 +22,7 @@ struct SAELAB_API ReportContext {
   nlohmann::json eval;       // eval.json contents if the evaluate stage ran (else null)
   std::filesystem::path out_dir;
   double input_scale = 1.0;  // multiply raw activations by this before the SAE (folded SAEs: 1)
+  RowFilter rows;            // positions left out of the statistics and examples (token scans)
 };
 
 class SAELAB_API Reporter {
