@@ -1,4 +1,7 @@
 // evaluate and report: a saved SAE (the run's, or any SAELens directory) spliced into the source.
+#include <cstdio>
+#include <initializer_list>
+
 #include "saelab/data/corpus.hpp"
 #include "saelab/core/fs_util.hpp"
 #include "saelab/interfaces/activation_source.hpp"
@@ -49,6 +52,28 @@ std::unique_ptr<TokenBatches> held_out_tokens(StageContext& ctx, const std::stri
   return tokens;
 }
 
+// "3.816" for a number at `path` of j, "-" when the evaluator did not write one.
+std::string metric(const nlohmann::json& j, std::initializer_list<const char*> path) {
+  const nlohmann::json* at = &j;
+  for (const char* key : path) {
+    if (!at->is_object() || !at->contains(key)) return "-";
+    at = &(*at)[key];
+  }
+  if (!at->is_number()) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4g", at->get<double>());
+  return buf;
+}
+
+// The figures a researcher looks at first, in the log and on the terminal.
+void log_headline(const nlohmann::json& r) {
+  log::info("evaluate: cross-entropy (nats/token) clean ", metric(r, {"downstream", "ce_loss_clean"}),
+            ", with the SAE spliced in ", metric(r, {"downstream", "ce_loss_spliced"}), ", zero-ablated ",
+            metric(r, {"downstream", "ce_loss_ablated"}), "; CE loss score ",
+            metric(r, {"downstream", "ce_loss_score"}), "; explained variance ",
+            metric(r, {"reconstruction", "explained_variance"}), "; L0 ", metric(r, {"sparsity", "l0"}));
+}
+
 void refuse_existing(const StageContext& ctx, const fs::path& out, const char* what) {
   if (!fs::exists(out)) return;
   if (!ctx.overwrite)
@@ -74,6 +99,7 @@ nlohmann::json run_evaluate(StageContext& ctx) {
                  row_filter(ctx.options(), ctx.source()->info())};
   nlohmann::json result = evaluator->evaluate(ec);
   write_file_atomic(out, result.dump(2) + "\n");
+  log_headline(result);
   log::info("evaluate: wrote ", out.string());
   return result.contains("summary") ? result["summary"] : nlohmann::json::object();
 }
