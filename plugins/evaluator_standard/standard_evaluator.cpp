@@ -11,6 +11,8 @@
 #include "saelab/core/error.hpp"
 #include "saelab/data/harvest_rows.hpp"
 #include "saelab/eval/metrics.hpp"
+#include "saelab/eval/recovery.hpp"
+#include "saelab/interfaces/ground_truth.hpp"
 #include "saelab/sae/apply.hpp"
 
 namespace saelab {
@@ -27,6 +29,12 @@ OptionSchema standard_evaluator_schema() {
             "(and keep their clean activation in the spliced run), as "
             "SAELens's evaluation does with ignore_tokens");
   s.boolean("per_latent", true, "Write each latent's firing count (d_sae integers) to eval.json");
+  s.boolean("mean_ablation", true,
+            "Also run the model with the hook replaced by its mean over the batch's evaluated "
+            "positions (CE loss score against mean ablation)");
+  s.boolean("error_term", true,
+            "Also run the model with the SAE plus its error term spliced in, which must give the "
+            "clean cross-entropy back (a check of the splice)");
   return s;
 }
 
@@ -36,6 +44,8 @@ StandardEvalOptions standard_eval_options(const Options& o) {
   r.batch_size = o.integer("batch_size");
   r.exclude_bos = o.boolean("exclude_bos");
   r.per_latent = o.boolean("per_latent");
+  r.mean_ablation = o.boolean("mean_ablation");
+  r.error_term = o.boolean("error_term");
   return r;
 }
 
@@ -71,6 +81,28 @@ nlohmann::json downstream_unavailable(const std::string& reason) {
           {"kl_div_score", nullptr},    {"reason", reason}};
 }
 
+// SAEBench's dictionary geometry: how close each latent's decoder row (encoder column) comes to
+// another latent's.
+nlohmann::json geometry(const SaeArchitecture& sae) {
+  nlohmann::json j;
+  torch::NoGradGuard no_grad;
+  j["average_max_decoder_cosine_sim"] = metrics::json_number(
+      metrics::max_cosine_to_others(sae.decoder_weight().detach()).mean().item<double>());
+  const TensorMap state = sae.state();
+  if (auto it = state.find("W_enc"); it != state.end() && it->second.dim() == 2)
+    j["average_max_encoder_cosine_sim"] =
+        metrics::json_number(metrics::max_cosine_to_others(it->second.detach().t()).mean().item<double>());
+  return j;
+}
+
+// Recovery of the planted dictionary, when the source has one; classification needs rows.
+std::optional<metrics::DictionaryRecovery> dictionary_recovery(const EvalContext& ctx) {
+  const auto* truth = dynamic_cast<const GroundTruth*>(ctx.source);
+  if (!truth) return std::nullopt;
+  torch::NoGradGuard no_grad;
+  return metrics::dictionary_recovery(truth->true_features(), ctx.sae.decoder_weight().detach());
+}
+
 nlohmann::json assemble(const std::string& mode, const EvalContext& ctx,
                         const metrics::ReconstructionAccumulator& recon,
                         const metrics::LatentFiringAccumulator& firing, nlohmann::json downstream,
@@ -98,6 +130,7 @@ nlohmann::json assemble(const std::string& mode, const EvalContext& ctx,
   if (downstream.contains("reason")) j["summary"]["ce_loss_score_reason"] = downstream["reason"];
   j["reconstruction"] = rm.to_json();
   j["sparsity"] = std::move(sparsity);
+  j["geometry"] = geometry(ctx.sae);
   j["downstream"] = std::move(downstream);
   j["counts"] = std::move(counts);
   return j;
@@ -148,75 +181,122 @@ nlohmann::json StandardEvaluator::evaluate(EvalContext& ctx) {
                   "stored activations (reconstruction and sparsity metrics only)"));
 }
 
-nlohmann::json StandardEvaluator::evaluate_spliced(EvalContext& ctx) {
-  check_hook_width(*ctx.source, ctx.hook, ctx.sae.shape().d_in, "evaluator standard");
+struct StandardEvaluator::Spliced {
+  metrics::ReconstructionAccumulator recon;
+  metrics::LatentFiringAccumulator firing;
+  metrics::DownstreamAccumulator down;
+  std::optional<metrics::DictionaryRecovery> truth;
+  std::optional<metrics::ClassificationAccumulator> classification;
+  std::int64_t sequences = 0, positions = 0;
+};
+
+namespace {
+
+// One model run with `hook` replaced by fn, its output checked.
+ModelOutput run_replaced(ActivationSource& source, const torch::Tensor& tokens, const std::string& hook,
+                         const HookFn& fn, const char* run) {
+  ModelOutput out = source.run_with_replacement(tokens, hook, fn, true);
+  check_output(out, tokens, run, source.info().model_id);
+  return out;
+}
+
+}  // namespace
+
+// Every run of one batch of sequences: clean, spliced, zero-ablated and the optional ones.
+void StandardEvaluator::evaluate_batch(EvalContext& ctx, const torch::Tensor& tokens, Spliced& acc) {
   auto& source = *ctx.source;
   const std::string model = source.info().model_id;
   const std::int64_t d_in = ctx.sae.shape().d_in;
-  metrics::ReconstructionAccumulator recon;
-  metrics::LatentFiringAccumulator firing(ctx.sae.shape().d_sae);
-  metrics::DownstreamAccumulator down;
-  std::int64_t batches = 0, sequences = 0, positions = 0;
+  const auto mask = position_mask(tokens, source.info().bos_token, opts_.exclude_bos)
+                        .logical_and(rows_to_keep(tokens.cpu(), ctx.rows).to(tokens.device()));
+  const auto flat_rows = mask.reshape({-1}).nonzero().squeeze(1);
+  const auto keep = [&](const torch::Tensor& act) { return mask.to(act.device()).unsqueeze(-1); };
 
+  auto clean = run_replaced(
+      source, tokens, ctx.hook, [](const torch::Tensor& a) { return a; }, "clean");
+  std::optional<SaeApplied> applied;
+  torch::Tensor x;
+  auto splice = [&](const torch::Tensor& act) {
+    SAELAB_CHECK(act.dim() == 3 && act.size(2) == d_in, Error, "evaluator standard: hook '", ctx.hook,
+                 "' of model '", model, "' gave activations ", act.sizes(), "; expected [batch, seq, ", d_in,
+                 "]");
+    x = act.reshape({-1, d_in});
+    applied = apply_sae(ctx.sae, x, ctx.input_scale);
+    return at::where(keep(act), applied->reconstruction.view(act.sizes()), act);
+  };
+  auto spliced = run_replaced(source, tokens, ctx.hook, splice, "spliced");
+  SAELAB_CHECK(applied.has_value(), Error, "evaluator standard: model '", model,
+               "' never called the replacement function for hook '", ctx.hook, "'");
+  const auto ce_mask = mask.narrow(1, 0, tokens.size(1) - 1);
+  acc.down.add_ce(metrics::ModelRun::Clean, clean.loss, ce_mask);
+  acc.down.add_ce(metrics::ModelRun::Spliced, spliced.loss, ce_mask);
+  acc.down.add_kl(metrics::ModelRun::Spliced, kl_per_position(clean.logits, spliced.logits), mask);
+  spliced = ModelOutput();
+
+  auto other_run = [&](metrics::ModelRun run, const HookFn& fn, const char* name) {
+    auto out = run_replaced(source, tokens, ctx.hook, fn, name);
+    acc.down.add_ce(run, out.loss, ce_mask);
+    acc.down.add_kl(run, kl_per_position(clean.logits, out.logits), mask);
+    return out.loss;
+  };
+  other_run(
+      metrics::ModelRun::ZeroAblated, [](const torch::Tensor& a) { return torch::zeros_like(a); },
+      "zero-ablated");
+  const auto rows_dev = flat_rows.to(x.device());
+  if (opts_.mean_ablation) {
+    const auto mean = x.index_select(0, rows_dev).mean(0);  // [d_in]
+    other_run(
+        metrics::ModelRun::MeanAblated,
+        [&](const torch::Tensor& a) { return mean.to(a.dtype()).expand_as(a).clone(); }, "mean-ablated");
+  }
+  if (opts_.error_term) {
+    auto with_error = [&](const torch::Tensor& act) {
+      const auto flat = act.reshape({-1, d_in});
+      const auto recon = apply_sae(ctx.sae, flat, ctx.input_scale).reconstruction;
+      return at::where(keep(act), (recon + (flat - recon)).view(act.sizes()), act);
+    };
+    auto loss = other_run(metrics::ModelRun::WithErrorTerm, with_error, "with-error-term");
+    acc.down.add_error_term_gap(clean.loss, loss, ce_mask);
+  }
+
+  const auto latents = applied->latents.index_select(0, flat_rows.to(applied->latents.device()));
+  acc.recon.add(x.index_select(0, rows_dev), applied->reconstruction.index_select(0, rows_dev));
+  acc.firing.add(latents);
+  if (acc.classification) {
+    const auto& truth = dynamic_cast<const GroundTruth&>(source);
+    acc.classification->add(truth.true_coefficients(tokens.cpu()).index_select(0, flat_rows.cpu()), latents);
+  }
+  acc.sequences += tokens.size(0);
+  acc.positions += tokens.numel();
+}
+
+nlohmann::json StandardEvaluator::evaluate_spliced(EvalContext& ctx) {
+  check_hook_width(*ctx.source, ctx.hook, ctx.sae.shape().d_in, "evaluator standard");
+  Spliced acc{{}, metrics::LatentFiringAccumulator(ctx.sae.shape().d_sae), {}, dictionary_recovery(ctx), {}};
+  if (acc.truth) acc.classification.emplace(acc.truth->best_feature);
+  std::int64_t batches = 0;
   for (; batches < opts_.batches; ++batches) {
     torch::Tensor tokens = ctx.tokens->next(opts_.batch_size);
     if (tokens.size(0) == 0) break;
-    tokens = tokens.to(source.device(), torch::kInt64);
-    const auto mask = position_mask(tokens, source.info().bos_token, opts_.exclude_bos)
-                          .logical_and(rows_to_keep(tokens.cpu(), ctx.rows).to(tokens.device()));
-    const auto flat_rows = mask.reshape({-1}).nonzero().squeeze(1);
-
-    auto clean = source.run_with_replacement(
-        tokens, ctx.hook, [](const torch::Tensor& a) { return a; }, true);
-    check_output(clean, tokens, "clean", model);
-
-    std::optional<SaeApplied> applied;
-    torch::Tensor x;
-    auto splice = [&](const torch::Tensor& act) {
-      SAELAB_CHECK(act.dim() == 3 && act.size(2) == d_in, Error, "evaluator standard: hook '", ctx.hook,
-                   "' of model '", model, "' gave activations ", act.sizes(), "; expected [batch, seq, ",
-                   d_in, "]");
-      x = act.reshape({-1, d_in});
-      applied = apply_sae(ctx.sae, x, ctx.input_scale);
-      auto out = applied->reconstruction.view(act.sizes());
-      return at::where(mask.to(act.device()).unsqueeze(-1), out, act);
-    };
-    auto spliced = source.run_with_replacement(tokens, ctx.hook, splice, true);
-    check_output(spliced, tokens, "spliced", model);
-    SAELAB_CHECK(applied.has_value(), Error, "evaluator standard: model '", model,
-                 "' never called the replacement function for hook '", ctx.hook, "'");
-    auto kl_spliced = kl_per_position(clean.logits, spliced.logits);
-    spliced.logits = torch::Tensor();
-
-    auto ablated = source.run_with_replacement(
-        tokens, ctx.hook, [](const torch::Tensor& a) { return torch::zeros_like(a); }, true);
-    check_output(ablated, tokens, "ablated", model);
-    auto kl_ablated = kl_per_position(clean.logits, ablated.logits);
-
-    const auto ce_mask = mask.narrow(1, 0, tokens.size(1) - 1);
-    down.add_ce(clean.loss, spliced.loss, ablated.loss, ce_mask);
-    down.add_kl(kl_spliced, kl_ablated, mask);
-
-    const auto rows_dev = flat_rows.to(x.device());
-    recon.add(x.index_select(0, rows_dev), applied->reconstruction.index_select(0, rows_dev));
-    firing.add(applied->latents.index_select(0, flat_rows.to(applied->latents.device())));
-    sequences += tokens.size(0);
-    positions += tokens.numel();
+    evaluate_batch(ctx, tokens.to(ctx.source->device(), torch::kInt64), acc);
   }
-  SAELAB_CHECK(recon.tokens() > 0, Error, "evaluator standard: the token sequences for hook '", ctx.hook,
-               "' were empty (", sequences,
+  SAELAB_CHECK(acc.recon.tokens() > 0, Error, "evaluator standard: the token sequences for hook '", ctx.hook,
+               "' were empty (", acc.sequences,
                " sequences read); give a corpus with held-out text to evaluate on");
-  auto dm = down.result();
+  auto dm = acc.down.result();
   nlohmann::json downstream = dm.to_json();
   downstream["ablation"] = "zero";
   nlohmann::json counts = {{"batches", batches},
-                           {"sequences", sequences},
-                           {"positions", positions},
-                           {"tokens_evaluated", recon.tokens()},
-                           {"positions_excluded", positions - recon.tokens()},
+                           {"sequences", acc.sequences},
+                           {"positions", acc.positions},
+                           {"tokens_evaluated", acc.recon.tokens()},
+                           {"positions_excluded", acc.positions - acc.recon.tokens()},
                            {"ce_positions", dm.ce_positions},
                            {"kl_positions", dm.kl_positions}};
-  return assemble("spliced", ctx, recon, firing, std::move(downstream), std::move(counts), opts_.per_latent);
+  auto j = assemble("spliced", ctx, acc.recon, acc.firing, std::move(downstream), std::move(counts),
+                    opts_.per_latent);
+  if (acc.truth) j["ground_truth"] = metrics::recovery_json(*acc.truth, acc.classification->result());
+  return j;
 }
 
 nlohmann::json StandardEvaluator::evaluate_stored(EvalContext& ctx, const std::string& why_no_downstream) {
@@ -246,8 +326,13 @@ nlohmann::json StandardEvaluator::evaluate_stored(EvalContext& ctx, const std::s
   SAELAB_CHECK(rows > 0, Error, "evaluator standard: the activation store for hook '", ctx.hook,
                "' has no rows to evaluate on");
   nlohmann::json counts = {{"batches", batches}, {"tokens_evaluated", rows}, {"store_rows_per_epoch", epoch}};
-  return assemble("stored_activations", ctx, recon, firing, downstream_unavailable(why_no_downstream),
-                  std::move(counts), opts_.per_latent);
+  auto j = assemble("stored_activations", ctx, recon, firing, downstream_unavailable(why_no_downstream),
+                    std::move(counts), opts_.per_latent);
+  // Stored rows carry no planted coefficients: the dictionary's recovery only, no classification.
+  if (auto truth = dictionary_recovery(ctx))
+    j["ground_truth"] =
+        metrics::recovery_json(*truth, metrics::ClassificationAccumulator(truth->best_feature).result());
+  return j;
 }
 
 }  // namespace saelab

@@ -3,9 +3,12 @@
 //
 // With a source and token sequences it splices the SAE into the model (SAELens's evaluation): per
 // batch of sequences, one clean run, one with the hook replaced by the SAE's reconstruction and one
-// with the hook zeroed. Reconstruction and sparsity metrics use the clean activations the spliced
-// run sees. With stored activations only, it computes reconstruction and sparsity metrics and
-// reports the downstream ones as null with the reason. Formulas: saelab/eval/metrics.hpp.
+// with the hook zeroed, and (options) one with the hook mean-ablated and one with the SAE plus its
+// error term. Reconstruction and sparsity metrics use the clean activations the spliced run sees.
+// When the source knows its planted features (GroundTruth, the synthetic source), eval.json also
+// gets their recovery (saelab/eval/recovery.hpp). With stored activations only, it computes reconstruction
+// and sparsity metrics and reports the downstream ones as null with the reason. Formulas:
+// saelab/eval/metrics.hpp.
 #include <cstdint>
 
 #include <nlohmann/json.hpp>
@@ -20,6 +23,8 @@ struct StandardEvalOptions {
   std::int64_t batch_size = 8;  // sequences per token batch
   bool exclude_bos = true;      // positions holding the BOS token are not evaluated
   bool per_latent = true;       // write every latent's firing count
+  bool mean_ablation = true;    // also the mean-ablated run
+  bool error_term = true;       // also the SAE-plus-error-term run
 };
 
 OptionSchema standard_evaluator_schema();
@@ -32,6 +37,8 @@ class StandardEvaluator : public Evaluator {
 
  private:
   nlohmann::json evaluate_spliced(EvalContext& ctx);
+  struct Spliced;
+  void evaluate_batch(EvalContext& ctx, const torch::Tensor& tokens, Spliced& acc);
   nlohmann::json evaluate_stored(EvalContext& ctx, const std::string& why_no_downstream);
   StandardEvalOptions opts_;
 };

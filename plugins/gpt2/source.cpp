@@ -44,6 +44,7 @@ Gpt2Source::Gpt2Source(const SourceOptions& options)
   info_.eos_token = static_cast<std::int32_t>(tokenizer_ ? tokenizer_->eot() : cfg.eos());
   if (tokenizer_) info_.special_tokens = tokenizer_->special_ids();
   info_.hooks = models::all_hooks(hook_shape());
+  info_.hook_layers = models::all_hook_layers(hook_shape());
 }
 
 void Gpt2Source::find_tokenizer(const SourceOptions& options) {

@@ -26,6 +26,7 @@ LlamaSource::LlamaSource(const SourceOptions& options)
   info_.eos_token = tokenizer_->eos;
   info_.special_tokens = tokenizer_->tokenizer.special_ids();
   info_.hooks = models::all_hooks(hook_shape());
+  info_.hook_layers = models::all_hook_layers(hook_shape());
 }
 
 std::vector<std::int32_t> LlamaSource::tokenize(std::string_view text) const {

@@ -60,7 +60,7 @@ std::string summary_section(const nlohmann::json& eval) {
                                {"kl_div_spliced", "KL (clean \u2016 spliced)", "nats per token"},
                                {"cosine_similarity", "Cosine similarity", "of x and x\u0302"},
                                {"dead_latents", "Dead latents", "never fired"},
-                               {"mse", "MSE", "per element"}};
+                               {"mse", "MSE", "squared error per token, summed over d"}};
   s += "<div class=\"tiles\">";
   for (const auto& t : tiles) {
     if (!sum.contains(t.key)) continue;

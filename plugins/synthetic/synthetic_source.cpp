@@ -27,6 +27,7 @@
 
 #include "saelab/core/error.hpp"
 #include "saelab/interfaces/activation_source.hpp"
+#include "saelab/interfaces/ground_truth.hpp"
 #include "saelab/core/plugin_api.hpp"
 #include "saelab/formats/safetensors.hpp"
 #include "saelab/core/sha256.hpp"
@@ -52,7 +53,7 @@ OptionSchema source_schema() {
   return s;
 }
 
-class SyntheticSource final : public ActivationSource {
+class SyntheticSource final : public ActivationSource, public GroundTruth {
  public:
   SyntheticSource(const Options& o, const PluginContext& ctx)
       : dict_(DictionaryConfig{o.integer("d_in"), o.integer("n_features"), o.real("p_active"),
@@ -77,6 +78,7 @@ class SyntheticSource final : public ActivationSource {
     info_.bos_token = 0;
     info_.eos_token = 0;
     info_.hooks = {{kHook, dict_.config().d_in}};
+    info_.hook_layers = {{kHook, 0}};
     if (!ctx.run_dir.empty()) {
       std::filesystem::create_directories(ctx.run_dir);
       safetensors::save(ctx.run_dir / "true_features.safetensors", {{"features", dict_.features()}},
@@ -134,6 +136,21 @@ class SyntheticSource final : public ActivationSource {
   }
 
   torch::Device device() const override { return torch::kCPU; }
+
+  torch::Tensor true_features() const override { return dict_.features(); }
+
+  torch::Tensor true_coefficients(const torch::Tensor& tokens) const override {
+    SAELAB_CHECK(tokens.dim() == 2, Error, "synthetic: tokens must be [batch, seq], got ", tokens.sizes());
+    const auto keys = prefix_keys(tokens, dict_.config().seed);
+    auto out = torch::zeros({std::int64_t(keys.size()), dict_.config().n_features}, torch::kFloat32);
+    auto acc = out.accessor<float, 2>();
+    for (std::size_t r = 0; r < keys.size(); ++r) {
+      const Dictionary::Code code = dict_.code(keys[r]);
+      for (std::size_t k = 0; k < code.feature.size(); ++k)
+        acc[std::int64_t(r)][code.feature[k]] = code.coefficient[k];
+    }
+    return out;
+  }
 
  private:
   void check_hook(const std::string& hook) const {

@@ -1,6 +1,8 @@
 // Evaluator "standard" on a fake linear model: planted truths (an exactly reconstructing SAE scores
 // EV 1 and CE score 1, a zero SAE scores CE 0) and a brute-force recomputation of every metric.
+#include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <cstdio>
 
 #include <ATen/ATen.h>
@@ -55,7 +57,7 @@ BruteForce brute_force(FakeSource& src, TestSae& sae, const std::string& corpus,
   BruteForce b{};
   b.tokens = x.size(0);
   b.ev = 1.0 - (x - xh).pow(2).sum().item<double>() / (x - x.mean(0)).pow(2).sum().item<double>();
-  b.mse = (x - xh).pow(2).mean().item<double>();
+  b.mse = (x - xh).pow(2).sum(1).mean().item<double>();  // per token, summed over d (SAELens)
   b.cos = ((x * xh).sum(1) / (x.norm(2, 1) * xh.norm(2, 1))).mean().item<double>();
   b.l0 = lat.ne(0).sum(1).to(torch::kFloat64).mean().item<double>();
   b.dead = lat.ne(0).sum(0).eq(0).sum().item<std::int64_t>();
@@ -132,7 +134,9 @@ TEST_P(EvaluatorFiltered, RandomSaeMatchesBruteForce) {
   }
   auto j = evaluate(src, *sae, corpus, {{"batches", std::int64_t(4)}, {"batch_size", std::int64_t(3)}}, rows);
   auto b = brute_force(src, *sae, corpus, 12, rows);
-  if (GetParam()) EXPECT_LT(b.tokens, 12 * 13);  // at least one excluded token besides the positions
+  if (GetParam()) {
+    EXPECT_LT(b.tokens, 12 * 13);  // at least one excluded token besides the positions
+  }
   const auto& r = j["reconstruction"];
   const auto& d = j["downstream"];
   const double score = (b.ce_ablated - b.ce_spliced) / (b.ce_ablated - b.ce_clean);
@@ -157,7 +161,7 @@ TEST_P(EvaluatorFiltered, RandomSaeMatchesBruteForce) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Evaluator, EvaluatorFiltered, ::testing::Bool(),
-                         [](const auto& info) { return info.param ? "HarvestRowFilter" : "AllPositions"; });
+                         [](const auto& p) { return p.param ? "HarvestRowFilter" : "AllPositions"; });
 
 TEST(Evaluator, StoredActivationsGiveNullCeWithReason) {
   FakeSource src(kD);
@@ -171,7 +175,7 @@ TEST(Evaluator, StoredActivationsGiveNullCeWithReason) {
                       torch::arange(n, torch::kInt64).div(kContext, "floor"),
                       torch::arange(n, torch::kInt64).remainder(kContext).to(torch::kInt32)};
   FakeReader reader(rows, 32);
-  EvalContext ctx{*sae, nullptr, kResidHook, nullptr, &reader, 1.0};
+  EvalContext ctx{*sae, nullptr, kResidHook, nullptr, &reader, 1.0, {}};
   auto j = make_plugin<Evaluator>("standard", {{"batches", std::int64_t(100)}})->evaluate(ctx);
   EXPECT_EQ(j["mode"], "stored_activations");
   EXPECT_TRUE(j["downstream"]["ce_loss_score"].is_null());
@@ -194,7 +198,7 @@ TEST(Evaluator, InputScaleIsUndone) {
   auto sae = identity_sae(kD);
   auto corpus = write_corpus("c.txt", corpus_text(1500));
   TokenBatches tokens(corpus_config(corpus), src);
-  EvalContext ctx{*sae, &src, kResidHook, &tokens, nullptr, 2.0};
+  EvalContext ctx{*sae, &src, kResidHook, &tokens, nullptr, 2.0, {}};
   auto j = make_plugin<Evaluator>("standard", {{"batches", std::int64_t(1)}})->evaluate(ctx);
   EXPECT_NEAR(j["reconstruction"]["explained_variance"].get<double>(), 1.0, 1e-9);
   EXPECT_NEAR(j["reconstruction"]["l2_ratio"].get<double>(), 1.0, 1e-6);
@@ -207,7 +211,7 @@ TEST(Evaluator, ErrorsNameTheHookAndTheAllowedValues) {
   auto corpus = write_corpus("c.txt", corpus_text(500));
   TokenBatches tokens(corpus_config(corpus), src);
   auto ev = make_plugin<Evaluator>("standard", {});
-  EvalContext bad_hook{*sae, &src, "blocks.9.hook_resid_post", &tokens, nullptr, 1.0};
+  EvalContext bad_hook{*sae, &src, "blocks.9.hook_resid_post", &tokens, nullptr, 1.0, {}};
   try {
     ev->evaluate(bad_hook);
     FAIL() << "no error";
@@ -217,7 +221,7 @@ TEST(Evaluator, ErrorsNameTheHookAndTheAllowedValues) {
     EXPECT_NE(m.find(kResidHook), std::string::npos) << m;  // lists the available hooks
   }
   auto wide = identity_sae(kD + 1);
-  EvalContext bad_width{*wide, &src, kResidHook, &tokens, nullptr, 1.0};
+  EvalContext bad_width{*wide, &src, kResidHook, &tokens, nullptr, 1.0, {}};
   try {
     ev->evaluate(bad_width);
     FAIL() << "no error";
@@ -226,11 +230,58 @@ TEST(Evaluator, ErrorsNameTheHookAndTheAllowedValues) {
     EXPECT_NE(m.find("width 6"), std::string::npos) << m;
     EXPECT_NE(m.find("d_in is 7"), std::string::npos) << m;
   }
-  EvalContext nothing{*sae, nullptr, kResidHook, nullptr, nullptr, 1.0};
+  EvalContext nothing{*sae, nullptr, kResidHook, nullptr, nullptr, 1.0, {}};
   try {
     ev->evaluate(nothing);
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("nothing to evaluate"), std::string::npos) << e.what();
   }
+}
+
+// One batch of all 12 sequences, so the evaluator's per-batch mean is the mean over every evaluated
+// position: mean ablation, the SAE-plus-error-term run and the dictionary geometry recomputed here.
+TEST(Evaluator, MeanAblationErrorTermAndGeometryMatchBruteForce) {
+  torch::NoGradGuard ng;
+  FakeSource src(kD);
+  auto sae = random_sae(kD, 20, 7);
+  auto corpus = write_corpus("c.txt", corpus_text(3000));
+  auto j = evaluate(src, *sae, corpus, {{"batches", std::int64_t(1)}, {"batch_size", std::int64_t(12)}});
+  auto b = brute_force(src, *sae, corpus, 12);
+
+  TokenBatches tb(corpus_config(corpus), src);
+  auto tokens = tb.next(12);
+  auto h = src.activations(tokens);  // [b, s, d]
+  auto mask = tokens.ne(0);
+  auto x = h.reshape({-1, kD}).index_select(0, mask.reshape({-1}).nonzero().squeeze(1));
+  auto mean_ablated = src.readout(tokens, x.mean(0).expand_as(h).clone());
+  auto ce_mask = mask.narrow(1, 0, kContext - 1);
+  const double ce_mean = mean_ablated.loss.to(torch::kFloat64).masked_select(ce_mask).mean().item<double>();
+
+  auto dec = sae->decoder_weight().to(torch::kFloat64);  // [20, d]
+  double sum_max = 0;
+  for (std::int64_t i = 0; i < dec.size(0); ++i) {
+    double best = -2;
+    for (std::int64_t k = 0; k < dec.size(0); ++k)
+      if (k != i)
+        best = std::max(best, (dec[i].dot(dec[k]) / (dec[i].norm() * dec[k].norm())).item<double>());
+    sum_max += best;
+  }
+
+  const auto& d = j["downstream"];
+  const double diffs[] = {std::fabs(d["ce_loss_mean_ablated"].get<double>() - ce_mean),
+                          std::fabs(d["ce_loss_score_mean_ablation"].get<double>() -
+                                    (ce_mean - b.ce_spliced) / (ce_mean - b.ce_clean)),
+                          std::fabs(d["ce_loss_with_error_term"].get<double>() - b.ce_clean),
+                          std::fabs(j["geometry"]["average_max_decoder_cosine_sim"].get<double>() -
+                                    sum_max / double(dec.size(0)))};
+  std::printf(
+      "mean ablation CE %.6f (brute force %.6f); error term: CE %.9f vs clean %.9f, max |diff| "
+      "per position %.3g; max |diff| of the four: %.3g\n",
+      d["ce_loss_mean_ablated"].get<double>(), ce_mean, d["ce_loss_with_error_term"].get<double>(),
+      b.ce_clean, d["error_term_max_abs_ce_diff"].get<double>(),
+      *std::max_element(std::begin(diffs), std::end(diffs)));
+  for (double diff : diffs) EXPECT_LT(diff, 1e-5);
+  EXPECT_LT(d["error_term_max_abs_ce_diff"].get<double>(), 1e-5);
+  EXPECT_GT(std::fabs(ce_mean - b.ce_ablated), 0.01);  // mean and zero ablation really differ here
 }

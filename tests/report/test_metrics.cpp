@@ -23,8 +23,8 @@ TEST(Metrics, ExplainedVarianceHandComputed) {
   acc.add(T({{1, 0}, {3, 0}}), T({{1, 1}, {3, 0}}));
   auto r = acc.result();
   EXPECT_DOUBLE_EQ(r.explained_variance, 0.5);
-  EXPECT_DOUBLE_EQ(r.mse, 0.25);  // 1 / (2 tokens · 2 dims)
-  EXPECT_DOUBLE_EQ(r.squared_error_per_token, 0.5);
+  EXPECT_DOUBLE_EQ(r.mse, 0.5);               // SSE 1 / 2 tokens (SAELens's mse)
+  EXPECT_DOUBLE_EQ(r.mse_per_element, 0.25);  // 1 / (2 tokens · 2 dims)
   EXPECT_DOUBLE_EQ(r.variance_per_token, 1.0);
   EXPECT_EQ(r.tokens, 2);
 }
@@ -37,7 +37,8 @@ TEST(Metrics, ExplainedVarianceStreamsOverBatches) {
   acc.add(T({{3, 4}, {5, 6}}), T({{3, 4}, {5, 5}}));
   auto r = acc.result();
   EXPECT_NEAR(r.explained_variance, 0.875, 1e-12);
-  EXPECT_NEAR(r.mse, 2.0 / 6.0, 1e-12);
+  EXPECT_NEAR(r.mse, 2.0 / 3.0, 1e-12);
+  EXPECT_NEAR(r.mse_per_element, 2.0 / 6.0, 1e-12);
   EXPECT_NEAR(r.variance_per_token, 16.0 / 3.0, 1e-12);
 }
 
@@ -148,4 +149,56 @@ TEST(Metrics, ShapeMismatchNamesBothShapes) {
     EXPECT_NE(std::string(e.what()).find("[1, 2]"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("[1, 3]"), std::string::npos) << e.what();
   }
+}
+
+TEST(Metrics, L0DistributionAndDenseFractionsHandComputed) {
+  // 10 tokens over 4 latents. Latent 0 fires on 5 tokens (density 0.5), latent 1 on 1 (0.1, not
+  // over 10%), latent 2 on 0 (dead), latent 3 on 10 (1.0). Per-token L0: 3,2,2,2,2,1,1,1,1,1.
+  std::vector<std::vector<double>> rows;
+  for (int t = 0; t < 10; ++t) rows.push_back({t < 5 ? 1.0 : 0.0, t == 0 ? 1.0 : 0.0, 0.0, 2.0});
+  m::LatentFiringAccumulator acc(4);
+  acc.add(T(rows));
+  auto s = acc.result();
+  EXPECT_DOUBLE_EQ(s.l0, 1.6);
+  EXPECT_DOUBLE_EQ(s.frac_alive, 0.75);
+  EXPECT_DOUBLE_EQ(s.freq_over_1_percent, 0.75);  // 0.5, 0.1, 1.0 are > 0.01
+  EXPECT_DOUBLE_EQ(s.freq_over_10_percent, 0.5);  // 0.5 and 1.0 (0.1 is not > 0.1)
+  EXPECT_DOUBLE_EQ(s.l0_distribution.p10, 1.0);
+  EXPECT_DOUBLE_EQ(s.l0_distribution.p50, 1.0);  // 5 of 10 tokens have L0 ≤ 1
+  EXPECT_DOUBLE_EQ(s.l0_distribution.p90, 2.0);  // 9 of 10 have L0 ≤ 2
+  EXPECT_DOUBLE_EQ(s.l0_distribution.max, 3.0);
+  // Σk² = 9 + 4·4 + 5 = 30: E[k²] = 3, mean 1.6, variance 3 − 2.56 = 0.44.
+  EXPECT_NEAR(s.l0_distribution.std, std::sqrt(0.44), 1e-12);
+}
+
+TEST(Metrics, MaxCosineToOthersHandComputed) {
+  // Rows e0, e0 + e1 (45° from e0), −e0, 0: the zero row has cosine 0 with everything.
+  auto c = m::max_cosine_to_others(T({{1, 0}, {1, 1}, {-1, 0}, {0, 0}}));
+  EXPECT_NEAR(c[0].item<double>(), 1.0 / std::sqrt(2.0), 1e-12);
+  EXPECT_NEAR(c[1].item<double>(), 1.0 / std::sqrt(2.0), 1e-12);
+  EXPECT_NEAR(c[2].item<double>(), 0.0, 1e-12);  // its best is the zero row, not e0 (cosine −1)
+  EXPECT_NEAR(c[3].item<double>(), 0.0, 1e-12);
+  // Blocks of 512 rows: a row past the first block finds its twin in the first.
+  auto big = torch::randn({700, 8}, torch::kFloat64);
+  big[650] = big[3] * 2.0;
+  EXPECT_NEAR(m::max_cosine_to_others(big)[650].item<double>(), 1.0, 1e-12);
+}
+
+TEST(Metrics, DownstreamMeanAblationAndErrorTerm) {
+  m::DownstreamAccumulator acc;
+  auto mask = torch::tensor({1, 1, 1, 0}, torch::kBool).view({2, 2});
+  auto v = [](std::vector<double> x) { return torch::tensor(x, torch::kFloat64).view({2, 2}); };
+  acc.add_ce(v({1, 2, 3, 100}), v({2, 3, 4, 100}), v({4, 5, 6, 100}), mask);
+  acc.add_ce(m::ModelRun::MeanAblated, v({3, 4, 5, 100}), mask);
+  acc.add_ce(m::ModelRun::WithErrorTerm, v({1, 2.5, 3, 0}), mask);
+  acc.add_error_term_gap(v({1, 2, 3, 100}), v({1, 2.5, 3, 0}), mask);
+  acc.add_kl(v({0.1, 0.2, 0.3, 9}), v({1, 1, 1, 9}), mask);
+  acc.add_kl(m::ModelRun::MeanAblated, v({0.4, 0.4, 0.4, 9}), mask);
+  auto r = acc.result();
+  EXPECT_DOUBLE_EQ(r.ce_mean_ablated, 4.0);
+  EXPECT_DOUBLE_EQ(r.ce_loss_score_mean_ablation, 0.5);   // (4 − 3) / (4 − 2)
+  EXPECT_NEAR(r.kl_div_score_mean_ablation, 0.5, 1e-15);  // (0.4 − 0.2) / 0.4
+  EXPECT_DOUBLE_EQ(r.ce_with_error_term, 6.5 / 3.0);
+  EXPECT_DOUBLE_EQ(r.error_term_max_abs_ce_diff, 0.5);  // the masked-out 100 vs 0 does not count
+  EXPECT_TRUE(std::isnan(m::DownstreamAccumulator().result().ce_with_error_term));
 }

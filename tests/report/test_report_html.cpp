@@ -50,7 +50,7 @@ Run run_report(FakeSource* src, SaeArchitecture& sae, const std::string& corpus,
   std::unique_ptr<TokenBatches> tokens;
   if (src && !reader) tokens = std::make_unique<TokenBatches>(corpus_config(corpus), *src);
   auto dir = out_dir(corpus, name);
-  ReportContext ctx{sae, src, hook, tokens.get(), reader, std::move(eval), dir, 1.0};
+  ReportContext ctx{sae, src, hook, tokens.get(), reader, std::move(eval), dir, 1.0, {}};
   make_plugin<Reporter>("html", opts, 11)->write(ctx);
   return {test::read_bytes(dir / "index.html"),
           nlohmann::json::parse(test::read_bytes(dir / "latents.json"))};
@@ -301,7 +301,7 @@ TEST(ReportHtml, RendersInHeadlessChromium) {
   nlohmann::json eval;
   {
     TokenBatches held_out(corpus_config(corpus), src);
-    EvalContext ectx{*sae, &src, kResidHook, &held_out, nullptr, 1.0};
+    EvalContext ectx{*sae, &src, kResidHook, &held_out, nullptr, 1.0, {}};
     eval = make_plugin<Evaluator>("standard", {{"batches", std::int64_t(2)}})->evaluate(ectx);
   }
   run_report(&src, *sae, corpus, {{"latents", std::int64_t(3)}, {"batches", std::int64_t(2)}}, "report",

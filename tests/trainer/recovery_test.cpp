@@ -10,7 +10,9 @@
 
 #include <gtest/gtest.h>
 
+#include "saelab/eval/recovery.hpp"
 #include "saelab/formats/safetensors.hpp"
+#include "saelab/interfaces/ground_truth.hpp"
 #include "saelab/interfaces/activation_source.hpp"
 #include "test_data.hpp"
 
@@ -19,8 +21,9 @@ namespace {
 namespace fs = std::filesystem;
 
 struct Planted {
-  torch::Tensor rows;      // [n, 256]
-  torch::Tensor features;  // [1024, 256]
+  torch::Tensor rows;          // [n, 256]
+  torch::Tensor features;      // [1024, 256]
+  torch::Tensor coefficients;  // [8192, 1024]: the planted coefficients of the first 8192 rows
 };
 
 const Planted& planted() {
@@ -33,7 +36,8 @@ const Planted& planted() {
     torch::Tensor tokens = torch::randint(0, 256, {1024, 128}, torch::kInt64);
     torch::Tensor rows = source->run_with_hooks(tokens, {"synthetic.hook"}).at("synthetic.hook");
     auto file = safetensors::load(ctx.run_dir / "true_features.safetensors");
-    return Planted{rows.reshape({-1, 256}), file.tensors.at("features")};
+    auto coefficients = dynamic_cast<const GroundTruth&>(*source).true_coefficients(tokens.narrow(0, 0, 64));
+    return Planted{rows.reshape({-1, 256}), file.tensors.at("features"), coefficients};
   }();
   return p;
 }
@@ -68,6 +72,25 @@ test::Recovery train_and_measure(const std::string& name, const std::string& sae
   test::RunOutcome out = test::train(spec);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   test::Recovery r = test::recovery(planted().features, out.sae->state().at("W_dec"), 0.9);
+  // The evaluator's ground-truth metrics on the same SAE give the same figures.
+  const auto dict = metrics::dictionary_recovery(planted().features, out.sae->state().at("W_dec"));
+  metrics::ClassificationAccumulator classify(dict.best_feature);
+  {
+    torch::NoGradGuard ng;
+    const auto rows = planted().rows.narrow(0, 0, planted().coefficients.size(0));
+    classify.add(planted().coefficients,
+                 out.sae->encode(rows));  // the saved SAE has the input scale folded in
+  }
+  const auto cls = classify.result();
+  std::printf(
+      "%s: evaluator metrics: fraction recovered %.4f, mean max cosine %.4f, MCC (one-to-one) %.4f, "
+      "uniqueness %.4f, precision %.3f, recall %.3f, F1 %.3f\n",
+      name.c_str(), dict.fraction_recovered, dict.mean_max_cosine, dict.mcc, dict.uniqueness, cls.precision,
+      cls.recall, cls.f1);
+  EXPECT_NEAR(dict.fraction_recovered, r.fraction_recovered, 1.5 / 1024);
+  EXPECT_NEAR(dict.mean_max_cosine, r.mean_max_cosine, 1e-3);
+  EXPECT_LE(dict.mcc, dict.mean_max_cosine + 1e-12);  // one-to-one can only lose
+  EXPECT_GT(cls.f1, 0.5);
   auto& m = out.result.last_metrics.values;
   std::printf(
       "%s: recovered %.4f of the 1024 true features (cosine >= 0.9), mean max cosine %.4f; "

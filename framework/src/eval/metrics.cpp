@@ -1,5 +1,6 @@
 #include "saelab/eval/metrics.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -86,6 +87,24 @@ nlohmann::json json_number(double v) {
   return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
 }
 
+torch::Tensor max_cosine_to_others(const torch::Tensor& directions) {
+  SAELAB_CHECK(directions.dim() == 2, Error, "max_cosine_to_others: directions must be [n, d], got ",
+               directions.sizes());
+  const auto x = directions.to(torch::kCPU, torch::kFloat64);
+  const auto norm = x.norm(2, 1, true);
+  const auto unit = at::where(norm.gt(0), x / norm.clamp_min(1e-300), torch::zeros_like(x));
+  const std::int64_t n = unit.size(0), block = 512;
+  auto out = torch::full({n}, kNaN, torch::kFloat64);
+  if (n < 2) return out;
+  for (std::int64_t r0 = 0; r0 < n; r0 += block) {
+    const std::int64_t b = std::min(block, n - r0);
+    auto cos = torch::matmul(unit.narrow(0, r0, b), unit.t());  // [b, n]
+    cos.diagonal(r0).fill_(-std::numeric_limits<double>::infinity());
+    out.narrow(0, r0, b).copy_(std::get<0>(cos.max(1)));
+  }
+  return out;
+}
+
 // ---- ReconstructionAccumulator ----
 
 void ReconstructionAccumulator::add(const torch::Tensor& x, const torch::Tensor& x_hat) {
@@ -123,7 +142,7 @@ ReconstructionMetrics ReconstructionAccumulator::result() const {
   ReconstructionMetrics r;
   r.tokens = n_;
   if (n_ == 0) {
-    r.explained_variance = r.mse = r.squared_error_per_token = r.variance_per_token = kNaN;
+    r.explained_variance = r.mse = r.mse_per_element = r.variance_per_token = kNaN;
     r.cosine_similarity = r.relative_reconstruction_bias = kNaN;
     r.l2_norm_in = r.l2_norm_out = r.l2_ratio = kNaN;
     return r;
@@ -131,8 +150,8 @@ ReconstructionMetrics ReconstructionAccumulator::result() const {
   const double n = double(n_);
   const double d = double(mean_.size(0));
   r.explained_variance = metrics::explained_variance(sse_, m2_);
-  r.mse = sse_ / (n * d);
-  r.squared_error_per_token = sse_ / n;
+  r.mse = sse_ / n;
+  r.mse_per_element = sse_ / (n * d);
   r.variance_per_token = m2_ / n;
   r.cosine_similarity = sum_cos_ / n;
   r.relative_reconstruction_bias = metrics::relative_reconstruction_bias(sum_xhat_sq_, sum_dot_);
@@ -146,7 +165,7 @@ nlohmann::json ReconstructionMetrics::to_json() const {
   return {{"tokens", tokens},
           {"explained_variance", json_number(explained_variance)},
           {"mse", json_number(mse)},
-          {"squared_error_per_token", json_number(squared_error_per_token)},
+          {"mse_per_element", json_number(mse_per_element)},
           {"variance_per_token", json_number(variance_per_token)},
           {"cosine_similarity", json_number(cosine_similarity)},
           {"relative_reconstruction_bias", json_number(relative_reconstruction_bias)},
@@ -157,11 +176,37 @@ nlohmann::json ReconstructionMetrics::to_json() const {
 
 // ---- LatentFiringAccumulator ----
 
+L0Distribution l0_distribution(const std::vector<std::int64_t>& histogram, std::int64_t tokens) {
+  L0Distribution d;
+  if (tokens == 0) {
+    d.std = d.p10 = d.p50 = d.p90 = d.max = kNaN;
+    return d;
+  }
+  double sum = 0, sum_sq = 0;
+  for (std::size_t k = 0; k < histogram.size(); ++k) {
+    sum += double(k) * double(histogram[k]);
+    sum_sq += double(k) * double(k) * double(histogram[k]);
+    if (histogram[k] > 0) d.max = double(k);
+  }
+  const double n = double(tokens), mean = sum / n;
+  d.std = std::sqrt(std::max(0.0, sum_sq / n - mean * mean));
+  // The smallest L0 with at least p of the tokens at or below it.
+  auto percentile = [&](double p) {
+    std::int64_t seen = 0;
+    for (std::size_t k = 0; k < histogram.size(); ++k)
+      if ((seen += histogram[k]) >= std::int64_t(std::ceil(p * n))) return double(k);
+    return d.max;
+  };
+  d.p10 = percentile(0.1), d.p50 = percentile(0.5), d.p90 = percentile(0.9);
+  return d;
+}
+
 LatentFiringAccumulator::LatentFiringAccumulator(std::int64_t d_sae)
     : d_sae_(d_sae),
       counts_(torch::zeros({d_sae}, torch::kInt64)),
       max_(torch::zeros({d_sae}, torch::kFloat32)),
-      sum_(torch::zeros({d_sae}, torch::kFloat64)) {}
+      sum_(torch::zeros({d_sae}, torch::kFloat64)),
+      l0_histogram_(std::size_t(d_sae + 1), 0) {}
 
 void LatentFiringAccumulator::add(const torch::Tensor& latents) {
   SAELAB_CHECK(latents.dim() == 2 && latents.size(1) == d_sae_, Error,
@@ -171,7 +216,10 @@ void LatentFiringAccumulator::add(const torch::Tensor& latents) {
   counts_ += fired.sum(0).to(torch::kInt64).cpu();
   max_ = at::maximum(max_, std::get<0>(latents.max(0)).to(torch::kFloat32).cpu());
   sum_ += f64(latents).sum(0).cpu();
-  sum_l0_ += item(metrics::active_latents(latents).sum());
+  const auto l0 = fired.sum(1).to(torch::kInt64).cpu().contiguous();  // [n]
+  const auto* l0p = l0.data_ptr<std::int64_t>();
+  for (std::int64_t i = 0; i < l0.size(0); ++i) ++l0_histogram_[std::size_t(l0p[i])];
+  sum_l0_ += item(l0.sum());
   sum_l1_ += item(f64(latents).abs().sum());
   tokens_ += latents.size(0);
 }
@@ -183,6 +231,15 @@ SparsityMetrics LatentFiringAccumulator::result() const {
   s.dead_latents = metrics::dead_latents(counts_);
   s.l0 = tokens_ == 0 ? kNaN : sum_l0_ / double(tokens_);
   s.l1 = tokens_ == 0 ? kNaN : sum_l1_ / double(tokens_);
+  s.l0_distribution = l0_distribution(l0_histogram_, tokens_);
+  if (d_sae_ > 0 && tokens_ > 0) {
+    const double n = double(tokens_), d = double(d_sae_);
+    s.frac_alive = double(d_sae_ - s.dead_latents) / d;
+    s.freq_over_1_percent = counts_.to(torch::kFloat64).div(n).gt(0.01).sum().item<double>() / d;
+    s.freq_over_10_percent = counts_.to(torch::kFloat64).div(n).gt(0.1).sum().item<double>() / d;
+  } else {
+    s.frac_alive = s.freq_over_1_percent = s.freq_over_10_percent = kNaN;
+  }
   return s;
 }
 
@@ -191,6 +248,15 @@ nlohmann::json SparsityMetrics::to_json() const {
           {"d_sae", d_sae},
           {"l0", json_number(l0)},
           {"l1", json_number(l1)},
+          {"l0_distribution",
+           {{"std", json_number(l0_distribution.std)},
+            {"p10", json_number(l0_distribution.p10)},
+            {"p50", json_number(l0_distribution.p50)},
+            {"p90", json_number(l0_distribution.p90)},
+            {"max", json_number(l0_distribution.max)}}},
+          {"frac_alive", json_number(frac_alive)},
+          {"freq_over_1_percent", json_number(freq_over_1_percent)},
+          {"freq_over_10_percent", json_number(freq_over_10_percent)},
           {"dead_latents", dead_latents},
           {"alive_latents", d_sae - dead_latents},
           {"dead_fraction", json_number(d_sae == 0 ? kNaN : double(dead_latents) / double(d_sae))}};
@@ -206,34 +272,64 @@ double masked_sum(const torch::Tensor& v, const torch::Tensor& mask) {
 }
 }  // namespace
 
+void DownstreamAccumulator::add_ce(ModelRun run, const torch::Tensor& ce, const torch::Tensor& mask) {
+  const int r = int(run);
+  ce_sum_[r] += masked_sum(ce, mask);
+  ce_n_[r] += mask.to(torch::kBool).sum().item<std::int64_t>();
+}
+
+void DownstreamAccumulator::add_kl(ModelRun run, const torch::Tensor& kl, const torch::Tensor& mask) {
+  SAELAB_CHECK(run != ModelRun::Clean, Error, "DownstreamAccumulator: KL is measured against the clean run");
+  const int r = int(run);
+  kl_sum_[r] += masked_sum(kl, mask);
+  kl_n_[r] += mask.to(torch::kBool).sum().item<std::int64_t>();
+}
+
 void DownstreamAccumulator::add_ce(const torch::Tensor& clean, const torch::Tensor& spliced,
                                    const torch::Tensor& ablated, const torch::Tensor& mask) {
-  ce_clean_ += masked_sum(clean, mask);
-  ce_spliced_ += masked_sum(spliced, mask);
-  ce_ablated_ += masked_sum(ablated, mask);
-  ce_n_ += mask.to(torch::kBool).sum().item<std::int64_t>();
+  add_ce(ModelRun::Clean, clean, mask);
+  add_ce(ModelRun::Spliced, spliced, mask);
+  add_ce(ModelRun::ZeroAblated, ablated, mask);
 }
 
 void DownstreamAccumulator::add_kl(const torch::Tensor& spliced, const torch::Tensor& ablated,
                                    const torch::Tensor& mask) {
-  kl_spliced_ += masked_sum(spliced, mask);
-  kl_ablated_ += masked_sum(ablated, mask);
-  kl_n_ += mask.to(torch::kBool).sum().item<std::int64_t>();
+  add_kl(ModelRun::Spliced, spliced, mask);
+  add_kl(ModelRun::ZeroAblated, ablated, mask);
+}
+
+void DownstreamAccumulator::add_error_term_gap(const torch::Tensor& clean, const torch::Tensor& with_error,
+                                               const torch::Tensor& mask) {
+  const auto gap = (f64(with_error) - f64(clean)).abs().masked_select(mask.to(torch::kBool));
+  if (gap.numel() > 0) error_gap_ = std::max(error_gap_, item(gap.max()));
 }
 
 DownstreamMetrics DownstreamAccumulator::result() const {
+  auto ce = [&](ModelRun run) {
+    const int r = int(run);
+    return ce_n_[r] == 0 ? kNaN : ce_sum_[r] / double(ce_n_[r]);
+  };
+  auto kl = [&](ModelRun run) {
+    const int r = int(run);
+    return kl_n_[r] == 0 ? kNaN : kl_sum_[r] / double(kl_n_[r]);
+  };
   DownstreamMetrics r;
-  r.ce_positions = ce_n_;
-  r.kl_positions = kl_n_;
-  const double ce_n = ce_n_ == 0 ? kNaN : double(ce_n_);
-  const double kl_n = kl_n_ == 0 ? kNaN : double(kl_n_);
-  r.ce_clean = ce_clean_ / ce_n;
-  r.ce_spliced = ce_spliced_ / ce_n;
-  r.ce_ablated = ce_ablated_ / ce_n;
+  r.ce_positions = ce_n_[int(ModelRun::Clean)];
+  r.kl_positions = kl_n_[int(ModelRun::Spliced)];
+  r.ce_clean = ce(ModelRun::Clean);
+  r.ce_spliced = ce(ModelRun::Spliced);
+  r.ce_ablated = ce(ModelRun::ZeroAblated);
   r.ce_loss_score = metrics::ce_loss_score(r.ce_clean, r.ce_spliced, r.ce_ablated);
-  r.kl_spliced = kl_spliced_ / kl_n;
-  r.kl_ablated = kl_ablated_ / kl_n;
+  r.kl_spliced = kl(ModelRun::Spliced);
+  r.kl_ablated = kl(ModelRun::ZeroAblated);
   r.kl_div_score = metrics::kl_div_score(r.kl_spliced, r.kl_ablated);
+  r.ce_mean_ablated = ce(ModelRun::MeanAblated);
+  r.ce_loss_score_mean_ablation = metrics::ce_loss_score(r.ce_clean, r.ce_spliced, r.ce_mean_ablated);
+  r.kl_mean_ablated = kl(ModelRun::MeanAblated);
+  r.kl_div_score_mean_ablation = metrics::kl_div_score(r.kl_spliced, r.kl_mean_ablated);
+  r.ce_with_error_term = ce(ModelRun::WithErrorTerm);
+  r.kl_with_error_term = kl(ModelRun::WithErrorTerm);
+  r.error_term_max_abs_ce_diff = ce_n_[int(ModelRun::WithErrorTerm)] ? error_gap_ : kNaN;
   return r;
 }
 
@@ -246,7 +342,14 @@ nlohmann::json DownstreamMetrics::to_json() const {
           {"ce_loss_score", json_number(ce_loss_score)},
           {"kl_div_spliced", json_number(kl_spliced)},
           {"kl_div_ablated", json_number(kl_ablated)},
-          {"kl_div_score", json_number(kl_div_score)}};
+          {"kl_div_score", json_number(kl_div_score)},
+          {"ce_loss_mean_ablated", json_number(ce_mean_ablated)},
+          {"ce_loss_score_mean_ablation", json_number(ce_loss_score_mean_ablation)},
+          {"kl_div_mean_ablated", json_number(kl_mean_ablated)},
+          {"kl_div_score_mean_ablation", json_number(kl_div_score_mean_ablation)},
+          {"ce_loss_with_error_term", json_number(ce_with_error_term)},
+          {"kl_div_with_error_term", json_number(kl_with_error_term)},
+          {"error_term_max_abs_ce_diff", json_number(error_term_max_abs_ce_diff)}};
 }
 
 }  // namespace saelab::metrics

@@ -236,12 +236,18 @@ std::vector<std::string> sae_weight_names(const std::string& architecture) {
   return names;
 }
 
-std::int64_t parse_hook_layer(const std::string& hook_name) {
+std::optional<std::int64_t> hook_layer_from_name(const std::string& hook_name) {
   auto block = block_number(hook_name);
-  SAELAB_CHECK(block && block->size() <= 9, ConfigError, "hook name \"", hook_name,
+  if (!block || block->size() > 9) return std::nullopt;
+  return std::stoll(*block);
+}
+
+std::int64_t parse_hook_layer(const std::string& hook_name) {
+  auto layer = hook_layer_from_name(hook_name);
+  SAELAB_CHECK(layer, ConfigError, "hook name \"", hook_name,
                "\" does not name a layer; expected blocks.<layer>.<hook>, e.g. "
                "\"blocks.8.hook_resid_pre\"");
-  return std::stoll(*block);
+  return *layer;
 }
 
 void validate_sae_directory(const SaeDirectory& sae, const std::string& where) {

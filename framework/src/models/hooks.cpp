@@ -64,6 +64,12 @@ std::map<std::string, std::int64_t> all_hooks(const HookShape& shape) {
   return out;
 }
 
+std::map<std::string, std::int64_t> all_hook_layers(const HookShape& shape) {
+  std::map<std::string, std::int64_t> out;
+  for (const auto& [name, width] : all_hooks(shape)) out[name] = parse_hook(name, shape).layer;
+  return out;
+}
+
 bool is_residual(HookKind kind) {
   return kind != HookKind::MlpPost;
 }

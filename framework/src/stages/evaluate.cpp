@@ -1,6 +1,7 @@
 // evaluate and report: a saved SAE (the run's, or any SAELens directory) spliced into the source.
 #include <cstdio>
 #include <initializer_list>
+#include <optional>
 
 #include "saelab/data/corpus.hpp"
 #include "saelab/core/fs_util.hpp"
@@ -26,30 +27,53 @@ fs::path sae_dir(const StageContext& ctx) {
   return dir;
 }
 
-// Held-out sequences: the corpus after the ones harvest consumed (evaluate.skip_sequences: auto).
-std::unique_ptr<TokenBatches> held_out_tokens(StageContext& ctx, const std::string& section) {
+// How many corpus sequences the run's harvest consumed (run.json), if it recorded it.
+std::optional<std::int64_t> harvested_sequences(const StageContext& ctx) {
+  if (!fs::exists(ctx.run_dir / "run.json")) return std::nullopt;
+  auto run = nlohmann::json::parse(read_file(ctx.run_dir / "run.json", 16 << 20, "run record"));
+  if (!run.contains("stages") || !run["stages"].contains("harvest")) return std::nullopt;
+  const auto& summary = run["stages"]["harvest"]["summary"];
+  if (summary.contains("sequences")) return summary.value("sequences", std::int64_t{0});
+  if (!summary.contains("rows")) return std::nullopt;
+  // Runs harvested before the summary recorded its sequence count.
   const Options& o = ctx.options();
-  auto tokens = std::make_unique<TokenBatches>(corpus_config(o), *ctx.source());
-  std::int64_t skip = 0;
-  if (!o.is_auto(section + ".skip_sequences")) {
-    skip = o.integer(section + ".skip_sequences");
-  } else if (fs::exists(ctx.run_dir / "run.json")) {
-    auto run = nlohmann::json::parse(read_file(ctx.run_dir / "run.json", 16 << 20, "run record"));
-    const auto& summary = run["stages"]["harvest"]["summary"];
-    if (summary.contains("sequences")) {
-      skip = summary.value("sequences", std::int64_t{0});
-    } else {  // runs harvested before the summary recorded its sequence count
-      auto rows = summary.value("rows", std::int64_t{0});
-      const std::int64_t per_seq =
-          o.integer("corpus.context_size") - (o.boolean("harvest.exclude_bos") ? 1 : 0);
-      skip = per_seq > 0 ? (rows + per_seq - 1) / per_seq : 0;
-    }
-  }
+  const std::int64_t per_seq = o.integer("corpus.context_size") - (o.boolean("harvest.exclude_bos") ? 1 : 0);
+  const auto rows = summary.value("rows", std::int64_t{0});
+  return per_seq > 0 ? (rows + per_seq - 1) / per_seq : 0;
+}
+
+struct HeldOut {
+  std::unique_ptr<TokenBatches> tokens;
+  nlohmann::json record;  // which sequences, written to eval.json
+};
+
+// Held-out sequences: the corpus after the ones harvest consumed (skip_sequences: auto), or after
+// an explicit skip_sequences, with a warning when that reaches into the harvested range.
+HeldOut held_out_tokens(StageContext& ctx, const std::string& section) {
+  const Options& o = ctx.options();
+  HeldOut h{std::make_unique<TokenBatches>(corpus_config(o), *ctx.source()), {}};
+  const auto harvested = harvested_sequences(ctx);
+  const std::string key = section + ".skip_sequences";
+  const bool automatic = o.is_auto(key);
+  const std::int64_t skip = automatic ? harvested.value_or(0) : o.integer(key);
+  const bool overlaps = harvested && skip < *harvested;
+  const char* what = section == "evaluate" ? "evaluation" : "report";
+  if (overlaps)
+    log::warn(o.where(key).str(), ": ", key, " is ", skip, " but this run harvested sequences 0..",
+              *harvested - 1, " for training: the ", what,
+              " will see sequences the SAE was trained on. Set it to ", *harvested,
+              " or more, or to auto, for a held-out ", what);
   if (skip > 0) {
-    log::info(section, ": skipping the first ", skip, " sequences (used for harvesting)");
-    tokens->skip(skip);
+    log::info(section, ": skipping the first ", skip, " sequences",
+              automatic ? " (used for harvesting)" : cat(" (", key, ")"));
+    h.tokens->skip(skip);
   }
-  return tokens;
+  h.record = {{"first_sequence", skip},
+              {"skip_sequences", automatic ? "auto" : "explicit"},
+              {"harvested_sequences", harvested ? nlohmann::json(*harvested) : nlohmann::json(nullptr)},
+              {"overlaps_training", overlaps},
+              {"corpus_fingerprint", h.tokens->fingerprint()}};
+  return h;
 }
 
 // "3.816" for a number at `path` of j, "-" when the evaluator did not write one.
@@ -88,16 +112,23 @@ nlohmann::json run_evaluate(StageContext& ctx) {
   const fs::path out = ctx.run_dir / "eval.json";
   refuse_existing(ctx, out, "evaluation");
   const LoadedSae loaded = load_sae(ctx.registry, sae_dir(ctx), ctx.plugin_ctx);
-  auto tokens = held_out_tokens(ctx, "evaluate");
+  HeldOut held = held_out_tokens(ctx, "evaluate");
   auto evaluator = ctx.registry.create<Evaluator>(ctx.options().plugin("evaluate.evaluator"), ctx.plugin_ctx);
   EvalContext ec{*loaded.sae,
                  ctx.source().get(),
                  loaded.meta.hook_name,
-                 tokens.get(),
+                 held.tokens.get(),
                  nullptr,
                  1.0,
                  row_filter(ctx.options(), ctx.source()->info())};
   nlohmann::json result = evaluator->evaluate(ec);
+  held.record["last_sequence"] = nullptr;
+  if (result.contains("counts") && result["counts"].contains("sequences")) {
+    const auto n = result["counts"]["sequences"].get<std::int64_t>();
+    held.record["sequences"] = n;
+    held.record["last_sequence"] = held.record["first_sequence"].get<std::int64_t>() + n - 1;
+  }
+  result["held_out"] = held.record;
   write_file_atomic(out, result.dump(2) + "\n");
   log_headline(result);
   log::info("evaluate: wrote ", out.string());
@@ -108,7 +139,7 @@ nlohmann::json run_report(StageContext& ctx) {
   const fs::path out = ctx.run_dir / "report";
   refuse_existing(ctx, out, "report");
   const LoadedSae loaded = load_sae(ctx.registry, sae_dir(ctx), ctx.plugin_ctx);
-  auto tokens = held_out_tokens(ctx, "report");
+  HeldOut held = held_out_tokens(ctx, "report");
   nlohmann::json eval;
   if (fs::exists(ctx.run_dir / "eval.json"))
     eval = nlohmann::json::parse(read_file(ctx.run_dir / "eval.json", 256 << 20, "evaluation"));
@@ -117,7 +148,7 @@ nlohmann::json run_report(StageContext& ctx) {
   ReportContext rc{*loaded.sae,
                    ctx.source().get(),
                    loaded.meta.hook_name,
-                   tokens.get(),
+                   held.tokens.get(),
                    nullptr,
                    eval,
                    out,

@@ -34,6 +34,21 @@ Options with_d_in(const PluginRef& ref, std::int64_t d_in) {
   return o;
 }
 
+// cfg.json's hook_layer: the block a TransformerLens name carries, else the layer the source gives
+// its hook (a source's hooks need no TransformerLens shape, e.g. "synthetic.hook").
+std::int64_t hook_layer(StageContext& ctx, const std::string& hook) {
+  if (auto layer = hook_layer_from_name(hook)) return *layer;
+  const SourceInfo& info = ctx.source()->info();
+  auto it = info.hook_layers.find(hook);
+  std::string known;
+  for (const auto& [name, layer] : info.hook_layers) known += (known.empty() ? "" : ", ") + name;
+  SAELAB_CHECK(it != info.hook_layers.end(), ConfigError, "train: the store's hook '", hook,
+               "' names no layer (not blocks.<layer>.<hook>) and the source '", info.model_id,
+               "' does not give one for it; its hooks: ", (known.empty() ? std::string("none") : known),
+               ". Harvest with this experiment's source, or use a blocks.<layer>.<hook> name");
+  return it->second;
+}
+
 void protect_outputs(const StageContext& ctx) {
   const fs::path run = ctx.run_dir;
   const bool exists =
@@ -89,7 +104,7 @@ nlohmann::json run_train(StageContext& ctx) {
   in.identity = identity;
   in.sae_meta.model_name = meta.model_id;
   in.sae_meta.hook_name = meta.hook;
-  in.sae_meta.hook_layer = parse_hook_layer(meta.hook);
+  in.sae_meta.hook_layer = hook_layer(ctx, meta.hook);
   in.sae_meta.context_size = meta.context_size;
   in.sae_meta.prepend_bos = meta.prepend_bos;
 

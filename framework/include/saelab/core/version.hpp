@@ -7,6 +7,7 @@ inline constexpr const char* kVersion = "0.1.0";
 
 // Bumped whenever an interface header, the registry or the manifest changes layout or meaning.
 // A plugin built against another value is refused before any of its C++ types is touched.
-inline constexpr std::uint32_t kPluginAbiVersion = 2;  // 2: SourceInfo::special_tokens
+// 2: SourceInfo::special_tokens; 3: SourceInfo::hook_layers, EvalContext/ReportContext::rows
+inline constexpr std::uint32_t kPluginAbiVersion = 3;
 
 }  // namespace saelab

@@ -79,6 +79,8 @@ SAELAB_API nlohmann::json make_sae_cfg(const std::string& architecture, std::int
 SAELAB_API SaeMeta sae_meta_from_cfg(const nlohmann::json& cfg, const std::string& where);
 // "blocks.8.hook_resid_pre" -> 8. Throws ConfigError for a name that does not start with blocks.N.
 SAELAB_API std::int64_t parse_hook_layer(const std::string& hook_name);
+// "blocks.8.hook_resid_pre" -> 8; nothing for a name without a block number ("synthetic.hook").
+SAELAB_API std::optional<std::int64_t> hook_layer_from_name(const std::string& hook_name);
 // Tensor names sae_weights.safetensors holds for an architecture (throws for an unknown one).
 SAELAB_API std::vector<std::string> sae_weight_names(const std::string& architecture);
 // "float32" / "torch.float32" -> kFloat32 etc.; throws FormatError listing the allowed strings.

@@ -27,6 +27,9 @@ struct SAELAB_API SourceInfo {
   std::int32_t eos_token = -1;                // token placed between documents
   std::vector<std::int32_t> special_tokens;   // control tokens (GPT-2: <|endoftext|>), sorted
   std::map<std::string, std::int64_t> hooks;  // every hook point -> its width d
+  // Every hook point -> the layer it belongs to, written to a saved SAE's cfg.json as hook_layer.
+  // A source whose hooks are not TransformerLens-shaped ("synthetic.hook") says it here.
+  std::map<std::string, std::int64_t> hook_layers;
 };
 
 // Output of a run with a hook replaced: what CE-loss evaluation and steering need.

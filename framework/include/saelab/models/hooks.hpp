@@ -49,6 +49,8 @@ SAELAB_API HookPoint parse_hook(const std::string& name, const HookShape& shape)
 SAELAB_API std::string hook_name(const HookPoint& h);
 // Every hook point -> its width.
 SAELAB_API std::map<std::string, std::int64_t> all_hooks(const HookShape& shape);
+// Every hook name -> its layer (ln_final.hook_normalized: n_layer, after the last block).
+SAELAB_API std::map<std::string, std::int64_t> all_hook_layers(const HookShape& shape);
 // True for hooks whose activation lives in the residual stream (writes to it are read by W_U).
 SAELAB_API bool is_residual(HookKind kind);
 
