@@ -79,6 +79,13 @@ import torch.optim.lr_scheduler as s
 s.LRScheduler = getattr(s, 'LRScheduler', s._LRScheduler)
 import sae_lens, safetensors" \
     || { echo "setup: the SAELens venv is broken; delete .venv-saelens and re-run" >&2; exit 1; }
+  .venv-saelens/bin/python -m pip install -q --disable-pip-version-check --no-deps --upgrade \
+    --target .venv-saelens/sae-lens-6.54 -r tests/oracle/saelens-evals-requirements.txt
+  PYTHONPATH=.venv-saelens/sae-lens-6.54 .venv-saelens/bin/python -c "
+import torch.optim.lr_scheduler as s
+s.LRScheduler = getattr(s, 'LRScheduler', s._LRScheduler)
+import sae_lens.evals, sae_lens.synthetic.evals" \
+    || { echo "setup: SAELens 6.54's evaluation code does not import; delete .venv-saelens and re-run" >&2; exit 1; }
   echo "setup: SAELens oracle ready: export SAELAB_SAELENS_PYTHON=$PWD/.venv-saelens/bin/python"
 fi
 echo "setup: done"

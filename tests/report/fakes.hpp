@@ -38,6 +38,10 @@ class FakeSource : public ActivationSource {
   torch::Tensor activations(const torch::Tensor& tokens) const;  // [b, s] -> [b, s, d]
   ModelOutput readout(const torch::Tensor& tokens, const torch::Tensor& h) const;
   static const std::vector<std::string>& vocab();
+  // The model's tensors E [vocab, d], P [max_context, d], U [d, vocab], c [vocab], for oracles.
+  std::map<std::string, torch::Tensor> weights() const {
+    return {{"E", E_}, {"P", P_}, {"U", U_}, {"c", c_}};
+  }
 
  private:
   SourceInfo info_;

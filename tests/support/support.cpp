@@ -84,4 +84,10 @@ std::string oracle_python() {
                       "SAELAB_ORACLE_PYTHON=<repo>/.venv-oracle/bin/python (scripts/test.sh sets it).");
 }
 
+std::string saelens_python() {
+  return required_env("SAELAB_SAELENS_PYTHON",
+                      "This test compares saelab with SAELens: run `scripts/setup.sh --oracle` and export "
+                      "SAELAB_SAELENS_PYTHON=<repo>/.venv-saelens/bin/python (scripts/test.sh sets it).");
+}
+
 }  // namespace saelab::test

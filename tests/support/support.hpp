@@ -72,5 +72,7 @@ std::string required_env(const char* name, const std::string& how_to_set);
 
 // SAELAB_ORACLE_PYTHON: the interpreter of the .venv-oracle venv (scripts/setup.sh --oracle).
 std::string oracle_python();
+// SAELAB_SAELENS_PYTHON: the interpreter of the .venv-saelens venv (scripts/setup.sh --oracle).
+std::string saelens_python();
 
 }  // namespace saelab::test
