@@ -334,8 +334,8 @@ TEST_F(GgufMalformed, KnownButUnsupportedTypeParsesButDoesNotDequantize) {
   EXPECT_EQ(t.n_bytes, 84u);
   EXPECT_FALSE(gg::can_dequantize(t.type));
   std::vector<float> out(256);
-  for (auto fn : {std::function<void()>([&] { gg::dequantize(f, t, out.data()); }),
-                  std::function<void()>([&] { gg::load_f32(f, t.name); })})
+  for (const auto& fn : {std::function<void()>([&] { gg::dequantize(f, t, out.data()); }),
+                         std::function<void()>([&] { gg::load_f32(f, t.name); })})
     expect_error<FormatError>(fn, {f.path().string(), "tensor 'blk.3.ffn_down.weight'", "type Q2_K",
                                    "cannot dequantize", "supported types: F32, F16, BF16, Q8_0"});
 }

@@ -43,7 +43,9 @@ BitComparison compare_bits(const std::vector<float>& got, const std::string& wan
   for (std::size_t i = 0; i < got.size(); ++i) {
     float want;
     std::memcpy(&want, want_bytes.data() + i * sizeof want, sizeof want);
-    if (std::memcmp(&want, &got[i], sizeof want) == 0) continue;
+    // Bit patterns, not values: NaN payloads and signed zeros must match too.
+    if (std::memcmp(&want, &got[i], sizeof want) == 0)
+      continue;  // NOLINT(bugprone-suspicious-memory-comparison)
     if (c.first_mismatch < 0) c.first_mismatch = static_cast<std::int64_t>(i);
     ++c.mismatches;
     const double d = std::isfinite(want) && std::isfinite(got[i])

@@ -116,7 +116,7 @@ TEST(Gpt2Files, UntiedConfigNeedsLmHead) {
 TEST(Gpt2Files, PickleOnlyDirectoryIsRefusedWithWhatToFetch) {
   auto dir = tiny_model(test::scratch_dir());
   fs::remove(dir / "model.safetensors");
-  std::ofstream(dir / "pytorch_model.bin") << "\x80\x02}q\x00.";  // never opened by saelab
+  std::ofstream(dir / "pytorch_model.bin") << std::string("\x80\x02}q\x00.", 6);  // never opened by saelab
   expect_refused(dir, {"pytorch_model.bin", "never loads pickled", "model.safetensors", "fetch-model"});
 }
 

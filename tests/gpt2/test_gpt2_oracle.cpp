@@ -164,7 +164,7 @@ TEST(Gpt2Oracle, PrefixedTiedHeadMatchesTransformers) {
 }
 
 TEST(Gpt2Oracle, F16AndBF16FilesMatchTransformers) {
-  for (const std::string dtype : {"F16", "BF16"}) {
+  for (const std::string& dtype : std::vector<std::string>{"F16", "BF16"}) {
     std::printf("%s weights:\n", dtype.c_str());
     const auto work = test::scratch_dir(dtype);
     auto r = inputs(work, 500, 64, 2, 16, {kSpecs[0]});

@@ -168,7 +168,7 @@ class BlackHole {
     port_ = ntohs(addr.sin_port);
     for (int i = 0; i < 4; ++i) {  // fill the accept queue
       int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-      ::connect(fd, reinterpret_cast<sockaddr*>(&addr), len);
+      (void)::connect(fd, reinterpret_cast<sockaddr*>(&addr), len);  // non-blocking: in progress
       fillers_.push_back(fd);
     }
   }

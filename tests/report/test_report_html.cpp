@@ -140,7 +140,7 @@ TEST(ReportHtml, RequestedLatentsWithBruteForceTopK) {
     }
     // Every non-zero activation is in exactly one histogram bin and one interval.
     std::int64_t hist = 0, bands = 0;
-    for (auto c : L["histogram"]["counts"]) hist += c.get<std::int64_t>();
+    for (const auto& c : L["histogram"]["counts"]) hist += c.get<std::int64_t>();
     for (const auto& b : L["bands"]) {
       bands += b["count"].get<std::int64_t>();
       for (const auto& s : b["samples"]) {
@@ -238,7 +238,7 @@ TEST(ReportHtml, StoredRowsWithoutAModel) {
     EXPECT_EQ(L["top"][r]["pos"].get<std::int64_t>(), all[r].pos);
   }
   EXPECT_FALSE(L["logit_effects"]["available"].get<bool>());
-  EXPECT_NE(run.html.find("#"), std::string::npos);
+  EXPECT_NE(run.html.find('#'), std::string::npos);
   EXPECT_NE(run.html.find("id=\"latent-3\""), std::string::npos);
 }
 

@@ -230,7 +230,7 @@ TEST(SaeArchitectures, ReusedBuffersNeverOverwriteLiveResults) {
     // A gradient someone still holds after the parameter dropped it is not reused either.
     (out1.reconstruction.pow(2).sum() + out1.latents.sum()).backward();
     auto W_enc = sae->named_parameters()["W_enc"];
-    auto held = W_enc.grad();
+    auto held = W_enc.grad();  // NOLINT(performance-unnecessary-copy-initialization): must outlive the reset
     auto g1 = held.clone();
     W_enc.mutable_grad() = at::Tensor();
     auto out3 = sae->forward(x2);

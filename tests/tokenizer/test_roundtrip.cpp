@@ -53,7 +53,7 @@ TEST(Gpt2TokenizerRoundTrip, MixedCharactersAndStrayBytes) {
                                           "\xf0\x9f\x91\x8d",
                                           "\xcc\x81",
                                           "\xe2\x80\xa8",
-                                          "\x00",
+                                          std::string(1, '\0'),
                                           "\x7f",
                                           "\xff",
                                           "\xc3",

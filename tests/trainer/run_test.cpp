@@ -142,7 +142,7 @@ TEST(TrainerRun, ErrorsNameWhatIsWrong) {
   }
   in.sae = std::make_shared<test::TinySae>(16, 96, 0, 1);
   try {
-    Trainer(spec.cfg, in);
+    Trainer(spec.cfg, in);  // NOLINT(bugprone-unused-raii): constructing it must throw
     FAIL();
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("width 32"), std::string::npos) << e.what();

@@ -34,7 +34,7 @@ ActivationRows checked_rows(ActivationRows r, std::int64_t d) {
 StreamingReader::StreamingReader(std::int64_t d, RowProducer producer, StreamingReaderOptions opts)
     : d_(d),
       producer_(std::move(producer)),
-      opts_(std::move(opts)),
+      opts_(opts),
       buffer_(opts_.reader.buffer_rows, d, opts_.storage) {
   SAELAB_CHECK(opts_.reader.batch_rows >= 1 && opts_.reader.batch_rows <= opts_.reader.buffer_rows, Error,
                "streaming reader: batch_rows = ", opts_.reader.batch_rows,
