@@ -9,6 +9,7 @@
 
 #include "saelab/data/corpus.hpp"
 #include "saelab/core/error.hpp"
+#include "saelab/core/progress.hpp"
 #include "saelab/data/harvest_rows.hpp"
 #include "saelab/eval/metrics.hpp"
 #include "saelab/eval/recovery.hpp"
@@ -275,11 +276,14 @@ nlohmann::json StandardEvaluator::evaluate_spliced(EvalContext& ctx) {
   Spliced acc{{}, metrics::LatentFiringAccumulator(ctx.sae.shape().d_sae), {}, dictionary_recovery(ctx), {}};
   if (acc.truth) acc.classification.emplace(acc.truth->best_feature);
   std::int64_t batches = 0;
+  Progress progress("evaluate", opts_.batches * opts_.batch_size, "seq");
   for (; batches < opts_.batches; ++batches) {
     torch::Tensor tokens = ctx.tokens->next(opts_.batch_size);
     if (tokens.size(0) == 0) break;
     evaluate_batch(ctx, tokens.to(ctx.source->device(), torch::kInt64), acc);
+    progress.update(acc.sequences, {{"tok", double(acc.recon.tokens())}});
   }
+  progress.finish();
   SAELAB_CHECK(acc.recon.tokens() > 0, Error, "evaluator standard: the token sequences for hook '", ctx.hook,
                "' were empty (", acc.sequences,
                " sequences read); give a corpus with held-out text to evaluate on");
