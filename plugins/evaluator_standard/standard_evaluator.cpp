@@ -36,6 +36,7 @@ OptionSchema standard_evaluator_schema() {
   s.boolean("error_term", true,
             "Also run the model with the SAE plus its error term spliced in, which must give the "
             "clean cross-entropy back (a check of the splice)");
+  add_sparse_probing_schema(s);
   return s;
 }
 
@@ -47,6 +48,7 @@ StandardEvalOptions standard_eval_options(const Options& o) {
   r.per_latent = o.boolean("per_latent");
   r.mean_ablation = o.boolean("mean_ablation");
   r.error_term = o.boolean("error_term");
+  r.probing = sparse_probing_options(o);
   return r;
 }
 
@@ -137,12 +139,6 @@ nlohmann::json assemble(const std::string& mode, const EvalContext& ctx,
   return j;
 }
 
-// Positions to evaluate: [b, s] bool.
-torch::Tensor position_mask(const torch::Tensor& tokens, std::int32_t bos, bool exclude_bos) {
-  if (!exclude_bos || bos < 0) return torch::ones_like(tokens, torch::kBool);
-  return tokens.ne(bos);
-}
-
 // KL per position, one sequence at a time so the float64 temporaries stay small: [b, s].
 torch::Tensor kl_per_position(const torch::Tensor& clean, const torch::Tensor& other) {
   std::vector<torch::Tensor> rows;
@@ -166,6 +162,12 @@ void check_output(const ModelOutput& out, const torch::Tensor& tokens, const std
 }
 
 }  // namespace
+
+torch::Tensor evaluated_positions(const torch::Tensor& tokens, const SourceInfo& info, bool exclude_bos,
+                                  const RowFilter& rows) {
+  auto mask = exclude_bos && info.bos_token >= 0 ? tokens.ne(info.bos_token) : torch::ones_like(tokens, torch::kBool);
+  return mask.logical_and(rows_to_keep(tokens.cpu(), rows).to(tokens.device()));
+}
 
 nlohmann::json StandardEvaluator::evaluate(EvalContext& ctx) {
   torch::NoGradGuard no_grad;
@@ -208,8 +210,7 @@ void StandardEvaluator::evaluate_batch(EvalContext& ctx, const torch::Tensor& to
   auto& source = *ctx.source;
   const std::string model = source.info().model_id;
   const std::int64_t d_in = ctx.sae.shape().d_in;
-  const auto mask = position_mask(tokens, source.info().bos_token, opts_.exclude_bos)
-                        .logical_and(rows_to_keep(tokens.cpu(), ctx.rows).to(tokens.device()));
+  const auto mask = evaluated_positions(tokens, source.info(), opts_.exclude_bos, ctx.rows);
   const auto flat_rows = mask.reshape({-1}).nonzero().squeeze(1);
   const auto keep = [&](const torch::Tensor& act) { return mask.to(act.device()).unsqueeze(-1); };
 
@@ -300,7 +301,20 @@ nlohmann::json StandardEvaluator::evaluate_spliced(EvalContext& ctx) {
   auto j = assemble("spliced", ctx, acc.recon, acc.firing, std::move(downstream), std::move(counts),
                     opts_.per_latent);
   if (acc.truth) j["ground_truth"] = metrics::recovery_json(*acc.truth, acc.classification->result());
+  if (!opts_.probing.tasks.empty()) add_probing(ctx, j);
   return j;
+}
+
+// SAEBench's headline probing figures also go to the summary.
+void StandardEvaluator::add_probing(EvalContext& ctx, nlohmann::json& j) {
+  if (!ctx.corpus) {
+    j["sparse_probing"] = {{"error", "no corpus was given to read the labelled documents from"}};
+    return;
+  }
+  j["sparse_probing"] = run_sparse_probing(ctx, opts_.probing);
+  const auto& mean = j["sparse_probing"]["mean"];
+  for (const char* key : {"llm_test_accuracy", "sae_top_1_test_accuracy"})
+    if (mean.contains(key)) j["summary"][key] = mean[key];
 }
 
 nlohmann::json StandardEvaluator::evaluate_stored(EvalContext& ctx, const std::string& why_no_downstream) {
@@ -332,6 +346,9 @@ nlohmann::json StandardEvaluator::evaluate_stored(EvalContext& ctx, const std::s
   nlohmann::json counts = {{"batches", batches}, {"tokens_evaluated", rows}, {"store_rows_per_epoch", epoch}};
   auto j = assemble("stored_activations", ctx, recon, firing, downstream_unavailable(why_no_downstream),
                     std::move(counts), opts_.per_latent);
+  if (!opts_.probing.tasks.empty())
+    j["sparse_probing"] = {{"error", "sparse probing reads the corpus's documents through the model; " +
+                                         why_no_downstream}};
   // Stored rows carry no planted coefficients: the dictionary's recovery only, no classification.
   if (auto truth = dictionary_recovery(ctx))
     j["ground_truth"] =

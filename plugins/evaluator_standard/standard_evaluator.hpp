@@ -8,13 +8,14 @@
 // When the source knows its planted features (GroundTruth, the synthetic source), eval.json also
 // gets their recovery (saelab/eval/recovery.hpp). With stored activations only, it computes reconstruction
 // and sparsity metrics and reports the downstream ones as null with the reason. Formulas:
-// saelab/eval/metrics.hpp.
+// saelab/eval/metrics.hpp. With probe_tasks, also SAEBench's sparse probing (sparse_probing.hpp).
 #include <cstdint>
 
 #include <nlohmann/json.hpp>
 
-#include "saelab/interfaces/evaluator.hpp"
 #include "saelab/core/options.hpp"
+#include "saelab/interfaces/evaluator.hpp"
+#include "sparse_probing.hpp"
 
 namespace saelab {
 
@@ -25,10 +26,16 @@ struct StandardEvalOptions {
   bool per_latent = true;       // write every latent's firing count
   bool mean_ablation = true;    // also the mean-ablated run
   bool error_term = true;       // also the SAE-plus-error-term run
+  SparseProbingOptions probing;  // tasks empty: no sparse probing
 };
 
 OptionSchema standard_evaluator_schema();
 StandardEvalOptions standard_eval_options(const Options& o);
+
+// The positions every metric evaluates: [b, s] bool, false on BOS (exclude_bos) and on the
+// run's excluded positions.
+torch::Tensor evaluated_positions(const torch::Tensor& tokens, const SourceInfo& info, bool exclude_bos,
+                                  const RowFilter& rows);
 
 class StandardEvaluator : public Evaluator {
  public:
@@ -39,6 +46,7 @@ class StandardEvaluator : public Evaluator {
   nlohmann::json evaluate_spliced(EvalContext& ctx);
   struct Spliced;
   void evaluate_batch(EvalContext& ctx, const torch::Tensor& tokens, Spliced& acc);
+  void add_probing(EvalContext& ctx, nlohmann::json& j);
   nlohmann::json evaluate_stored(EvalContext& ctx, const std::string& why_no_downstream);
   StandardEvalOptions opts_;
 };

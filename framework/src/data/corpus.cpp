@@ -100,34 +100,19 @@ const char* json_type(const nlohmann::json& j) {
 
 }  // namespace
 
-struct TokenBatches::Impl {
+struct CorpusDocuments::Impl {
   CorpusConfig config;
-  const ActivationSource& source;
   std::vector<CorpusFile> files;
-  std::int32_t bos = -1;
-  std::int32_t eos = -1;
-  std::string eos_text;   // what allow_special_tokens recognizes in documents
-  std::int64_t body = 0;  // stream tokens per sequence (context_size minus the BOS)
-
   std::size_t next_file = 0;  // the next file to open
   std::ifstream jsonl;        // open while a JSONL file is being read
   const CorpusFile* jsonl_file = nullptr;
   std::int64_t line_no = 0;
-  bool any_document = false;  // an EOS goes before every document but the first
-  std::vector<std::int32_t> pending;
-  std::size_t pending_pos = 0;
-  std::int64_t emitted = 0;
   mutable std::string fingerprint;
 
-  Impl(CorpusConfig c, const ActivationSource& s) : config(std::move(c)), source(s) {}
-
-  bool next_document(std::string& doc);
   bool next_jsonl_document(std::string& doc);
-  void append_tokens(const std::string& doc);
-  bool fill();  // makes `body` tokens available; false when the corpus has run out
 };
 
-bool TokenBatches::Impl::next_jsonl_document(std::string& doc) {
+bool CorpusDocuments::Impl::next_jsonl_document(std::string& doc) {
   const std::string& name = jsonl_file->path.string();
   std::string line;
   while (std::getline(jsonl, line)) {
@@ -172,20 +157,34 @@ bool TokenBatches::Impl::next_jsonl_document(std::string& doc) {
   return false;
 }
 
-bool TokenBatches::Impl::next_document(std::string& doc) {
+CorpusDocuments::CorpusDocuments(CorpusConfig config) : impl_(std::make_unique<Impl>()) {
+  impl_->config = std::move(config);
+  impl_->files = list_files(impl_->config);
+}
+
+CorpusDocuments::~CorpusDocuments() = default;
+
+bool CorpusDocuments::next(CorpusDocument& out) {
+  Impl& m = *impl_;
+  std::string& doc = out.text;
   for (;;) {
-    if (jsonl_file) {
-      if (next_jsonl_document(doc)) return true;
+    if (m.jsonl_file) {
+      const CorpusFile* f = m.jsonl_file;
+      if (m.next_jsonl_document(doc)) {
+        out.file = f->name;
+        out.line = m.line_no;
+        return true;
+      }
       continue;
     }
-    if (next_file >= files.size()) return false;
-    const CorpusFile& f = files[next_file++];
+    if (m.next_file >= m.files.size()) return false;
+    const CorpusFile& f = m.files[m.next_file++];
     if (f.jsonl) {
-      jsonl.clear();
-      jsonl.open(f.path, std::ios::binary);
-      if (!jsonl) throw Error(cat("cannot open corpus file '", f.path.string(), "'"));
-      jsonl_file = &f;
-      line_no = 0;
+      m.jsonl.clear();
+      m.jsonl.open(f.path, std::ios::binary);
+      if (!m.jsonl) throw Error(cat("cannot open corpus file '", f.path.string(), "'"));
+      m.jsonl_file = &f;
+      m.line_no = 0;
       continue;
     }
     std::error_code ec;
@@ -197,35 +196,65 @@ bool TokenBatches::Impl::next_document(std::string& doc) {
                             kMaxDocumentBytes,
                             " bytes. Split it into several files or use JSONL (one document a line)"));
     doc = read_file(f.path, kMaxDocumentBytes, "corpus file");
-    if (!doc.empty()) return true;
+    if (!doc.empty()) {
+      out.file = f.name;
+      out.line = 0;
+      return true;
+    }
   }
 }
+
+std::vector<std::int32_t> document_tokens(std::string_view text, const ActivationSource& source,
+                                         bool allow_special_tokens) {
+  const std::int32_t eos = source.info().eos_token;
+  const std::string eos_text = allow_special_tokens && eos >= 0 ? source.decode({eos}) : std::string();
+  std::vector<std::int32_t> out;
+  for (;;) {
+    const std::size_t hit = eos_text.empty() ? std::string::npos : text.find(eos_text);
+    const std::vector<std::int32_t> ids = source.tokenize(text.substr(0, hit));
+    out.insert(out.end(), ids.begin(), ids.end());
+    if (hit == std::string::npos) return out;
+    out.push_back(eos);
+    text.remove_prefix(hit + eos_text.size());
+  }
+}
+
+struct TokenBatches::Impl {
+  CorpusConfig config;
+  const ActivationSource& source;
+  CorpusDocuments documents;
+  std::int32_t bos = -1;
+  std::int32_t eos = -1;
+  std::int64_t body = 0;  // stream tokens per sequence (context_size minus the BOS)
+
+  bool any_document = false;  // an EOS goes before every document but the first
+  std::vector<std::int32_t> pending;
+  std::size_t pending_pos = 0;
+  std::int64_t emitted = 0;
+
+  Impl(CorpusConfig c, const ActivationSource& s) : config(c), source(s), documents(std::move(c)) {}
+
+  void append_tokens(const std::string& doc);
+  bool fill();  // makes `body` tokens available; false when the corpus has run out
+};
 
 void TokenBatches::Impl::append_tokens(const std::string& doc) {
   if (any_document && eos >= 0) pending.push_back(eos);
   any_document = true;
-  std::string_view rest(doc);
-  for (;;) {
-    const std::size_t hit =
-        config.allow_special_tokens && !eos_text.empty() ? rest.find(eos_text) : std::string::npos;
-    const std::vector<std::int32_t> ids = source.tokenize(rest.substr(0, hit));
-    pending.insert(pending.end(), ids.begin(), ids.end());
-    if (hit == std::string::npos) break;
-    pending.push_back(eos);
-    rest.remove_prefix(hit + eos_text.size());
-  }
+  const std::vector<std::int32_t> ids = document_tokens(doc, source, config.allow_special_tokens);
+  pending.insert(pending.end(), ids.begin(), ids.end());
 }
 
 bool TokenBatches::Impl::fill() {
   const auto need = static_cast<std::size_t>(body);
-  std::string doc;
+  CorpusDocument doc;
   while (pending.size() - pending_pos < need) {
     if (pending_pos > 0) {  // drop what has been emitted before growing
       pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(pending_pos));
       pending_pos = 0;
     }
-    if (!next_document(doc)) return false;
-    append_tokens(doc);
+    if (!documents.next(doc)) return false;
+    append_tokens(doc.text);
   }
   return true;
 }
@@ -247,8 +276,6 @@ TokenBatches::TokenBatches(CorpusConfig config, const ActivationSource& source)
   m.bos = info.bos_token;
   m.eos = info.eos_token;
   m.body = m.config.context_size - (m.config.prepend_bos ? 1 : 0);
-  if (m.config.allow_special_tokens && m.eos >= 0) m.eos_text = source.decode({m.eos});
-  m.files = list_files(m.config);
 }
 
 TokenBatches::~TokenBatches() = default;
@@ -284,6 +311,10 @@ void TokenBatches::skip(std::int64_t sequences) {
 }
 
 std::string TokenBatches::fingerprint() const {
+  return impl_->documents.fingerprint();
+}
+
+std::string CorpusDocuments::fingerprint() const {
   if (!impl_->fingerprint.empty()) return impl_->fingerprint;
   Sha256 h;
   std::vector<char> buf(1 << 20);

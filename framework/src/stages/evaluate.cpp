@@ -121,6 +121,8 @@ nlohmann::json run_evaluate(StageContext& ctx) {
                  nullptr,
                  1.0,
                  row_filter(ctx.options(), ctx.source()->info())};
+  const CorpusConfig corpus = corpus_config(ctx.options());
+  ec.corpus = &corpus;
   nlohmann::json result = evaluator->evaluate(ec);
   held.record["last_sequence"] = nullptr;
   if (result.contains("counts") && result["counts"].contains("sequences")) {

@@ -24,6 +24,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <torch/types.h>
@@ -41,6 +42,31 @@ struct SAELAB_API CorpusConfig {
   bool prepend_bos = true;
   bool allow_special_tokens = false;  // a literal "<|endoftext|>" in text is a special token
 };
+
+// One document of a corpus, with where it came from.
+struct SAELAB_API CorpusDocument {
+  std::string file;       // as named in the fingerprint: relative to the directory given, or the file name
+  std::int64_t line = 0;  // a JSONL document's line; 0 for a text file
+  std::string text;
+};
+
+// The corpus's documents one at a time, in reading order, each kept apart (TokenBatches packs
+// them into one stream; probing on per-document labels needs them separate).
+class SAELAB_API CorpusDocuments {
+ public:
+  explicit CorpusDocuments(CorpusConfig config);
+  ~CorpusDocuments();
+  bool next(CorpusDocument& doc);  // false after the last document
+  std::string fingerprint() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// A document's tokens; with allow_special_tokens the EOS token's text inside it is that token.
+SAELAB_API std::vector<std::int32_t> document_tokens(std::string_view text, const ActivationSource& source,
+                                                     bool allow_special_tokens);
 
 class SAELAB_API TokenBatches {
  public:

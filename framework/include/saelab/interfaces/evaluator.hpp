@@ -12,6 +12,7 @@
 namespace saelab {
 
 class TokenBatches;
+struct CorpusConfig;
 
 struct SAELAB_API EvalContext {
   SaeArchitecture& sae;
@@ -21,6 +22,7 @@ struct SAELAB_API EvalContext {
   ActivationReader* reader;  // held-out activations (may be null)
   double input_scale = 1.0;  // multiply raw activations by this before the SAE (folded SAEs: 1)
   RowFilter rows;            // positions left out of every metric and kept clean when spliced
+  const CorpusConfig* corpus = nullptr;  // the run's corpus, read per document (sparse probing)
 };
 
 class SAELAB_API Evaluator {
