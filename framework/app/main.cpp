@@ -21,6 +21,8 @@ Experiments (FILE is a YAML experiment, see docs/config.md):
   eval FILE       only evaluate the trained SAE (or --sae DIR)
   report FILE     only write the HTML report
   validate FILE   check a file without running anything
+  sweep FILE      run a grid of settings (--grid key=v1,v2 ...) as sibling runs sharing one harvest
+  compare RUN...  runs' (or a sweep's) metrics side by side, with frontier plots (SVG and PNG)
 
 Tools:
   plugins         list loaded plugins (kind, name, version, file)
@@ -38,6 +40,8 @@ int dispatch(const std::string& verb, const saelab::cli::Args& args) {
   if (verb == "run" || verb == "harvest" || verb == "train" || verb == "eval" || verb == "report")
     return cmd_run(verb, args);
   if (verb == "validate") return cmd_validate(args);
+  if (verb == "sweep") return cmd_sweep(args);
+  if (verb == "compare") return cmd_compare(args);
   if (verb == "plugins") return cmd_plugins(args);
   if (verb == "doctor") return cmd_doctor(args);
   if (verb == "config-docs") return cmd_config_docs(args);

@@ -30,7 +30,7 @@ TEST(Cli, UnknownCommandIsAUsageError) {
 
 TEST(Cli, EveryVerbHasHelp) {
   for (const char* verb : {"run", "harvest", "train", "eval", "report", "validate", "plugins", "doctor",
-                           "config-docs", "tokenize", "fetch-model"}) {
+                           "config-docs", "tokenize", "fetch-model", "sweep", "compare"}) {
     auto r = run_command(exe() + " " + verb + " --help");
     EXPECT_EQ(r.exit_code, 0) << verb << ": " << r.output;
     EXPECT_NE(r.output.find("usage: saelab"), std::string::npos) << verb << ": " << r.output;

@@ -110,6 +110,19 @@ std::string utc_now() {
   return buf;
 }
 
+// The shared harvest's record, marked with where it came from, so evaluation and the report skip
+// the sequences it consumed.
+void adopt_shared_harvest(nlohmann::json& record, const RunRequest& req, const fs::path& run_dir) {
+  if (req.shared_harvest_run.empty() || record["stages"].contains("harvest")) return;
+  const nlohmann::json shared = read_run_json(req.shared_harvest_run);
+  if (!shared["stages"].contains("harvest"))
+    throw UsageError(cat("the shared harvest in '", req.shared_harvest_run.string(),
+                         "' has not finished; run it first (saelab sweep does)"));
+  record["stages"]["harvest"] = shared["stages"]["harvest"];
+  record["stages"]["harvest"]["shared_from"] = req.shared_harvest_run.string();
+  write_file_atomic(run_dir / "run.json", record.dump(2) + "\n");
+}
+
 nlohmann::json run_stage(const std::string& stage, StageContext& ctx) {
   if (stage == "harvest") return run_harvest(ctx);
   if (stage == "train") return run_train(ctx);
@@ -149,7 +162,12 @@ fs::path run_experiment(const RunRequest& req) {
   ctx.resume = req.resume;
   ctx.overwrite = req.overwrite;
   nlohmann::json record = read_run_json(run_dir);
+  adopt_shared_harvest(record, req, run_dir);
   for (const auto& stage : stages) {
+    if (stage == "harvest" && !req.shared_harvest_run.empty()) {
+      log::info("stage harvest: shared, from ", req.shared_harvest_run.string());
+      continue;
+    }
     if (whole_run && req.resume && record["stages"].contains(stage)) {
       log::info("stage ", stage, ": already complete, skipped (--resume)");
       continue;

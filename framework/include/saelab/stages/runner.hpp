@@ -30,6 +30,9 @@ struct SAELAB_API RunRequest {
   bool resume = false;
   bool force = false;
   std::filesystem::path sae_dir;  // evaluate/report an existing SAELens directory instead
+  // A run directory whose finished harvest this run uses (a sweep's): its harvest record is copied
+  // into this run's run.json and the harvest stage is not run here.
+  std::filesystem::path shared_harvest_run;
 };
 
 // Throws ConfigError/UsageError (exit 2) or Error (exit 1). Returns the run directory.
