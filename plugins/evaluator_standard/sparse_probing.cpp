@@ -10,6 +10,7 @@
 #include "saelab/core/progress.hpp"
 #include "saelab/data/corpus.hpp"
 #include "saelab/data/harvest_rows.hpp"
+#include "saelab/interfaces/eval_cache.hpp"
 #include "saelab/sae/apply.hpp"
 #include "standard_evaluator.hpp"
 
@@ -137,24 +138,37 @@ ProbeCorpus read_probe_corpus(const EvalContext& ctx, const SparseProbingOptions
 }
 
 struct Pooled {
-  torch::Tensor sae, model;              // [n, d_sae], [n, d_in] float32 CPU
-  std::vector<std::int64_t> document;    // [n]
+  torch::Tensor sae, model;            // [n, d_sae], [n, d_in] float32 CPU
+  std::vector<std::int64_t> document;  // [n]
 };
 
+// The hook's activations, from the sweep's cache when an earlier run of it read these tokens.
+torch::Tensor hook_activations(EvalContext& ctx, const torch::Tensor& tokens) {
+  const std::string key =
+      ctx.cache ? eval_cache_key("probe-hook", ctx.source->info(), ctx.hook, {tokens}) : "";
+  if (const auto* hit = ctx.cache ? ctx.cache->find(key) : nullptr) return hit->at("act");
+  auto acts = ctx.source->run_with_hooks(tokens.to(ctx.source->device()), {ctx.hook});
+  const auto it = acts.find(ctx.hook);
+  SAELAB_CHECK(it != acts.end(), Error, "sparse probing: the model returned no activations for hook '",
+               ctx.hook, "'");
+  if (ctx.cache) ctx.cache->put(key, {{"act", it->second}});
+  return it->second;
+}
+
 // Mean over each sequence's evaluated positions; sequences with none are dropped.
-void pool_batch(EvalContext& ctx, const std::vector<const ProbeSequence*>& batch, const SparseProbingOptions& opts,
-                std::vector<torch::Tensor>& sae, std::vector<torch::Tensor>& model, std::vector<std::int64_t>& doc) {
+void pool_batch(EvalContext& ctx, const std::vector<const ProbeSequence*>& batch,
+                const SparseProbingOptions& opts, std::vector<torch::Tensor>& sae,
+                std::vector<torch::Tensor>& model, std::vector<std::int64_t>& doc) {
   const auto b = std::int64_t(batch.size()), s = std::int64_t(batch.front()->tokens.size());
   auto tokens = torch::empty({b, s}, torch::kInt64);
   for (std::int64_t i = 0; i < b; ++i)
     std::copy(batch[i]->tokens.begin(), batch[i]->tokens.end(), tokens[i].data_ptr<std::int64_t>());
   const auto mask = evaluated_positions(tokens, ctx.source->info(), opts.exclude_bos, ctx.rows);  // [b, s]
-  auto acts = ctx.source->run_with_hooks(tokens.to(ctx.source->device()), {ctx.hook});
-  const auto it = acts.find(ctx.hook);
-  SAELAB_CHECK(it != acts.end() && it->second.dim() == 3 && it->second.size(0) == b && it->second.size(1) == s,
-               Error, "sparse probing: the model did not return hook '", ctx.hook, "' as [", b, ", ", s,
+  torch::Tensor act = hook_activations(ctx, tokens);                                              // [b, s, d]
+  SAELAB_CHECK(act.dim() == 3 && act.size(0) == b && act.size(1) == s, Error,
+               "sparse probing: the model did not return hook '", ctx.hook, "' as [", b, ", ", s,
                ", d] for a batch of ", b, " sequences");
-  const auto x = it->second.reshape({b * s, -1});
+  const auto x = act.reshape({b * s, -1});
   const auto latents = apply_sae(ctx.sae, x, ctx.input_scale).latents.to(torch::kCPU).view({b, s, -1});
   const auto m = mask.to(torch::kFloat32).unsqueeze(-1);  // [b, s, 1]
   const auto count = m.sum(1);                            // [b, 1]
@@ -162,7 +176,8 @@ void pool_batch(EvalContext& ctx, const std::vector<const ProbeSequence*>& batch
   sae.push_back(((latents * m).sum(1) / count.clamp_min(1)).index_select(0, keep));
   model.push_back(((x.to(torch::kCPU, torch::kFloat32).view({b, s, -1}) * m).sum(1) / count.clamp_min(1))
                       .index_select(0, keep));
-  for (std::int64_t i = 0; i < keep.size(0); ++i) doc.push_back(batch[keep[i].item<std::int64_t>()]->document);
+  for (std::int64_t i = 0; i < keep.size(0); ++i)
+    doc.push_back(batch[keep[i].item<std::int64_t>()]->document);
 }
 
 Pooled pool(EvalContext& ctx, const ProbeCorpus& pc, const SparseProbingOptions& opts) {
@@ -175,8 +190,9 @@ Pooled pool(EvalContext& ctx, const ProbeCorpus& pc, const SparseProbingOptions&
   std::int64_t done = 0;
   for (const auto& [len, seqs] : by_length) {
     for (std::size_t i = 0; i < seqs.size(); i += std::size_t(opts.batch_size)) {
-      std::vector<const ProbeSequence*> batch(seqs.begin() + std::ptrdiff_t(i),
-                                              seqs.begin() + std::ptrdiff_t(std::min(seqs.size(), i + std::size_t(opts.batch_size))));
+      std::vector<const ProbeSequence*> batch(
+          seqs.begin() + std::ptrdiff_t(i),
+          seqs.begin() + std::ptrdiff_t(std::min(seqs.size(), i + std::size_t(opts.batch_size))));
       pool_batch(ctx, batch, opts, sae, model, out.document);
       done += std::int64_t(batch.size());
       progress.update(done);
@@ -226,8 +242,9 @@ nlohmann::json run_sparse_probing(EvalContext& ctx, const SparseProbingOptions& 
     }
     tasks[spec.name]["pattern"] = spec.pattern;
   }
-  return {{"method", "SAEBench sparse probing: mean-pooled sequences, top-k latents by class-mean difference, "
-                     "L2 logistic regression (C = 1), split by document, classes balanced"},
+  return {{"method",
+           "SAEBench sparse probing: mean-pooled sequences, top-k latents by class-mean difference, "
+           "L2 logistic regression (C = 1), split by document, classes balanced"},
           {"documents", pc.labels.size()},
           {"sequences", pooled.document.size()},
           {"sequences_per_document", opts.sequences_per_document},

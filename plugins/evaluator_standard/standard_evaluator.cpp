@@ -13,6 +13,7 @@
 #include "saelab/data/harvest_rows.hpp"
 #include "saelab/eval/metrics.hpp"
 #include "saelab/eval/recovery.hpp"
+#include "saelab/interfaces/eval_cache.hpp"
 #include "saelab/interfaces/ground_truth.hpp"
 #include "saelab/sae/apply.hpp"
 
@@ -165,7 +166,8 @@ void check_output(const ModelOutput& out, const torch::Tensor& tokens, const std
 
 torch::Tensor evaluated_positions(const torch::Tensor& tokens, const SourceInfo& info, bool exclude_bos,
                                   const RowFilter& rows) {
-  auto mask = exclude_bos && info.bos_token >= 0 ? tokens.ne(info.bos_token) : torch::ones_like(tokens, torch::kBool);
+  auto mask =
+      exclude_bos && info.bos_token >= 0 ? tokens.ne(info.bos_token) : torch::ones_like(tokens, torch::kBool);
   return mask.logical_and(rows_to_keep(tokens.cpu(), rows).to(tokens.device()));
 }
 
@@ -191,6 +193,7 @@ struct StandardEvaluator::Spliced {
   std::optional<metrics::DictionaryRecovery> truth;
   std::optional<metrics::ClassificationAccumulator> classification;
   std::int64_t sequences = 0, positions = 0;
+  std::int64_t runs_reused = 0;  // model runs taken from ctx.cache
 };
 
 namespace {
@@ -214,8 +217,19 @@ void StandardEvaluator::evaluate_batch(EvalContext& ctx, const torch::Tensor& to
   const auto flat_rows = mask.reshape({-1}).nonzero().squeeze(1);
   const auto keep = [&](const torch::Tensor& act) { return mask.to(act.device()).unsqueeze(-1); };
 
-  auto clean = run_replaced(
-      source, tokens, ctx.hook, [](const torch::Tensor& a) { return a; }, "clean");
+  // The clean and ablated runs do not depend on the SAE: a sweep's later runs reuse them.
+  const auto key = [&](const char* what) {
+    return ctx.cache ? eval_cache_key(what, source.info(), ctx.hook, {tokens, mask}) : std::string();
+  };
+  ModelOutput clean;
+  if (const auto* hit = ctx.cache ? ctx.cache->find(key("clean")) : nullptr) {
+    clean = ModelOutput{hit->at("logits"), hit->at("loss")};
+    ++acc.runs_reused;
+  } else {
+    clean = run_replaced(
+        source, tokens, ctx.hook, [](const torch::Tensor& a) { return a; }, "clean");
+    if (ctx.cache) ctx.cache->put(key("clean"), {{"logits", clean.logits}, {"loss", clean.loss}});
+  }
   std::optional<SaeApplied> applied;
   torch::Tensor x;
   auto splice = [&](const torch::Tensor& act) {
@@ -235,11 +249,20 @@ void StandardEvaluator::evaluate_batch(EvalContext& ctx, const torch::Tensor& to
   acc.down.add_kl(metrics::ModelRun::Spliced, kl_per_position(clean.logits, spliced.logits), mask);
   spliced = ModelOutput();
 
-  auto other_run = [&](metrics::ModelRun run, const HookFn& fn, const char* name) {
-    auto out = run_replaced(source, tokens, ctx.hook, fn, name);
-    acc.down.add_ce(run, out.loss, ce_mask);
-    acc.down.add_kl(run, kl_per_position(clean.logits, out.logits), mask);
-    return out.loss;
+  auto other_run = [&](metrics::ModelRun run, const HookFn& fn, const char* name, bool cacheable = true) {
+    const auto* hit = cacheable && ctx.cache ? ctx.cache->find(key(name)) : nullptr;
+    torch::Tensor loss, kl;
+    if (hit) {
+      loss = hit->at("loss"), kl = hit->at("kl");
+      ++acc.runs_reused;
+    } else {
+      auto out = run_replaced(source, tokens, ctx.hook, fn, name);
+      loss = out.loss, kl = kl_per_position(clean.logits, out.logits);
+      if (cacheable && ctx.cache) ctx.cache->put(key(name), {{"loss", loss}, {"kl", kl}});
+    }
+    acc.down.add_ce(run, loss, ce_mask);
+    acc.down.add_kl(run, kl, mask);
+    return loss;
   };
   other_run(
       metrics::ModelRun::ZeroAblated, [](const torch::Tensor& a) { return torch::zeros_like(a); },
@@ -257,7 +280,7 @@ void StandardEvaluator::evaluate_batch(EvalContext& ctx, const torch::Tensor& to
       const auto recon = apply_sae(ctx.sae, flat, ctx.input_scale).reconstruction;
       return at::where(keep(act), (recon + (flat - recon)).view(act.sizes()), act);
     };
-    auto loss = other_run(metrics::ModelRun::WithErrorTerm, with_error, "with-error-term");
+    auto loss = other_run(metrics::ModelRun::WithErrorTerm, with_error, "with-error-term", false);
     acc.down.add_error_term_gap(clean.loss, loss, ce_mask);
   }
 
@@ -297,7 +320,8 @@ nlohmann::json StandardEvaluator::evaluate_spliced(EvalContext& ctx) {
                            {"tokens_evaluated", acc.recon.tokens()},
                            {"positions_excluded", acc.positions - acc.recon.tokens()},
                            {"ce_positions", dm.ce_positions},
-                           {"kl_positions", dm.kl_positions}};
+                           {"kl_positions", dm.kl_positions},
+                           {"model_runs_reused", acc.runs_reused}};
   auto j = assemble("spliced", ctx, acc.recon, acc.firing, std::move(downstream), std::move(counts),
                     opts_.per_latent);
   if (acc.truth) j["ground_truth"] = metrics::recovery_json(*acc.truth, acc.classification->result());
@@ -347,8 +371,8 @@ nlohmann::json StandardEvaluator::evaluate_stored(EvalContext& ctx, const std::s
   auto j = assemble("stored_activations", ctx, recon, firing, downstream_unavailable(why_no_downstream),
                     std::move(counts), opts_.per_latent);
   if (!opts_.probing.tasks.empty())
-    j["sparse_probing"] = {{"error", "sparse probing reads the corpus's documents through the model; " +
-                                         why_no_downstream}};
+    j["sparse_probing"] = {
+        {"error", "sparse probing reads the corpus's documents through the model; " + why_no_downstream}};
   // Stored rows carry no planted coefficients: the dictionary's recovery only, no classification.
   if (auto truth = dictionary_recovery(ctx))
     j["ground_truth"] =

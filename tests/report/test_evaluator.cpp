@@ -10,8 +10,10 @@
 
 #include "fakes.hpp"
 #include "plugins.hpp"
+#include "support/support.hpp"
 #include "saelab/data/corpus.hpp"
 #include "saelab/data/harvest_rows.hpp"
+#include "saelab/interfaces/eval_cache.hpp"
 #include "saelab/interfaces/evaluator.hpp"
 
 using namespace saelab;
@@ -284,4 +286,38 @@ TEST(Evaluator, MeanAblationErrorTermAndGeometryMatchBruteForce) {
   for (double diff : diffs) EXPECT_LT(diff, 1e-5);
   EXPECT_LT(d["error_term_max_abs_ce_diff"].get<double>(), 1e-5);
   EXPECT_GT(std::fabs(ce_mean - b.ce_ablated), 0.01);  // mean and zero ablation really differ here
+}
+
+// A sweep's later runs take the clean and ablated model runs from the cache: the same figures as
+// computing them, and nothing reused for other tokens.
+TEST(Evaluator, CachedModelRunsGiveTheSameFigures) {
+  FakeSource src(kD);
+  auto first = random_sae(kD, 20, 7), second = random_sae(kD, 20, 8);
+  auto corpus = write_corpus("c.txt", corpus_text(3000));
+  const auto other =
+      (saelab::test::scratch_dir("other") / "other.txt").string();  // write_corpus's folder holds one file
+  saelab::test::write_bytes(other, "shifted by a prefix " + corpus_text(2000));
+  const std::map<std::string, OptionValue> opts = {{"batches", std::int64_t(2)},
+                                                   {"batch_size", std::int64_t(4)}};
+  EvalCache cache;
+  const auto with_cache = [&](SaeArchitecture& sae, const std::string& path) {
+    TokenBatches tokens(corpus_config(path), src);
+    EvalContext ctx{sae, &src, kResidHook, &tokens, nullptr, 1.0, {}};
+    ctx.cache = &cache;
+    return make_plugin<Evaluator>("standard", opts)->evaluate(ctx);
+  };
+  const auto a = with_cache(*first, corpus);
+  const auto b = with_cache(*second, corpus);
+  const auto fresh = evaluate(src, *second, corpus, opts);
+  EXPECT_EQ(a["counts"]["model_runs_reused"], 0);
+  EXPECT_EQ(b["counts"]["model_runs_reused"], 2 * 3);  // clean, zero- and mean-ablated, per batch
+  double worst = 0;
+  for (const char* key : {"ce_loss_clean", "ce_loss_spliced", "ce_loss_ablated", "ce_loss_mean_ablated",
+                          "ce_loss_score", "kl_div_spliced", "kl_div_ablated", "ce_loss_with_error_term"})
+    worst = std::max(worst,
+                     std::fabs(b["downstream"][key].get<double>() - fresh["downstream"][key].get<double>()));
+  std::printf("cached against computed model runs: max |diff| of the downstream metrics %.3g\n", worst);
+  EXPECT_EQ(worst, 0.0);
+  EXPECT_NE(b["downstream"]["ce_loss_spliced"], a["downstream"]["ce_loss_spliced"]);  // the SAEs differ
+  EXPECT_EQ(with_cache(*second, other)["counts"]["model_runs_reused"], 0);
 }

@@ -66,12 +66,14 @@ Axis nice_axis(double lo, double hi) {
     hi += pad;
   }
   const double pad = (hi - lo) * 0.05;
+  const bool nonnegative = lo >= 0;  // counts such as L0: no negative ticks
   lo -= pad;
   hi += pad;
   const double raw = (hi - lo) / 5, mag = std::pow(10.0, std::floor(std::log10(raw)));
   const double f = raw / mag;
   const double step = (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * mag;
-  return {std::floor(lo / step) * step, std::ceil(hi / step) * step, step};
+  const double first = std::floor(lo / step) * step;
+  return {nonnegative ? std::max(0.0, first) : first, std::ceil(hi / step) * step, step};
 }
 
 std::string axis_ticks(const Axis& a, bool horizontal, const std::function<double(double)>& to_px) {

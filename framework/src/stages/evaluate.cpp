@@ -123,6 +123,7 @@ nlohmann::json run_evaluate(StageContext& ctx) {
                  row_filter(ctx.options(), ctx.source()->info())};
   const CorpusConfig corpus = corpus_config(ctx.options());
   ec.corpus = &corpus;
+  ec.cache = ctx.request.eval_cache.get();
   nlohmann::json result = evaluator->evaluate(ec);
   held.record["last_sequence"] = nullptr;
   if (result.contains("counts") && result["counts"].contains("sequences")) {

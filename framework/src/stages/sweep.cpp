@@ -9,6 +9,7 @@
 #include "saelab/core/fs_util.hpp"
 #include "saelab/core/log.hpp"
 #include "saelab/core/plugin_host.hpp"
+#include "saelab/interfaces/eval_cache.hpp"
 #include "saelab/stages/runner.hpp"
 
 namespace saelab {
@@ -94,6 +95,8 @@ struct SweepPlan {
   fs::path dir, harvest_dir;
   std::vector<SweepPoint> points;
   std::vector<std::string> stages;  // what each point runs (the config's stages)
+  // The clean and ablated model runs, computed for the first run's evaluation and reused by the others.
+  std::shared_ptr<EvalCache> cache = std::make_shared<EvalCache>();
 };
 
 // Validates every point's configuration before anything runs.
@@ -131,6 +134,7 @@ void check_sweep_dir(const SweepPlan& plan, const SweepRequest& req) {
 
 RunRequest point_request(const SweepRequest& req, const SweepPlan& plan, const SweepPoint* p) {
   RunRequest r;
+  r.eval_cache = plan.cache;
   r.config_file = req.config_file;
   r.overrides = req.overrides;
   r.resume = req.resume;
@@ -202,6 +206,11 @@ nlohmann::json run_sweep(const SweepRequest& req) {
       entry["summary"] = eval_summary(r.out_dir);
     } catch (const ConfigError&) {
       throw;  // validated up front: a configuration error now is the user's edit mid-sweep
+    } catch (const Interrupted& e) {
+      entry["status"] = "interrupted";
+      entry["error"] = e.what();
+      save();
+      throw Interrupted(cat(e.what(), " The sweep stopped; continue it with saelab sweep ... --resume."));
     } catch (const std::exception& e) {
       ++failed;
       entry["status"] = "failed";
@@ -213,6 +222,8 @@ nlohmann::json run_sweep(const SweepRequest& req) {
   if (failed)
     throw Error(cat("sweep: ", failed, " of ", plan.points.size(), " runs failed (see ",
                     (plan.dir / "sweep.json").string(), "); fix the cause and pass --resume to redo them"));
+  log::info("sweep: ", plan.cache->hits(), " evaluation model runs reused, ", plan.cache->misses(),
+            " computed");
   log::info("sweep: done; compare the runs with: saelab compare ", plan.dir.string());
   return sweep;
 }

@@ -125,8 +125,8 @@ nlohmann::json run_train(StageContext& ctx) {
   TrainResult r = trainer.run(ropts);
   progress.finish();
   if (r.status == "interrupted")
-    throw Error(cat("training was interrupted at step ", r.steps, "; checkpoint ", r.last_checkpoint.string(),
-                    " was written. Continue with --resume."));
+    throw Interrupted(cat("training was interrupted at step ", r.steps, "; checkpoint ",
+                          r.last_checkpoint.string(), " was written. Continue with --resume."));
   return {{"status", r.status},
           {"steps", r.steps},
           {"tokens", r.tokens},

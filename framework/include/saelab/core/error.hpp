@@ -40,6 +40,13 @@ class SAELAB_API FormatError : public Error {
   using Error::Error;
 };
 
+// The user stopped a stage (SIGINT/SIGTERM) after it saved what it had. Exit code 1. A sweep stops
+// on it rather than going on to its next run.
+class SAELAB_API Interrupted : public Error {
+ public:
+  using Error::Error;
+};
+
 // A plugin could not be loaded or registered. Exit code 1.
 class SAELAB_API PluginError : public Error {
  public:

@@ -12,17 +12,19 @@
 namespace saelab {
 
 class TokenBatches;
+class EvalCache;
 struct CorpusConfig;
 
 struct SAELAB_API EvalContext {
   SaeArchitecture& sae;
   ActivationSource* source;  // null when only stored activations are available (no CE metrics)
   std::string hook;
-  TokenBatches* tokens;      // held-out token sequences for spliced evaluation (may be null)
-  ActivationReader* reader;  // held-out activations (may be null)
-  double input_scale = 1.0;  // multiply raw activations by this before the SAE (folded SAEs: 1)
-  RowFilter rows;            // positions left out of every metric and kept clean when spliced
+  TokenBatches* tokens;                  // held-out token sequences for spliced evaluation (may be null)
+  ActivationReader* reader;              // held-out activations (may be null)
+  double input_scale = 1.0;              // multiply raw activations by this before the SAE (folded SAEs: 1)
+  RowFilter rows;                        // positions left out of every metric and kept clean when spliced
   const CorpusConfig* corpus = nullptr;  // the run's corpus, read per document (sparse probing)
+  EvalCache* cache = nullptr;            // SAE-independent model runs shared across a sweep (may be null)
 };
 
 class SAELAB_API Evaluator {

@@ -13,6 +13,7 @@
 // A run never overwrites an existing run directory unless --overwrite (start over) or --resume
 // (continue; refused if the resolved config changed, unless --force).
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,8 @@
 #include "saelab/core/export.hpp"
 
 namespace saelab {
+
+class EvalCache;
 
 struct SAELAB_API RunRequest {
   std::filesystem::path config_file;
@@ -33,6 +36,8 @@ struct SAELAB_API RunRequest {
   // A run directory whose finished harvest this run uses (a sweep's): its harvest record is copied
   // into this run's run.json and the harvest stage is not run here.
   std::filesystem::path shared_harvest_run;
+  // Model runs evaluation may reuse (a sweep shares one across its runs); null: none kept.
+  std::shared_ptr<EvalCache> eval_cache;
 };
 
 // Throws ConfigError/UsageError (exit 2) or Error (exit 1). Returns the run directory.
