@@ -206,6 +206,19 @@ ModelOutput run_replaced(ActivationSource& source, const torch::Tensor& tokens, 
   return out;
 }
 
+// The clean run, from ctx.cache when an earlier evaluation ran these tokens.
+ModelOutput clean_run(EvalContext& ctx, const torch::Tensor& tokens, const std::string& key,
+                      std::int64_t& reused) {
+  if (const auto* hit = ctx.cache ? ctx.cache->find(key) : nullptr) {
+    ++reused;
+    return ModelOutput{hit->at("logits"), hit->at("loss")};
+  }
+  auto clean = run_replaced(
+      *ctx.source, tokens, ctx.hook, [](const torch::Tensor& a) { return a; }, "clean");
+  if (ctx.cache) ctx.cache->put(key, {{"logits", clean.logits}, {"loss", clean.loss}});
+  return clean;
+}
+
 }  // namespace
 
 // Every run of one batch of sequences: clean, spliced, zero-ablated and the optional ones.
@@ -221,15 +234,7 @@ void StandardEvaluator::evaluate_batch(EvalContext& ctx, const torch::Tensor& to
   const auto key = [&](const char* what) {
     return ctx.cache ? eval_cache_key(what, source.info(), ctx.hook, {tokens, mask}) : std::string();
   };
-  ModelOutput clean;
-  if (const auto* hit = ctx.cache ? ctx.cache->find(key("clean")) : nullptr) {
-    clean = ModelOutput{hit->at("logits"), hit->at("loss")};
-    ++acc.runs_reused;
-  } else {
-    clean = run_replaced(
-        source, tokens, ctx.hook, [](const torch::Tensor& a) { return a; }, "clean");
-    if (ctx.cache) ctx.cache->put(key("clean"), {{"logits", clean.logits}, {"loss", clean.loss}});
-  }
+  const ModelOutput clean = clean_run(ctx, tokens, key("clean"), acc.runs_reused);
   std::optional<SaeApplied> applied;
   torch::Tensor x;
   auto splice = [&](const torch::Tensor& act) {
