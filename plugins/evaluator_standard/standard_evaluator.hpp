@@ -20,12 +20,12 @@
 namespace saelab {
 
 struct StandardEvalOptions {
-  std::int64_t batches = 10;    // token batches, or stored-activation batches
-  std::int64_t batch_size = 8;  // sequences per token batch
-  bool exclude_bos = true;      // positions holding the BOS token are not evaluated
-  bool per_latent = true;       // write every latent's firing count
-  bool mean_ablation = true;    // also the mean-ablated run
-  bool error_term = true;       // also the SAE-plus-error-term run
+  std::int64_t batches = 10;     // token batches, or stored-activation batches
+  std::int64_t batch_size = 8;   // sequences per token batch
+  bool exclude_bos = true;       // positions holding the BOS token are not evaluated
+  bool per_latent = true;        // write every latent's firing count
+  bool mean_ablation = true;     // also the mean-ablated run
+  bool error_term = true;        // also the SAE-plus-error-term run
   SparseProbingOptions probing;  // tasks empty: no sparse probing
 };
 

@@ -25,7 +25,8 @@ torch::Tensor randn(std::vector<std::int64_t> shape, std::uint64_t seed) {
 }
 
 // Rows of `docs` documents, `per_doc` rows each, classes assigned round-robin.
-metrics::ProbeRows rows_by_document(std::int64_t docs, std::int64_t per_doc, const std::vector<std::string>& classes) {
+metrics::ProbeRows rows_by_document(std::int64_t docs, std::int64_t per_doc,
+                                    const std::vector<std::string>& classes) {
   metrics::ProbeRows r;
   for (std::int64_t d = 0; d < docs; ++d)
     for (std::int64_t i = 0; i < per_doc; ++i) {
@@ -54,7 +55,8 @@ TEST(Probing, LogisticFitSatisfiesItsOptimalityConditions) {
     const auto s = positive.to(torch::kFloat64) * 2 - 1;
     const auto m = s * (at::matmul(x.to(torch::kFloat32).to(torch::kFloat64), fit.weight) + fit.bias);
     const auto r = s * at::sigmoid(-m);
-    const double dw = max_abs_diff(fit.weight, C * at::matmul(x.to(torch::kFloat32).to(torch::kFloat64).t(), r));
+    const double dw =
+        max_abs_diff(fit.weight, C * at::matmul(x.to(torch::kFloat32).to(torch::kFloat64).t(), r));
     const double db = std::abs(r.sum().item<double>());
     std::printf("logistic C=%g: %lld Newton steps, KKT residual weights %.3g intercept %.3g\n", C,
                 static_cast<long long>(fit.iterations), dw, db);
@@ -96,8 +98,8 @@ TEST(Probing, PlantedLatentIsFoundAndAnEmptyOneScoresChance) {
   ASSERT_EQ(task.binary.size(), 1u);
   const auto& b = task.binary[0];
   std::printf("planted: sae top-1 %.3f (latent %lld), top-5 %.3f, llm %.3f; %lld/%lld train/test rows\n",
-              b.sae_top_k.at(1), static_cast<long long>(b.top_latents[0]), b.sae_top_k.at(5), b.llm_test_accuracy,
-              static_cast<long long>(b.train_rows), static_cast<long long>(b.test_rows));
+              b.sae_top_k.at(1), static_cast<long long>(b.top_latents[0]), b.sae_top_k.at(5),
+              b.llm_test_accuracy, static_cast<long long>(b.train_rows), static_cast<long long>(b.test_rows));
   EXPECT_EQ(b.top_latents[0], 17);
   EXPECT_GE(b.sae_top_k.at(1), 0.95);
   EXPECT_GE(b.llm_test_accuracy, 0.9);
@@ -175,7 +177,8 @@ void write_labelled_corpus(const TempDir& dir) {
     for (const char cls : {'d', 'r'}) {
       std::string text;
       std::mt19937 rng(unsigned(i * 2 + (cls == 'd')));
-      for (int c = 0; c < 200; ++c) text += (rng() % 3 == 0) ? char('a' + rng() % 20) : (cls == 'd' ? 'x' : 'y');
+      for (int c = 0; c < 200; ++c)
+        text += (rng() % 3 == 0) ? char('a' + rng() % 20) : (cls == 'd' ? 'x' : 'y');
       write_bytes(dir / cat(1900 + i, "_someone_", cls, ".txt"), text);
     }
   }
@@ -195,18 +198,19 @@ TEST(Probing, EvaluatorReadsLabelsFromFileNames) {
   TokenBatches tokens(corpus, src);
   EvalContext ctx{*sae, &src, kResidHook, &tokens, nullptr, 1.0, {}};
   ctx.corpus = &corpus;
-  const auto j = make_plugin<Evaluator>(
-                     "standard", {{"batches", std::int64_t(2)},
-                                  {"probe_tasks", std::vector<std::string>{"party: _(d|r)\\.txt$", "decade: ^19(\\d)"}},
-                                  {"probe_sequences_per_document", std::int64_t(3)},
-                                  {"probe_k", std::vector<std::string>{"1", "3"}}})
-                     ->evaluate(ctx);
+  const auto j =
+      make_plugin<Evaluator>(
+          "standard", {{"batches", std::int64_t(2)},
+                       {"probe_tasks", std::vector<std::string>{"party: _(d|r)\\.txt$", "decade: ^19(\\d)"}},
+                       {"probe_sequences_per_document", std::int64_t(3)},
+                       {"probe_k", std::vector<std::string>{"1", "3"}}})
+          ->evaluate(ctx);
   const auto& sp = j.at("sparse_probing");
   std::printf("party: sae top-1 %.3f, llm %.3f over %lld sequences\n",
               sp["tasks"]["party"]["mean"]["sae_top_1_test_accuracy"].get<double>(),
               sp["tasks"]["party"]["mean"]["llm_test_accuracy"].get<double>(),
               static_cast<long long>(sp["sequences"].get<std::int64_t>()));
-  EXPECT_EQ(sp["documents"], 21);   // the 1950 file has a decade but no party
+  EXPECT_EQ(sp["documents"], 21);  // the 1950 file has a decade but no party
   EXPECT_EQ(sp["sequences"], 63);  // 200 and 300 bytes give at least 3 sequences of 15 tokens
   EXPECT_EQ(sp["tasks"]["party"]["classes"]["d"], 10);
   EXPECT_EQ(sp["tasks"]["party"]["test_documents"], 4);
@@ -220,14 +224,19 @@ TEST(Probing, EvaluatorReadsLabelsFromFileNames) {
 }
 
 TEST(Probing, BadTaskOptionsSayWhatIsAllowed) {
-  const auto nameless = error_of([] { make_plugin<Evaluator>("standard", {{"probe_tasks", std::vector<std::string>{"_(d|r)"}}}); });
+  const auto nameless = error_of([] {
+    make_plugin<Evaluator>("standard", {{"probe_tasks", std::vector<std::string>{"_(d|r)"}}});
+  });
   std::printf("%s\n", nameless.c_str());
   EXPECT_TRUE(contains(nameless, "test.yaml:7")) << nameless;
   EXPECT_TRUE(contains(nameless, "name: regex")) << nameless;
-  const auto bad_regex =
-      error_of([] { make_plugin<Evaluator>("standard", {{"probe_tasks", std::vector<std::string>{"party: (d|r"}}}); });
+  const auto bad_regex = error_of([] {
+    make_plugin<Evaluator>("standard", {{"probe_tasks", std::vector<std::string>{"party: (d|r"}}});
+  });
   std::printf("%s\n", bad_regex.c_str());
   EXPECT_TRUE(contains(bad_regex, "not a valid ECMAScript regular expression")) << bad_regex;
-  const auto bad_k = error_of([] { make_plugin<Evaluator>("standard", {{"probe_k", std::vector<std::string>{"2", "x"}}}); });
+  const auto bad_k = error_of([] {
+    make_plugin<Evaluator>("standard", {{"probe_k", std::vector<std::string>{"2", "x"}}});
+  });
   EXPECT_TRUE(contains(bad_k, "\"x\" is not a whole number")) << bad_k;
 }

@@ -205,7 +205,7 @@ bool CorpusDocuments::next(CorpusDocument& out) {
 }
 
 std::vector<std::int32_t> document_tokens(std::string_view text, const ActivationSource& source,
-                                         bool allow_special_tokens) {
+                                          bool allow_special_tokens) {
   const std::int32_t eos = source.info().eos_token;
   const std::string eos_text = allow_special_tokens && eos >= 0 ? source.decode({eos}) : std::string();
   std::vector<std::int32_t> out;

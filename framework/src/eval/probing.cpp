@@ -83,7 +83,8 @@ double logistic_accuracy(const LogisticFit& fit, const torch::Tensor& x, const t
   return predicted.eq(positive.to(torch::kCPU, torch::kBool)).to(torch::kFloat64).mean().item<double>();
 }
 
-torch::Tensor top_k_by_mean_difference(const torch::Tensor& x, const torch::Tensor& positive, std::int64_t k) {
+torch::Tensor top_k_by_mean_difference(const torch::Tensor& x, const torch::Tensor& positive,
+                                       std::int64_t k) {
   const auto pos = positive.to(torch::kCPU, torch::kBool);
   const auto xd = x.to(torch::kCPU, torch::kFloat64);
   SAELAB_CHECK(pos.any().item<bool>() && pos.logical_not().any().item<bool>(), Error,
@@ -175,12 +176,13 @@ BinaryProbe binary_probe(const ProbeRows& rows, const Split& split, const std::s
   const auto all = torch::arange(llm_tr.size(1), torch::kInt64);
   b.llm_test_accuracy = top_k_accuracy(llm_tr, llm_te, tr, te, all, opts.C);
   for (const std::int64_t k : opts.k) {
-    b.llm_top_k[k] = top_k_accuracy(llm_tr, llm_te, tr, te, top_k_by_mean_difference(llm_tr, tr.positive, k),
-                                    opts.C);
+    b.llm_top_k[k] =
+        top_k_accuracy(llm_tr, llm_te, tr, te, top_k_by_mean_difference(llm_tr, tr.positive, k), opts.C);
     const auto latents = top_k_by_mean_difference(sae_tr, tr.positive, k);
     b.sae_top_k[k] = top_k_accuracy(sae_tr, sae_te, tr, te, latents, opts.C);
     if (latents.size(0) > std::int64_t(b.top_latents.size()))
-      b.top_latents.assign(latents.data_ptr<std::int64_t>(), latents.data_ptr<std::int64_t>() + latents.size(0));
+      b.top_latents.assign(latents.data_ptr<std::int64_t>(),
+                           latents.data_ptr<std::int64_t>() + latents.size(0));
   }
   return b;
 }
@@ -191,14 +193,16 @@ ProbeTask sparse_probe(const std::string& name, const ProbeRows& rows, const Pro
   const auto n = static_cast<std::int64_t>(rows.group.size());
   SAELAB_CHECK(rows.label.size() == rows.group.size() && rows.sae.size(0) == n && rows.model.size(0) == n,
                Error, "sparse probing task '", name, "': ", n, " groups, ", rows.label.size(), " labels, ",
-               rows.sae.size(0), " latent rows and ", rows.model.size(0), " activation rows; expected one each");
+               rows.sae.size(0), " latent rows and ", rows.model.size(0),
+               " activation rows; expected one each");
   std::map<std::string, std::vector<std::int64_t>> docs;
   for (std::int64_t r = 0; r < n; ++r) {
     auto& v = docs[rows.label[r]];
     if (std::find(v.begin(), v.end(), rows.group[r]) == v.end()) v.push_back(rows.group[r]);
   }
   SAELAB_CHECK(docs.size() >= 2, ConfigError, "sparse probing task '", name, "': its documents fall in ",
-               docs.size(), " class", docs.size() == 1 ? " ('" + docs.begin()->first + "')" : std::string("es"),
+               docs.size(), " class",
+               docs.size() == 1 ? " ('" + docs.begin()->first + "')" : std::string("es"),
                "; a probe needs at least 2. Check the task's pattern against the corpus's file names");
   Rng rng(opts.seed);
   const Split split = split_documents(name, docs, opts.test_fraction, rng);
@@ -207,7 +211,8 @@ ProbeTask sparse_probe(const std::string& name, const ProbeRows& rows, const Pro
   if (docs.size() == 2) {
     task.binary.push_back(binary_probe(rows, split, docs.begin()->first, docs.rbegin()->first, opts, rng));
   } else {
-    for (const auto& entry : docs) task.binary.push_back(binary_probe(rows, split, entry.first, "rest", opts, rng));
+    for (const auto& entry : docs)
+      task.binary.push_back(binary_probe(rows, split, entry.first, "rest", opts, rng));
   }
   return task;
 }
@@ -219,7 +224,8 @@ std::string top_name(const char* who, std::int64_t k) {
 }
 
 // The metrics of one binary task, or their mean over several, under SAEBench's names.
-nlohmann::json accuracies(const std::vector<const BinaryProbe*>& probes, const std::vector<std::int64_t>& ks) {
+nlohmann::json accuracies(const std::vector<const BinaryProbe*>& probes,
+                          const std::vector<std::int64_t>& ks) {
   const double n = double(probes.size());
   double llm = 0;
   for (const auto* b : probes) llm += b->llm_test_accuracy / n;

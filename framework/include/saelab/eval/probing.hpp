@@ -46,7 +46,8 @@ struct SAELAB_API LogisticFit {
 // x [n, k] (any float dtype), positive [n] bool -> the minimizer of the objective above.
 SAELAB_API LogisticFit fit_logistic(const torch::Tensor& x, const torch::Tensor& positive, double C = 1.0);
 // Share of rows whose prediction (w·x + b > 0) equals positive.
-SAELAB_API double logistic_accuracy(const LogisticFit& fit, const torch::Tensor& x, const torch::Tensor& positive);
+SAELAB_API double logistic_accuracy(const LogisticFit& fit, const torch::Tensor& x,
+                                    const torch::Tensor& positive);
 // The k columns of x [n, d] with the largest |mean over positive rows − mean over the others|, by
 // that difference descending (ties: lower index first): [min(k, d)] int64.
 SAELAB_API torch::Tensor top_k_by_mean_difference(const torch::Tensor& x, const torch::Tensor& positive,
