@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <vector>
 
+#include "saelab/core/markup.hpp"
+
 namespace saelab::html {
 namespace {
 
@@ -118,30 +120,7 @@ std::vector<Piece> pieces(std::string_view s, Whitespace ws) {
 }  // namespace
 
 std::string escape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 16);
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
+  return markup_escape(s);
 }
 
 std::string token_html(std::string_view bytes, Whitespace ws) {

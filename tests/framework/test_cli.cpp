@@ -12,9 +12,7 @@ namespace {
 namespace fs = std::filesystem;
 using test::run_command;
 
-std::string exe() {
-  return std::string("\"") + SAELAB_EXE + "\"";
-}
+using test::exe;
 std::string with_path(const std::string& dir) {
   return "SAELAB_PLUGIN_PATH=\"" + dir + "\" ";
 }

@@ -11,6 +11,11 @@
 
 namespace saelab::test {
 
+// The saelab executable under test, quoted for the shell.
+inline std::string exe() {
+  return std::string("\"") + SAELAB_EXE + "\"";
+}
+
 inline std::filesystem::path write_text(const std::filesystem::path& p, const std::string& text) {
   std::ofstream(p, std::ios::binary) << text;
   return p;

@@ -14,9 +14,7 @@ namespace {
 namespace fs = std::filesystem;
 using test::run_command;
 
-std::string exe() {
-  return std::string("\"") + SAELAB_EXE + "\"";
-}
+using test::exe;
 
 int count_occurrences(const std::string& s, const std::string& part) {
   int n = 0;

@@ -9,6 +9,7 @@
 
 #include "saelab/compare/compare.hpp"
 #include "saelab/core/error.hpp"
+#include "saelab/core/markup.hpp"
 
 namespace saelab {
 namespace fs = std::filesystem;
@@ -17,29 +18,6 @@ namespace {
 
 constexpr double kWidth = 720, kHeight = 460;
 constexpr double kLeft = 80, kRight = 30, kTop = 50, kBottom = 60;
-
-std::string xml_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 std::string num(double v) {
   char buf[32];
@@ -112,7 +90,7 @@ std::string scatter_svg(const ScatterPlot& plot) {
                   num(kHeight) + "\" viewBox=\"0 0 " + num(kWidth) + " " + num(kHeight) +
                   "\" font-family=\"DejaVu Sans, sans-serif\" font-size=\"12\">\n";
   s += "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n";
-  s += "<title>" + xml_escape(plot.title) + "</title>\n";
+  s += "<title>" + markup_escape(plot.title) + "</title>\n";
   s += axis_ticks(ax, true, px) + axis_ticks(ay, false, py);
   s += "<rect x=\"" + num(kLeft) + "\" y=\"" + num(kTop) + "\" width=\"" + num(kWidth - kLeft - kRight) +
        "\" height=\"" + num(kHeight - kTop - kBottom) + "\" fill=\"none\" stroke=\"#555\"/>\n";
@@ -123,18 +101,18 @@ std::string scatter_svg(const ScatterPlot& plot) {
   }
   for (const auto& p : pts) {
     s += "<circle cx=\"" + num(px(p.x)) + "\" cy=\"" + num(py(p.y)) +
-         "\" r=\"4.5\" fill=\"#d9512c\"><title>" + xml_escape(p.label) + "</title></circle>";
+         "\" r=\"4.5\" fill=\"#d9512c\"><title>" + markup_escape(p.label) + "</title></circle>";
     // Labels go left of points in the right third, so they stay inside the frame.
     const bool left = px(p.x) > kWidth * 0.66;
     s += "<text x=\"" + num(px(p.x) + (left ? -8 : 8)) + "\" y=\"" + num(py(p.y) - 7) + "\" text-anchor=\"" +
-         (left ? "end" : "start") + "\" font-size=\"11\">" + xml_escape(p.label) + "</text>\n";
+         (left ? "end" : "start") + "\" font-size=\"11\">" + markup_escape(p.label) + "</text>\n";
   }
   s += "<text x=\"" + num(kWidth / 2) + "\" y=\"28\" text-anchor=\"middle\" font-size=\"15\">" +
-       xml_escape(plot.title) + "</text>\n";
+       markup_escape(plot.title) + "</text>\n";
   s += "<text x=\"" + num((kLeft + kWidth - kRight) / 2) + "\" y=\"" + num(kHeight - 18) +
-       "\" text-anchor=\"middle\">" + xml_escape(plot.x_label) + "</text>\n";
+       "\" text-anchor=\"middle\">" + markup_escape(plot.x_label) + "</text>\n";
   s += "<text transform=\"translate(20," + num((kTop + kHeight - kBottom) / 2) +
-       ") rotate(-90)\" text-anchor=\"middle\">" + xml_escape(plot.y_label) + "</text>\n";
+       ") rotate(-90)\" text-anchor=\"middle\">" + markup_escape(plot.y_label) + "</text>\n";
   return s + "</svg>\n";
 }
 
