@@ -44,8 +44,10 @@ BitComparison compare_bits(const std::vector<float>& got, const std::string& wan
     float want;
     std::memcpy(&want, want_bytes.data() + i * sizeof want, sizeof want);
     // Bit patterns, not values: NaN payloads and signed zeros must match too.
-    if (std::memcmp(&want, &got[i], sizeof want) == 0)
-      continue;  // NOLINT(bugprone-suspicious-memory-comparison)
+    std::uint32_t want_bits = 0, got_bits = 0;
+    std::memcpy(&want_bits, &want, sizeof want);
+    std::memcpy(&got_bits, &got[i], sizeof want);
+    if (want_bits == got_bits) continue;
     if (c.first_mismatch < 0) c.first_mismatch = static_cast<std::int64_t>(i);
     ++c.mismatches;
     const double d = std::isfinite(want) && std::isfinite(got[i])
