@@ -99,12 +99,17 @@ std::string scatter_svg(const ScatterPlot& plot) {
     for (const auto& p : pts) s += num(px(p.x)) + "," + num(py(p.y)) + " ";
     s += "\"/>\n";
   }
+  double last_x = -1e9, last_y = -1e9;  // where the previous label went
   for (const auto& p : pts) {
     s += "<circle cx=\"" + num(px(p.x)) + "\" cy=\"" + num(py(p.y)) +
          "\" r=\"4.5\" fill=\"#d9512c\"><title>" + markup_escape(p.label) + "</title></circle>";
-    // Labels go left of points in the right third, so they stay inside the frame.
+    // Labels go left of points in the right third, so they stay inside the frame, and below the
+    // point when the previous label sits where this one would.
     const bool left = px(p.x) > kWidth * 0.66;
-    s += "<text x=\"" + num(px(p.x) + (left ? -8 : 8)) + "\" y=\"" + num(py(p.y) - 7) + "\" text-anchor=\"" +
+    double y = py(p.y) - 7;
+    if (std::abs(px(p.x) - last_x) < 90 && std::abs(y - last_y) < 14) y = py(p.y) + 17;
+    last_x = px(p.x), last_y = y;
+    s += "<text x=\"" + num(px(p.x) + (left ? -8 : 8)) + "\" y=\"" + num(y) + "\" text-anchor=\"" +
          (left ? "end" : "start") + "\" font-size=\"11\">" + markup_escape(p.label) + "</text>\n";
   }
   s += "<text x=\"" + num(kWidth / 2) + "\" y=\"28\" text-anchor=\"middle\" font-size=\"15\">" +
