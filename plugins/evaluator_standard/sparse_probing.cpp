@@ -146,13 +146,15 @@ struct Pooled {
 torch::Tensor hook_activations(EvalContext& ctx, const torch::Tensor& tokens) {
   const std::string key =
       ctx.cache ? eval_cache_key("probe-hook", ctx.source->info(), ctx.hook, {tokens}) : "";
-  if (const auto* hit = ctx.cache ? ctx.cache->find(key) : nullptr) return hit->at("act");
-  auto acts = ctx.source->run_with_hooks(tokens.to(ctx.source->device()), {ctx.hook});
-  const auto it = acts.find(ctx.hook);
-  SAELAB_CHECK(it != acts.end(), Error, "sparse probing: the model returned no activations for hook '",
-               ctx.hook, "'");
-  if (ctx.cache) ctx.cache->put(key, {{"act", it->second}});
-  return it->second;
+  return cached(ctx.cache, key,
+                [&] {
+                  auto acts = ctx.source->run_with_hooks(tokens.to(ctx.source->device()), {ctx.hook});
+                  const auto it = acts.find(ctx.hook);
+                  SAELAB_CHECK(it != acts.end(), Error,
+                               "sparse probing: the model returned no activations for hook '", ctx.hook, "'");
+                  return EvalCache::Entry{{"act", it->second}};
+                })
+      .at("act");
 }
 
 // Mean over each sequence's evaluated positions; sequences with none are dropped.

@@ -206,19 +206,6 @@ ModelOutput run_replaced(ActivationSource& source, const torch::Tensor& tokens, 
   return out;
 }
 
-// The clean run, from ctx.cache when an earlier evaluation ran these tokens.
-ModelOutput clean_run(EvalContext& ctx, const torch::Tensor& tokens, const std::string& key,
-                      std::int64_t& reused) {
-  if (const auto* hit = ctx.cache ? ctx.cache->find(key) : nullptr) {
-    ++reused;
-    return ModelOutput{hit->at("logits"), hit->at("loss")};
-  }
-  auto clean = run_replaced(
-      *ctx.source, tokens, ctx.hook, [](const torch::Tensor& a) { return a; }, "clean");
-  if (ctx.cache) ctx.cache->put(key, {{"logits", clean.logits}, {"loss", clean.loss}});
-  return clean;
-}
-
 }  // namespace
 
 // Every run of one batch of sequences: clean, spliced, zero-ablated and the optional ones.
@@ -231,10 +218,17 @@ void StandardEvaluator::evaluate_batch(EvalContext& ctx, const torch::Tensor& to
   const auto keep = [&](const torch::Tensor& act) { return mask.to(act.device()).unsqueeze(-1); };
 
   // The clean and ablated runs do not depend on the SAE: a sweep's later runs reuse them.
-  const auto key = [&](const char* what) {
-    return ctx.cache ? eval_cache_key(what, source.info(), ctx.hook, {tokens, mask}) : std::string();
-  };
-  const ModelOutput clean = clean_run(ctx, tokens, key("clean"), acc.runs_reused);
+  const std::string batch_key =
+      ctx.cache ? eval_cache_key("eval", source.info(), ctx.hook, {tokens, mask}) : std::string();
+  const auto clean_entry = cached(
+      ctx.cache, batch_key + "|clean",
+      [&] {
+        auto out = run_replaced(
+            source, tokens, ctx.hook, [](const torch::Tensor& a) { return a; }, "clean");
+        return EvalCache::Entry{{"logits", out.logits}, {"loss", out.loss}};
+      },
+      &acc.runs_reused);
+  const ModelOutput clean{clean_entry.at("logits"), clean_entry.at("loss")};
   std::optional<SaeApplied> applied;
   torch::Tensor x;
   auto splice = [&](const torch::Tensor& act) {
@@ -255,19 +249,16 @@ void StandardEvaluator::evaluate_batch(EvalContext& ctx, const torch::Tensor& to
   spliced = ModelOutput();
 
   auto other_run = [&](metrics::ModelRun run, const HookFn& fn, const char* name, bool cacheable = true) {
-    const auto* hit = cacheable && ctx.cache ? ctx.cache->find(key(name)) : nullptr;
-    torch::Tensor loss, kl;
-    if (hit) {
-      loss = hit->at("loss"), kl = hit->at("kl");
-      ++acc.runs_reused;
-    } else {
-      auto out = run_replaced(source, tokens, ctx.hook, fn, name);
-      loss = out.loss, kl = kl_per_position(clean.logits, out.logits);
-      if (cacheable && ctx.cache) ctx.cache->put(key(name), {{"loss", loss}, {"kl", kl}});
-    }
-    acc.down.add_ce(run, loss, ce_mask);
-    acc.down.add_kl(run, kl, mask);
-    return loss;
+    const auto entry = cached(
+        cacheable ? ctx.cache : nullptr, batch_key + "|" + name,
+        [&] {
+          auto out = run_replaced(source, tokens, ctx.hook, fn, name);
+          return EvalCache::Entry{{"loss", out.loss}, {"kl", kl_per_position(clean.logits, out.logits)}};
+        },
+        &acc.runs_reused);
+    acc.down.add_ce(run, entry.at("loss"), ce_mask);
+    acc.down.add_kl(run, entry.at("kl"), mask);
+    return entry.at("loss");
   };
   other_run(
       metrics::ModelRun::ZeroAblated, [](const torch::Tensor& a) { return torch::zeros_like(a); },

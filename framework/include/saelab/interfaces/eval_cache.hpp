@@ -30,6 +30,19 @@ class SAELAB_API EvalCache {
   std::int64_t max_bytes_, bytes_ = 0, hits_ = 0, misses_ = 0;
 };
 
+// The entry under `key`: from the cache (counting *reused), else computed by fn() and kept.
+// Without a cache it is fn() itself.
+template <class F>
+EvalCache::Entry cached(EvalCache* cache, const std::string& key, F&& fn, std::int64_t* reused = nullptr) {
+  if (const auto* hit = cache ? cache->find(key) : nullptr) {
+    if (reused) ++*reused;
+    return *hit;
+  }
+  EvalCache::Entry entry = fn();
+  if (cache) cache->put(key, entry);
+  return entry;
+}
+
 // "<what>|<model config hash>|<hook>|<SHA-256 of the tensors' shapes and bytes>"
 SAELAB_API std::string eval_cache_key(const std::string& what, const SourceInfo& model,
                                       const std::string& hook, std::initializer_list<torch::Tensor> inputs);
