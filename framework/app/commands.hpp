@@ -18,5 +18,7 @@ int cmd_config_docs(const Args& args);
 int cmd_store(const Args& args);
 int cmd_tokenize(const Args& args);
 int cmd_fetch_model(const Args& args);
+int cmd_heatmap(const Args& args);   // an SAE's latents on a text, coloured
+int cmd_features(const Args& args);  // per token, its most active latents
 
 }  // namespace saelab::cli

@@ -24,6 +24,10 @@ Experiments (FILE is a YAML experiment, see docs/config.md):
   sweep FILE      run a grid of settings (--grid key=v1,v2 ...) as sibling runs sharing one harvest
   compare RUN...  runs' (or a sweep's) metrics side by side, with frontier plots (SVG and PNG)
 
+Looking at features (RUN is a run directory, or an SAE directory with --config FILE):
+  heatmap RUN --text "..."   the text coloured by the most active latents (or --features 12,99)
+  features RUN --text "..."  per token, its most active latents (--json for scripts)
+
 Tools:
   plugins         list loaded plugins (kind, name, version, file)
   doctor          show device, threads, BLAS and its measured speed
@@ -48,6 +52,8 @@ int dispatch(const std::string& verb, const saelab::cli::Args& args) {
   if (verb == "store") return cmd_store(args);
   if (verb == "tokenize") return cmd_tokenize(args);
   if (verb == "fetch-model") return cmd_fetch_model(args);
+  if (verb == "heatmap") return cmd_heatmap(args);
+  if (verb == "features") return cmd_features(args);
   if (verb == "--version" || verb == "version") {
     std::cout << "saelab " << saelab::kVersion << "\n";
     return 0;

@@ -1,36 +1,35 @@
 #pragma once
-// Reporter "html": one self-contained page, <out_dir>/index.html, plus <out_dir>/latents.json.
+// Reporter "html": a static report directory (docs/report-format.md) with a page for every latent.
 //
-// It scans token sequences through the model (or stored activations) twice with bounded memory:
-// pass 1 counts every latent's firing (feature density histogram, dead latents, which latents to
-// show, each latent's max); pass 2 gathers, for the chosen latents only, top-k contexts, a histogram
-// of non-zero activations and random examples from activation intervals. Logit effects come from
-// the source's unembedding of W_dec rows.
+// One streaming pass (features/collector.hpp) over up to `tokens` evaluated positions gathers every
+// latent's statistics and examples; the decoder's neighbours and logit effects come from the
+// weights. The directory is written under a temporary name and renamed into place only when
+// complete, so an interrupted run never leaves a half-written report over a finished one.
 #include <cstdint>
 #include <string>
-#include <vector>
 
-#include "latent_collect.hpp"
-#include "saelab/interfaces/reporter.hpp"
 #include "saelab/core/options.hpp"
+#include "saelab/features/collector.hpp"
+#include "saelab/interfaces/reporter.hpp"
 
 namespace saelab::report {
 
+enum class ScanInput { Auto, Tokens, Store };
+
 struct HtmlReportOptions {
-  std::int64_t latents = 24;
-  Selection selection = Selection::MostActive;
-  std::string selection_name = "most_active";
-  std::vector<std::int64_t> latent_ids;
-  std::string latent_ids_where;  // "file:line:col: report.latent_ids" for range errors
-  CollectOptions collect;
-  std::int64_t logit_tokens = 10;
-  std::int64_t batches = 16, batch_size = 8;
+  ScanInput input = ScanInput::Auto;
+  std::int64_t tokens = 1000000;
+  std::int64_t batch_size = 8;
   bool exclude_bos = true;
-  std::int64_t cache_bytes = std::int64_t(1024) << 20;
+  FeatureOptions features;
+  std::int64_t neighbours = 5;
+  std::int64_t logit_tokens = 10;
+  std::int64_t chunk_size = 64;
+  bool png = false;
+  std::int64_t png_latents = 24;
 };
 
 OptionSchema html_report_schema();
-// Validates what the schema cannot (latent_ids parse, list selection needs ids).
 HtmlReportOptions html_report_options(const Options& o, std::uint64_t seed);
 
 class HtmlReporter : public Reporter {

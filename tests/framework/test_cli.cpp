@@ -1,5 +1,7 @@
 // The saelab executable end to end: exit codes, messages, SAELAB_PLUGIN_PATH, run directories,
 // and docs/config.md kept in sync with the schemas in the code.
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -146,6 +148,69 @@ TEST(Cli, ConfigDocsAreInSyncWithTheCode) {
 namespace saelab {
 namespace {
 
+// saelab heatmap and saelab features through a pipe: plain numbers, a standalone page, JSON.
+void check_heatmap_pipe(const fs::path& run) {
+  const std::string cd = "cd \"" + std::string(SAELAB_SOURCE_DIR) + "\" && ";
+  const std::string target = test::shell_quote(run.string());
+  auto r =
+      run_command(cd + exe() + " heatmap " + target + " --text 'The President spoke to Congress.' --top 2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("pos\ttoken\tlatent_"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("Congress\t"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("# most active latents"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("\x1b["), std::string::npos) << "colour codes in a pipe:\n" << r.output;
+  const fs::path page = run / "heatmap.html";
+  r = run_command(cd + exe() + " heatmap " + target +
+                  " --text '<script>alert(1)</script>' --features 0,5 --html " +
+                  test::shell_quote(page.string()));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string html = read_file(page, 1 << 20, "page");
+  EXPECT_NE(html.find("style-src 'sha256-"), std::string::npos);
+  EXPECT_EQ(html.find("<script"), std::string::npos) << html;
+  EXPECT_NE(html.find("&lt;"), std::string::npos) << html;
+  r = run_command(cd + exe() + " features " + target + " --text 'The President spoke' --json --per-token 3");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  ASSERT_EQ(j["tokens"].size(), 4u);  // BOS + three tokens
+  EXPECT_EQ(j["tokens"][1]["text"], "The");
+  EXPECT_LE(j["tokens"][1]["latents"].size(), 3u);
+  r = run_command(cd + exe() + " heatmap " + target + " --text 'x' --features 0,99999");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("latent 99999 does not exist; this SAE has d_sae = 256"), std::string::npos)
+      << r.output;
+  r = run_command(cd + exe() + " heatmap /nonexistent --text 'x'");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("neither a run directory"), std::string::npos) << r.output;
+}
+
+// The same in a real terminal (tmux): 256-colour backgrounds, the most active latents listed.
+void check_heatmap_in_tmux(const fs::path& run) {
+  ASSERT_EQ(run_command("command -v tmux").exit_code, 0)
+      << "tmux is not installed: run scripts/setup.sh --oracle";
+  const std::string session = "saelab-heatmap-" + std::to_string(::getpid());
+  const std::string t = " -t " + session;
+  ASSERT_EQ(run_command("tmux new-session -d -x 160 -y 50 -s " + session).exit_code, 0);
+  const std::string cmd = "cd " + test::shell_quote(SAELAB_SOURCE_DIR) + " && " + exe() + " heatmap " +
+                          test::shell_quote(run.string()) +
+                          " --text 'The President spoke to Congress.' --top 2" + "; echo heatmap-exit-$?";
+  run_command("tmux send-keys" + t + " " + test::shell_quote(cmd) + " Enter");
+  std::string screen;
+  auto finished = [&] {  // the typed line holds "heatmap-exit-$?", the output a digit there
+    const auto at = screen.rfind("heatmap-exit-");
+    return at != std::string::npos && at + 13 < screen.size() &&
+           std::isdigit(static_cast<unsigned char>(screen[at + 13]));
+  };
+  for (int i = 0; i < 150 && !finished(); ++i) {
+    ::usleep(200 * 1000);
+    screen = run_command("tmux capture-pane -p -e -J" + t).output;  // -e keeps the colours
+  }
+  run_command("tmux kill-session" + t);
+  EXPECT_NE(screen.find("heatmap-exit-0"), std::string::npos) << screen;
+  EXPECT_NE(screen.find("48;5;"), std::string::npos) << "no 256-colour background:\n" << screen;
+  EXPECT_NE(screen.find("most active latents"), std::string::npos) << screen;
+  EXPECT_NE(screen.find("Congress"), std::string::npos) << screen;
+}
+
 // The whole pipeline through the real plugins on a 2-layer random GPT-2 and the bundled corpus:
 // harvest -> train -> evaluate -> report, each leaving its documented output.
 TEST(Cli, PipelineRunsEveryStageEndToEnd) {
@@ -161,6 +226,11 @@ TEST(Cli, PipelineRunsEveryStageEndToEnd) {
   for (const char* st : {"harvest", "train", "evaluate", "report"})
     EXPECT_TRUE(run["stages"].contains(st)) << st;
   EXPECT_GE(run["stages"]["harvest"]["summary"]["rows"].get<std::int64_t>(), 20000);
+  // The report holds every latent: 256 of them in chunks of 64.
+  EXPECT_TRUE(fs::exists(dir / "run" / "report" / "data" / "features" / "0003.js"));
+  EXPECT_TRUE(fs::exists(dir / "run" / "report" / "figures" / "density.svg"));
+  check_heatmap_pipe(dir / "run");
+  check_heatmap_in_tmux(dir / "run");
   // A finished run is continued stage by stage with --resume: nothing is redone.
   auto again = test::run_command("cd \"" + std::string(SAELAB_SOURCE_DIR) + "\" && " + exe() + " run " + cfg +
                                  " --out " + (dir / "run").string() + " --resume");

@@ -1,11 +1,12 @@
-// The report's building blocks: escaping untrusted text, the bounded top-k, bins, selection.
+// The report's building blocks: escaping untrusted text, token display strings, data scripts.
 #include <algorithm>
 #include <random>
 
 #include <gtest/gtest.h>
 
 #include "html_text.hpp"
-#include "latent_collect.hpp"
+#include "report_json.hpp"
+#include "saelab/core/token_display.hpp"
 #include "saelab/core/error.hpp"
 
 using namespace saelab;
@@ -51,45 +52,37 @@ TEST(HtmlText, Numbers) {
   EXPECT_EQ(html::percent(0.000123), "0.012%");
 }
 
-TEST(TopK, EqualsSortedPrefixIncludingTies) {
-  std::mt19937 rng(3);
-  std::vector<Example> all;
-  TopK top(7);
-  for (int i = 0; i < 500; ++i) {
-    Example e;
-    e.act = float(rng() % 40);  // many ties: the order must fall back to (seq, pos)
-    e.seq = rng() % 30;
-    e.pos = rng() % 16;
-    all.push_back(e);
-    if (top.accepts(e.act, e.seq, e.pos)) top.push(e);
-  }
-  std::sort(all.begin(), all.end(), ranks_before);
-  auto got = top.sorted();
-  ASSERT_EQ(got.size(), 7u);
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    EXPECT_EQ(got[i].act, all[i].act);
-    EXPECT_EQ(got[i].seq, all[i].seq);
-    EXPECT_EQ(got[i].pos, all[i].pos);
-  }
+TEST(TokenDisplay, PiecesMergeAndMarkersSitAtOddIndices) {
+  const auto p = token_display("ab\ncd\x80");
+  ASSERT_EQ(p.size(), 4u);
+  EXPECT_FALSE(p[0].marker);
+  EXPECT_EQ(p[0].text, "ab");
+  EXPECT_TRUE(p[1].marker);
+  EXPECT_EQ(p[1].text, "\u21B5");
+  EXPECT_EQ(p[3].text, "\\x80");
+  EXPECT_EQ(display_text(std::string("\0", 1)), "\\x00");
+  EXPECT_EQ(display_text(""), "\u2205");
+  EXPECT_EQ(report::display_json(" the"), " the");
+  EXPECT_EQ(report::display_json("\x80").dump(), R"(["","\\x80"])");
+  EXPECT_EQ(report::display_json("a\u202E").dump(), R"(["a","[U+202E]"])");
 }
 
-TEST(Bins, IntervalsAreOpenBelowClosedAbove) {
-  EXPECT_EQ(bin_of(10.0, 10.0, 5), 4);  // the max is in the last bin
-  EXPECT_EQ(bin_of(2.0, 10.0, 5), 0);   // (0, 2]
-  EXPECT_EQ(bin_of(2.0001, 10.0, 5), 1);
-  EXPECT_EQ(bin_of(0.001, 10.0, 5), 0);
+TEST(JsCall, DataCannotCloseTheScriptOrBreakALine) {
+  const nlohmann::json v = {{"t", "</script><script>alert(1)</script> & \u2028\u2029 <!--"}};
+  const auto js = report::js_call("SAELAB.x(", v);
+  EXPECT_EQ(js.find('<'), std::string::npos) << js;
+  EXPECT_EQ(js.find('>'), std::string::npos) << js;
+  EXPECT_EQ(js.find('&'), std::string::npos) << js;
+  EXPECT_EQ(js.find("\u2028"), std::string::npos) << js;
+  EXPECT_EQ(js.find("\u2029"), std::string::npos) << js;
+  // Still the same value once parsed back.
+  const auto body = js.substr(9, js.size() - 9 - 3);
+  EXPECT_EQ(nlohmann::json::parse(body), v);
+  EXPECT_EQ(js.substr(js.size() - 3), ");\n");
 }
 
-TEST(Selection, MostActiveRandomAndList) {
-  auto counts = torch::tensor({5, 0, 9, 9, 1}, torch::kInt64);
-  auto maxv = torch::tensor({1.0f, 0.0f, 0.5f, 3.0f, 7.0f});
-  EXPECT_EQ(select_latents(Selection::MostActive, counts, maxv, 3, {}, 0),
-            (std::vector<std::int64_t>{2, 3, 0}));
-  EXPECT_EQ(select_latents(Selection::MaxActivation, counts, maxv, 2, {}, 0),
-            (std::vector<std::int64_t>{4, 3}));
-  auto r = select_latents(Selection::Random, counts, maxv, 10, {}, 5);
-  EXPECT_EQ(r, (std::vector<std::int64_t>{0, 2, 3, 4}));  // all live ones, never the dead one
-  EXPECT_EQ(select_latents(Selection::List, counts, maxv, 1, {4, 1, 4}, 0),
-            (std::vector<std::int64_t>{4, 1}));
-  EXPECT_THROW(parse_selection("best"), ConfigError);
+TEST(RoundSig, KeepsFiveSignificantDigits) {
+  EXPECT_EQ(report::round_sig(3.14159265), 3.1416);
+  EXPECT_EQ(report::round_sig(0.000123456789), 0.00012346);
+  EXPECT_EQ(report::round_sig(0.0), 0.0);
 }

@@ -100,7 +100,7 @@ std::string scatter_svg(const ScatterPlot& plot) {
     s += "\"/>\n";
   }
   double last_x = -1e9, last_y = -1e9;  // where the previous label went
-  for (const auto& p : pts) {
+  for (const auto& p : plot.markers ? pts : std::vector<ScatterPoint>{}) {
     s += "<circle cx=\"" + num(px(p.x)) + "\" cy=\"" + num(py(p.y)) +
          "\" r=\"4.5\" fill=\"#d9512c\"><title>" + markup_escape(p.label) + "</title></circle>";
     // Labels go left of points in the right third, so they stay inside the frame, and below the
@@ -112,6 +112,42 @@ std::string scatter_svg(const ScatterPlot& plot) {
     s += "<text x=\"" + num(px(p.x) + (left ? -8 : 8)) + "\" y=\"" + num(y) + "\" text-anchor=\"" +
          (left ? "end" : "start") + "\" font-size=\"11\">" + markup_escape(p.label) + "</text>\n";
   }
+  s += "<text x=\"" + num(kWidth / 2) + "\" y=\"28\" text-anchor=\"middle\" font-size=\"15\">" +
+       markup_escape(plot.title) + "</text>\n";
+  s += "<text x=\"" + num((kLeft + kWidth - kRight) / 2) + "\" y=\"" + num(kHeight - 18) +
+       "\" text-anchor=\"middle\">" + markup_escape(plot.x_label) + "</text>\n";
+  s += "<text transform=\"translate(20," + num((kTop + kHeight - kBottom) / 2) +
+       ") rotate(-90)\" text-anchor=\"middle\">" + markup_escape(plot.y_label) + "</text>\n";
+  return s + "</svg>\n";
+}
+
+std::string histogram_svg(const HistogramPlot& plot) {
+  SAELAB_CHECK(!plot.counts.empty() && plot.edges.size() == plot.counts.size() + 1, Error, "histogram '",
+               plot.title, "': ", plot.edges.size(), " edges for ", plot.counts.size(), " bins");
+  const double top = std::max(1.0, *std::max_element(plot.counts.begin(), plot.counts.end()));
+  const Axis ax = nice_axis(plot.edges.front(), plot.edges.back()), ay = nice_axis(0, top);
+  const auto px = [&](double v) { return kLeft + (v - ax.lo) / (ax.hi - ax.lo) * (kWidth - kLeft - kRight); };
+  const auto py = [&](double v) {
+    return kHeight - kBottom - (v - ay.lo) / (ay.hi - ay.lo) * (kHeight - kTop - kBottom);
+  };
+  std::string s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(kWidth) + "\" height=\"" +
+                  num(kHeight) + "\" viewBox=\"0 0 " + num(kWidth) + " " + num(kHeight) +
+                  "\" font-family=\"DejaVu Sans, sans-serif\" font-size=\"12\">\n";
+  s += "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n";
+  s += "<title>" + markup_escape(plot.title) + "</title>\n";
+  s += axis_ticks(ax, true, px) + axis_ticks(ay, false, py);
+  char range[96];
+  for (std::size_t i = 0; i < plot.counts.size(); ++i) {
+    if (!(plot.counts[i] > 0)) continue;
+    const double x0 = px(plot.edges[i]), x1 = px(plot.edges[i + 1]);
+    std::snprintf(range, sizeof range, "%.4g to %.4g: %.10g", plot.edges[i], plot.edges[i + 1],
+                  plot.counts[i]);
+    s += "<rect x=\"" + num(x0) + "\" y=\"" + num(py(plot.counts[i])) + "\" width=\"" +
+         num(std::max(0.8, x1 - x0 - 0.5)) + "\" height=\"" + num(py(0) - py(plot.counts[i])) +
+         "\" fill=\"#3b6fb6\"><title>" + range + "</title></rect>\n";
+  }
+  s += "<rect x=\"" + num(kLeft) + "\" y=\"" + num(kTop) + "\" width=\"" + num(kWidth - kLeft - kRight) +
+       "\" height=\"" + num(kHeight - kTop - kBottom) + "\" fill=\"none\" stroke=\"#555\"/>\n";
   s += "<text x=\"" + num(kWidth / 2) + "\" y=\"28\" text-anchor=\"middle\" font-size=\"15\">" +
        markup_escape(plot.title) + "</text>\n";
   s += "<text x=\"" + num((kLeft + kWidth - kRight) / 2) + "\" y=\"" + num(kHeight - 18) +

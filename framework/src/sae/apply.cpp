@@ -25,24 +25,27 @@ void check_hook_width(const ActivationSource& source, const std::string& hook, s
                "; use the SAE with the hook it was trained on");
 }
 
-SaeApplied apply_sae(SaeArchitecture& sae, const torch::Tensor& x, double input_scale) {
+torch::Tensor encode_sae(SaeArchitecture& sae, const torch::Tensor& x, double input_scale) {
   const SaeShape shape = sae.shape();
   SAELAB_CHECK(x.dim() == 2 && x.size(1) == shape.d_in, Error, "SAE '", sae.architecture(),
                "' takes activations [n, ", shape.d_in, "] but got ", x.sizes(),
                "; the hook's width must equal the SAE's d_in");
   SAELAB_CHECK(input_scale > 0, Error, "input_scale must be > 0; got ", input_scale);
-  auto dev = module_device(sae);
-  auto xin = x.to(dev, torch::kFloat32);
+  auto xin = x.to(module_device(sae), torch::kFloat32);
   if (input_scale != 1.0) xin = xin * input_scale;
+  auto latents = sae.encode(xin);
+  SAELAB_CHECK(latents.dim() == 2 && latents.size(0) == x.size(0) && latents.size(1) == shape.d_sae, Error,
+               "SAE '", sae.architecture(), "' encode returned ", latents.sizes(), "; expected [", x.size(0),
+               ", ", shape.d_sae, "]");
+  return latents;
+}
+
+SaeApplied apply_sae(SaeArchitecture& sae, const torch::Tensor& x, double input_scale) {
   SaeApplied out;
-  out.latents = sae.encode(xin);
-  SAELAB_CHECK(
-      out.latents.dim() == 2 && out.latents.size(0) == x.size(0) && out.latents.size(1) == shape.d_sae, Error,
-      "SAE '", sae.architecture(), "' encode returned ", out.latents.sizes(), "; expected [", x.size(0), ", ",
-      shape.d_sae, "]");
+  out.latents = encode_sae(sae, x, input_scale);
   auto recon = sae.decode(out.latents);
-  SAELAB_CHECK(recon.sizes() == xin.sizes(), Error, "SAE '", sae.architecture(), "' decode returned ",
-               recon.sizes(), "; expected ", xin.sizes());
+  SAELAB_CHECK(recon.dim() == 2 && recon.size(0) == x.size(0) && recon.size(1) == x.size(1), Error, "SAE '",
+               sae.architecture(), "' decode returned ", recon.sizes(), "; expected ", x.sizes());
   if (input_scale != 1.0) recon = recon / input_scale;
   out.reconstruction = recon.to(x.device(), x.scalar_type());
   return out;

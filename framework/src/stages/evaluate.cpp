@@ -6,6 +6,7 @@
 #include "saelab/data/corpus.hpp"
 #include "saelab/core/fs_util.hpp"
 #include "saelab/interfaces/activation_source.hpp"
+#include "saelab/interfaces/activation_store.hpp"
 #include "saelab/interfaces/evaluator.hpp"
 #include "saelab/interfaces/reporter.hpp"
 #include "saelab/core/log.hpp"
@@ -138,25 +139,41 @@ nlohmann::json run_evaluate(StageContext& ctx) {
   return result.contains("summary") ? result["summary"] : nlohmann::json::object();
 }
 
+// An unshuffled reader over the run's store when it is complete (the report may scan its rows
+// instead of running the model); null otherwise.
+std::unique_ptr<ActivationReader> report_reader(StageContext& ctx) {
+  const fs::path dir = ctx.store_dir();
+  if (!fs::exists(dir / "manifest.json") || !ctx.store()->stats(dir)) return nullptr;
+  ReaderOptions ro;
+  ro.shuffle = false;
+  ro.batch_rows = 1024;
+  ro.buffer_rows = 1024;
+  return ctx.store()->open_reader(dir, ro);
+}
+
 nlohmann::json run_report(StageContext& ctx) {
   const fs::path out = ctx.run_dir / "report";
-  refuse_existing(ctx, out, "report");
+  // No removal here: the reporter replaces an existing report only once the new one is complete.
+  if (fs::exists(out) && !ctx.overwrite)
+    throw UsageError(cat("'", out.string(), "' already exists; pass --overwrite to write the report again"));
   const LoadedSae loaded = load_sae(ctx.registry, sae_dir(ctx), ctx.plugin_ctx);
   HeldOut held = held_out_tokens(ctx, "report");
   nlohmann::json eval;
   if (fs::exists(ctx.run_dir / "eval.json"))
     eval = nlohmann::json::parse(read_file(ctx.run_dir / "eval.json", 256 << 20, "evaluation"));
   auto reporter = ctx.registry.create<Reporter>(ctx.options().plugin("report.reporter"), ctx.plugin_ctx);
-  fs::create_directories(out);
+  auto reader = report_reader(ctx);
   ReportContext rc{*loaded.sae,
                    ctx.source().get(),
                    loaded.meta.hook_name,
                    held.tokens.get(),
-                   nullptr,
+                   reader.get(),
                    eval,
                    out,
                    1.0,
-                   row_filter(ctx.options(), ctx.source()->info())};
+                   row_filter(ctx.options(), ctx.source()->info()),
+                   ctx.run_dir,
+                   ctx.config.resolved};
   reporter->write(rc);
   log::info("report: wrote ", (out / "index.html").string());
   return {{"index", (out / "index.html").string()}};

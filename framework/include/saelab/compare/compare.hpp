@@ -42,9 +42,17 @@ struct SAELAB_API ScatterPlot {
   std::string title, x_label, y_label;
   std::vector<ScatterPoint> points;
   bool connect = true;  // a line through the points in x order (a frontier)
+  bool markers = true;  // a labelled dot per point (false for long curves)
 };
 // A self-contained SVG document (no scripts, no external references).
 SAELAB_API std::string scatter_svg(const ScatterPlot& plot);
+struct SAELAB_API HistogramPlot {
+  std::string title, x_label, y_label;
+  std::vector<double> edges;   // [bins + 1], increasing
+  std::vector<double> counts;  // [bins]
+};
+// A self-contained SVG bar chart; every bar has a <title> with its range and count.
+SAELAB_API std::string histogram_svg(const HistogramPlot& plot);
 // The SVG rendered to a PNG file at its own size. Throws Error naming the file on failure.
 SAELAB_API void write_svg_as_png(const std::string& svg, const std::filesystem::path& png);
 

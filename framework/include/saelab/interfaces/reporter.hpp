@@ -1,6 +1,7 @@
 #pragma once
 // Reporter: renders what an SAE's latents mean (top-activating contexts, histograms, logit effects).
 #include <filesystem>
+#include <string>
 
 #include <nlohmann/json.hpp>
 
@@ -21,8 +22,10 @@ struct SAELAB_API ReportContext {
   ActivationReader* reader;  // stored activations with provenance (may be null)
   nlohmann::json eval;       // eval.json contents if the evaluate stage ran (else null)
   std::filesystem::path out_dir;
-  double input_scale = 1.0;  // multiply raw activations by this before the SAE (folded SAEs: 1)
-  RowFilter rows;            // positions left out of the statistics and examples (token scans)
+  double input_scale = 1.0;       // multiply raw activations by this before the SAE (folded SAEs: 1)
+  RowFilter rows;                 // positions left out of the statistics and examples (token scans)
+  std::filesystem::path run_dir;  // the run's directory (metrics.jsonl); empty outside a run
+  std::string config_text;        // the experiment as YAML, shown in the report (may be empty)
 };
 
 class SAELAB_API Reporter {

@@ -26,6 +26,9 @@ SAELAB_API torch::Device module_device(const torch::nn::Module& module);
 // the SAE returns tensors of the wrong shape.
 SAELAB_API SaeApplied apply_sae(SaeArchitecture& sae, const torch::Tensor& x, double input_scale);
 
+// Only the latents [n, d_sae] (reports and heatmaps need no reconstruction); same checks.
+SAELAB_API torch::Tensor encode_sae(SaeArchitecture& sae, const torch::Tensor& x, double input_scale);
+
 // Checks that `source` has `hook` and that its width is d_in. `who` starts the message
 // ("evaluator standard"); the error lists the available hooks.
 SAELAB_API void check_hook_width(const ActivationSource& source, const std::string& hook, std::int64_t d_in,
