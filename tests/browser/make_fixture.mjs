@@ -75,7 +75,9 @@ const XSS = [
   [HUNDRED_K, HUNDRED_K],
 ];
 const syll = ['ca', 'te', 'ro', 'na', 'li', 'st', 'er', 'ing', 'ion', 'ma', 'pe', 'dis', 'con', 'tr', 'ul', 'es',
-  'ad', 'ph', 'qu', 'ent', 'ly', 'ous', 'ze', 'vo', 'ki', 'ba', 'go', 'mi', 'su', 'ta', 'cat', 'dog'];
+  'ad', 'ph', 'qu', 'ent', 'ly', 'ous', 'ze', 'vo', 'ki', 'ba', 'go', 'mi', 'su', 'ta', 'dog', 'an', 'or', 'in', 're',
+  'de', 'mo', 'par', 'pro', 'ver', 'al', 'ic', 'um', 'ast', 'ell', 'ow', 'ight', 'bl', 'gr', 'sh', 'th', 'wh', 'ck',
+  'us', 'is', 'at', 'en', 'ex', 'im', 'un', 'ful', 'ness', 'ment', 'ter', 'ver', 'low', 'fr', 'cl', 'pl', 'sp'];
 const special = [
   ['', '↵'], ['', '↵↵'], ['', '⇥'], ' ', '  ', '    ', ['', '\\xC3'], ['', '\\xE2\\x80'], ['', '∅'],
   ' cat', 'cat', ' Cat', ' category', 'Catal', ' scatter', ' the', ' of', ',', '.', ' and', ' to', ' a',
@@ -87,13 +89,14 @@ for (const s of special) vocab.push(s);
 const seen = new Set(vocab.map((v) => JSON.stringify(v)));
 while (vocab.length < nVocab) {
   let w = '';
-  const k = 1 + randint(3);
-  for (let i = 0; i < k; i++) w += pick(syll);
-  if (rand() < 0.5) w = ' ' + w;
-  else if (rand() < 0.15) w = w[0].toUpperCase() + w.slice(1);
-  if (rand() < 0.03) w += String(randint(100));
-  const key = JSON.stringify(w);
-  if (seen.has(key)) w = w + vocab.length;  // unique, like a real vocabulary
+  for (let tries = 0; w === '' || seen.has(JSON.stringify(w)); tries++) {
+    w = '';
+    const k = 1 + randint(tries > 20 ? 4 : 3);
+    for (let i = 0; i < k; i++) w += pick(syll);
+    if (rand() < 0.5) w = ' ' + w;
+    else if (rand() < 0.15) w = w[0].toUpperCase() + w.slice(1);
+    if (tries > 40) w += String(vocab.length);  // unique, like a real vocabulary
+  }
   seen.add(JSON.stringify(w));
   vocab.push(w);
 }

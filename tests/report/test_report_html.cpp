@@ -33,11 +33,13 @@ CorpusConfig corpus_config(const std::string& path) {
 
 fs::path run_report(ActivationSource* src, SaeArchitecture& sae, const std::string& corpus,
                     const std::map<std::string, OptionValue>& opts, const std::string& name = "report",
-                    const char* hook = kResidHook, ActivationReader* reader = nullptr) {
+                    const char* hook = kResidHook, ActivationReader* reader = nullptr,
+                    const fs::path& run_dir = {}) {
   std::unique_ptr<TokenBatches> tokens;
   if (src) tokens = std::make_unique<TokenBatches>(corpus_config(corpus), *src);
   const auto dir = fs::path(corpus).parent_path() / name;
-  ReportContext ctx{sae, src, hook, tokens.get(), reader, nlohmann::json(), dir, 1.0, {}, {}, "seed: 1\n"};
+  ReportContext ctx{sae, src, hook, tokens.get(), reader,     nlohmann::json(),
+                    dir, 1.0, {},   run_dir,      "seed: 1\n"};
   make_plugin<Reporter>("html", opts, 11)->write(ctx);
   return dir;
 }
@@ -234,4 +236,34 @@ TEST(ReportHtml, LargeDictionaryWritesEveryLatent) {
   EXPECT_EQ(read_data_script(dir / "data" / "latents.js")["rows"].size(), 24576u);
   EXPECT_TRUE(fs::exists(dir / "data" / "features" / "0383.js"));
   EXPECT_EQ(read_feature(dir, 24575)["id"], 24575);
+}
+
+TEST(ReportHtml, FiguresForPapersAsSvgAndPng) {
+  FakeSource src(kD);
+  auto sae = random_sae(kD, 20, 7);
+  auto corpus = write_corpus("c.txt", corpus_text(1500));
+  const fs::path run = fs::path(corpus).parent_path() / "run";
+  std::string lines = "{\"event\": \"start\"}\nnot json\n";
+  for (int step = 0; step < 5; ++step)
+    lines += "{\"step\": " + std::to_string(step * 10) +
+             ", \"tokens\": 1, \"loss\": " + std::to_string(1.0 / (step + 1)) + ", \"l0\": 7}\n";
+  write_bytes(run / "metrics.jsonl", lines);
+  const auto dir = run_report(&src, *sae, corpus,
+                              {{"tokens", std::int64_t(80)}, {"png", true}, {"png_latents", std::int64_t(3)}},
+                              "report", kResidHook, nullptr, run);
+  for (const char* f : {"density.svg", "density.png", "train-loss.svg", "train-loss.png", "train-l0.png"}) {
+    ASSERT_TRUE(fs::exists(dir / "figures" / f)) << f;
+    if (std::string(f).find(".png") != std::string::npos)
+      EXPECT_EQ(read_bytes(dir / "figures" / f).substr(1, 3), "PNG") << f;
+  }
+  int latent_pngs = 0;
+  for (const auto& e : fs::directory_iterator(dir / "figures"))
+    latent_pngs += e.path().filename().string().rfind("latent-", 0) == 0;
+  EXPECT_EQ(latent_pngs, 3);
+  const auto summary = read_data_script(dir / "data" / "summary.js");
+  std::vector<std::string> files;
+  for (const auto& f : summary["figures"]) files.push_back(f["file"]);
+  EXPECT_EQ(files, (std::vector<std::string>{"figures/density.svg", "figures/train-l0.svg",
+                                             "figures/train-loss.svg"}));
+  EXPECT_EQ(summary["config"], "seed: 1\n");
 }

@@ -1,4 +1,4 @@
-// Labelled scatter plots as SVG, and SVG to PNG through librsvg and cairo.
+// Labelled scatter plots and histograms as SVG, and SVG to PNG through librsvg and cairo.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -73,6 +73,23 @@ std::string axis_ticks(const Axis& a, bool horizontal, const std::function<doubl
   return s;
 }
 
+std::string svg_open(const std::string& title) {
+  return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(kWidth) + "\" height=\"" + num(kHeight) +
+         "\" viewBox=\"0 0 " + num(kWidth) + " " + num(kHeight) +
+         "\" font-family=\"DejaVu Sans, sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" "
+         "fill=\"#ffffff\"/>\n<title>" +
+         markup_escape(title) + "</title>\n";
+}
+
+// The title above the frame and the axis labels.
+std::string titles(const std::string& title, const std::string& x_label, const std::string& y_label) {
+  return "<text x=\"" + num(kWidth / 2) + "\" y=\"28\" text-anchor=\"middle\" font-size=\"15\">" +
+         markup_escape(title) + "</text>\n<text x=\"" + num((kLeft + kWidth - kRight) / 2) + "\" y=\"" +
+         num(kHeight - 18) + "\" text-anchor=\"middle\">" + markup_escape(x_label) +
+         "</text>\n<text transform=\"translate(20," + num((kTop + kHeight - kBottom) / 2) +
+         ") rotate(-90)\" text-anchor=\"middle\">" + markup_escape(y_label) + "</text>\n";
+}
+
 }  // namespace
 
 std::string scatter_svg(const ScatterPlot& plot) {
@@ -86,11 +103,7 @@ std::string scatter_svg(const ScatterPlot& plot) {
   const auto py = [&](double v) {
     return kHeight - kBottom - (v - ay.lo) / (ay.hi - ay.lo) * (kHeight - kTop - kBottom);
   };
-  std::string s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(kWidth) + "\" height=\"" +
-                  num(kHeight) + "\" viewBox=\"0 0 " + num(kWidth) + " " + num(kHeight) +
-                  "\" font-family=\"DejaVu Sans, sans-serif\" font-size=\"12\">\n";
-  s += "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n";
-  s += "<title>" + markup_escape(plot.title) + "</title>\n";
+  std::string s = svg_open(plot.title);
   s += axis_ticks(ax, true, px) + axis_ticks(ay, false, py);
   s += "<rect x=\"" + num(kLeft) + "\" y=\"" + num(kTop) + "\" width=\"" + num(kWidth - kLeft - kRight) +
        "\" height=\"" + num(kHeight - kTop - kBottom) + "\" fill=\"none\" stroke=\"#555\"/>\n";
@@ -112,13 +125,7 @@ std::string scatter_svg(const ScatterPlot& plot) {
     s += "<text x=\"" + num(px(p.x) + (left ? -8 : 8)) + "\" y=\"" + num(y) + "\" text-anchor=\"" +
          (left ? "end" : "start") + "\" font-size=\"11\">" + markup_escape(p.label) + "</text>\n";
   }
-  s += "<text x=\"" + num(kWidth / 2) + "\" y=\"28\" text-anchor=\"middle\" font-size=\"15\">" +
-       markup_escape(plot.title) + "</text>\n";
-  s += "<text x=\"" + num((kLeft + kWidth - kRight) / 2) + "\" y=\"" + num(kHeight - 18) +
-       "\" text-anchor=\"middle\">" + markup_escape(plot.x_label) + "</text>\n";
-  s += "<text transform=\"translate(20," + num((kTop + kHeight - kBottom) / 2) +
-       ") rotate(-90)\" text-anchor=\"middle\">" + markup_escape(plot.y_label) + "</text>\n";
-  return s + "</svg>\n";
+  return s + titles(plot.title, plot.x_label, plot.y_label) + "</svg>\n";
 }
 
 std::string histogram_svg(const HistogramPlot& plot) {
@@ -130,11 +137,7 @@ std::string histogram_svg(const HistogramPlot& plot) {
   const auto py = [&](double v) {
     return kHeight - kBottom - (v - ay.lo) / (ay.hi - ay.lo) * (kHeight - kTop - kBottom);
   };
-  std::string s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(kWidth) + "\" height=\"" +
-                  num(kHeight) + "\" viewBox=\"0 0 " + num(kWidth) + " " + num(kHeight) +
-                  "\" font-family=\"DejaVu Sans, sans-serif\" font-size=\"12\">\n";
-  s += "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n";
-  s += "<title>" + markup_escape(plot.title) + "</title>\n";
+  std::string s = svg_open(plot.title);
   s += axis_ticks(ax, true, px) + axis_ticks(ay, false, py);
   char range[96];
   for (std::size_t i = 0; i < plot.counts.size(); ++i) {
@@ -148,13 +151,7 @@ std::string histogram_svg(const HistogramPlot& plot) {
   }
   s += "<rect x=\"" + num(kLeft) + "\" y=\"" + num(kTop) + "\" width=\"" + num(kWidth - kLeft - kRight) +
        "\" height=\"" + num(kHeight - kTop - kBottom) + "\" fill=\"none\" stroke=\"#555\"/>\n";
-  s += "<text x=\"" + num(kWidth / 2) + "\" y=\"28\" text-anchor=\"middle\" font-size=\"15\">" +
-       markup_escape(plot.title) + "</text>\n";
-  s += "<text x=\"" + num((kLeft + kWidth - kRight) / 2) + "\" y=\"" + num(kHeight - 18) +
-       "\" text-anchor=\"middle\">" + markup_escape(plot.x_label) + "</text>\n";
-  s += "<text transform=\"translate(20," + num((kTop + kHeight - kBottom) / 2) +
-       ") rotate(-90)\" text-anchor=\"middle\">" + markup_escape(plot.y_label) + "</text>\n";
-  return s + "</svg>\n";
+  return s + titles(plot.title, plot.x_label, plot.y_label) + "</svg>\n";
 }
 
 void write_svg_as_png(const std::string& svg, const fs::path& png) {
