@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything saelab needs on Debian 12 (bookworm). Idempotent: safe to re-run.
 #   scripts/setup.sh            build and runtime dependencies + offline data (tokenizer, corpus)
-#   scripts/setup.sh --oracle   also the test-only Python oracle venvs (.venv-oracle, .venv-saelens)
+#   scripts/setup.sh --oracle   also the test-only Python oracle venvs (.venv-oracle, .venv-saelens),
+#                               chromium and playwright-core (tests/browser) for the report checks
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,8 +35,8 @@ if ! command -v npm >/dev/null 2>&1; then
   packages+=(nodejs npm)
 fi
 if [ "$want_oracle" = 1 ]; then
-  # Test-only: the Python oracle and a headless browser that renders the HTML report.
-  packages+=(python3 python3-venv python3-torch python3-numpy python3-h5py chromium)
+  # Test-only: the Python oracle, a headless browser that renders the HTML report, and tmux.
+  packages+=(python3 python3-venv python3-torch python3-numpy python3-h5py chromium tmux)
 fi
 
 missing=()
@@ -89,5 +90,12 @@ s.LRScheduler = getattr(s, 'LRScheduler', s._LRScheduler)
 import sae_lens.evals, sae_lens.synthetic.evals" \
     || { echo "setup: SAELens 6.54's evaluation code does not import; delete .venv-saelens and re-run" >&2; exit 1; }
   echo "setup: SAELens oracle ready: export SAELAB_SAELENS_PYTHON=$PWD/.venv-saelens/bin/python"
+
+  # playwright-core (pinned in tests/browser/package-lock.json) drives Debian's chromium for the
+  # browser checks of the HTML report (tests/report/test_report_browser.cpp).
+  npm ci --prefix tests/browser --no-audit --no-fund
+  node -e "require('./tests/browser/node_modules/playwright-core')" \
+    || { echo "setup: playwright-core did not install in tests/browser; delete tests/browser/node_modules and re-run" >&2; exit 1; }
+  echo "setup: browser checks ready (tests/browser, /usr/bin/chromium)"
 fi
 echo "setup: done"

@@ -83,6 +83,9 @@ std::unique_ptr<FeatureScan> open_scan(ReportContext& ctx, const HtmlReportOptio
                  "run the harvest stage, or set report.reporter.input to tokens");
     SAELAB_CHECK(ctx.reader->d() == ctx.sae.shape().d_in, Error, "report html: stored activations for hook '",
                  ctx.hook, "' have width ", ctx.reader->d(), " but the SAE's d_in is ", ctx.sae.shape().d_in);
+    log::info("report: scanning the harvested store's rows (input: ",
+              o.input == ScanInput::Auto ? "auto, the run has a complete store" : "store",
+              "); they carry their tokens, so no forward pass is needed");
     return store_feature_scan(*ctx.reader, o.tokens);
   }
   SAELAB_CHECK(ctx.source && ctx.tokens, Error, "report html: nothing to scan for hook '", ctx.hook,
@@ -93,6 +96,8 @@ std::unique_ptr<FeatureScan> open_scan(ReportContext& ctx, const HtmlReportOptio
   t.batch_size = o.batch_size;
   t.exclude_bos = o.exclude_bos;
   t.rows = ctx.rows;
+  log::info("report: running held-out tokens through the model (input: ",
+            o.input == ScanInput::Auto ? "auto, no complete store" : "tokens", ")");
   return token_feature_scan(*ctx.source, *ctx.tokens, ctx.hook, t);
 }
 
@@ -141,12 +146,13 @@ void HtmlReporter::write(ReportContext& ctx) {
   torch::NoGradGuard no_grad;
   EvalModeGuard eval_mode(ctx.sae);
   auto scan = open_scan(ctx, opts_);
-  log::info("report: scanning up to ", opts_.tokens, " tokens of hook '", ctx.hook, "' for all ",
-            ctx.sae.shape().d_sae, " latents");
+  log::info("report: up to ", opts_.tokens, " tokens of hook '", ctx.hook, "' for all ", ctx.sae.shape().d_sae,
+            " latents");
   FeatureCollector features(ctx.sae.shape().d_sae, opts_.features);
   ReportInputs in{ctx, opts_, features};
   in.timing = scan_all(*scan, ctx, features);
   in.scan_description = scan->description();
+  log::info("report: scanned ", in.scan_description);
   const auto w_dec = decoder_of(ctx.sae);
   auto t0 = std::chrono::steady_clock::now();
   in.neighbours = decoder_neighbours(w_dec, opts_.neighbours);

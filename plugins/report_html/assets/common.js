@@ -115,7 +115,7 @@
     if (typeof density !== 'number') return '–';
     if (density === 0) return '0%';
     const p = density * 100;
-    return (p >= 1e-3 ? String(Number(p.toPrecision(3))) : p.toExponential(2)) + '%';
+    return (p >= 1e-6 ? String(Number(p.toPrecision(3))) : p.toExponential(2)) + '%';
   }
 
   // ---- loading ------------------------------------------------------------------------------
@@ -155,8 +155,10 @@
   }
 
   function ready(ms) {
-    document.body.dataset.ready = '1';
+    // renderMs: this render's own time; readyAt: ms since navigation start (the checks read both).
     if (ms !== undefined) document.body.dataset.renderMs = String(Math.round(ms));
+    document.body.dataset.readyAt = String(Math.round(performance.now()));
+    document.body.dataset.ready = '1';
   }
 
   // A status line at the bottom of the page for the token under the pointer.

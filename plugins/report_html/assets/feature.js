@@ -49,7 +49,7 @@
   // ---- parts of the page ----------------------------------------------------------------------
 
   function stats(f) {
-    const s = el('section', 'card stats');
+    const s = el('section', 'card wide stats');
     const dl = el('dl', 'statgrid');
     const add = (k, v, hint) => {
       const d = el('div', 'stat');
@@ -157,15 +157,32 @@
     return t;
   }
 
+  function logits(f) {
+    const sl = el('section', 'card');
+    sl.id = 'logits';
+    sl.appendChild(el('h2', '', 'Logit effects'));
+    const lg = f.logits || {};
+    if (lg.unavailable !== undefined) {
+      sl.appendChild(el('p', 'muted', 'Unavailable: ' + String(lg.unavailable)));
+    } else {
+      const two = el('div', 'two');
+      two.appendChild(logitTable('promoted', lg.top));
+      two.appendChild(logitTable('suppressed', lg.bottom));
+      sl.appendChild(two);
+    }
+    return sl;
+  }
+
   function render(id, f) {
     clear(main);
     document.getElementById('title').textContent = 'Latent ' + id;
     document.title = 'saelab · latent ' + id;
     document.getElementById('subtitle').textContent = [S.model_id, S.hook].filter(Boolean).join(' · ');
     const max = typeof f.max === 'number' ? f.max : 0;
+    main.appendChild(stats(f));
     const head = el('div', 'row2');
-    head.appendChild(stats(f));
     head.appendChild(histogram(f));
+    head.appendChild(logits(f));
     main.appendChild(head);
 
     const top = Array.isArray(f.top) ? f.top : [];
@@ -189,21 +206,7 @@
       }
     }
 
-    const lower = el('div', 'row2');
-    const sl = el('section', 'card');
-    sl.id = 'logits';
-    sl.appendChild(el('h2', '', 'Logit effects'));
-    const lg = f.logits || {};
-    if (lg.unavailable !== undefined) {
-      sl.appendChild(el('p', 'muted', 'Unavailable: ' + String(lg.unavailable)));
-    } else {
-      const two = el('div', 'two');
-      two.appendChild(logitTable('promoted', lg.top));
-      two.appendChild(logitTable('suppressed', lg.bottom));
-      sl.appendChild(two);
-    }
-    lower.appendChild(sl);
-    const sn = el('section', 'card');
+    const sn = el('section', 'card wide');
     sn.id = 'neighbours';
     sn.appendChild(el('h2', '', 'Nearest decoder directions'));
     const nb = Array.isArray(f.neighbours) ? f.neighbours : [];
@@ -221,8 +224,7 @@
     } else {
       sn.appendChild(el('p', 'muted', 'none'));
     }
-    lower.appendChild(sn);
-    main.appendChild(lower);
+    main.appendChild(sn);
   }
 
   function show() {

@@ -96,7 +96,10 @@
 
   // ---- latent table -------------------------------------------------------------------------
 
-  const tbody = document.getElementById('rows');
+  const table = document.getElementById('latent-table');
+  const GROUP = 128;   // rows per <tbody>: each group skips rendering while off screen (style.css)
+  let groups = [];     // the <tbody> groups, in display order
+  let hiddenGroup = null;  // a hidden <tbody> that holds the filtered-out rows
   const countEl = document.getElementById('count');
   let data = [];        // per latent: {id, count, density, max, mean_firing, top, text, tr}
   let order = [];       // indices into data, in display order
@@ -149,7 +152,6 @@
     const ci = (name, dflt) => { const i = cols.indexOf(name); return i >= 0 ? i : dflt; };
     const cId = ci('id', 0), cCount = ci('count', 1), cDen = ci('density', 2), cMax = ci('max', 3),
       cMf = ci('mean_firing', 4), cTop = ci('top_tokens', 5);
-    const frag = document.createDocumentFragment();
     const n = L.rows.length;
     data = new Array(n);
     for (let i = 0; i < n; i++) {
@@ -171,16 +173,20 @@
       c[4].firstChild.nodeValue = fmt(d.mean_firing);
       rowIndex.set(tr, i);
       data[i] = d;
-      frag.appendChild(tr);
     }
-    tbody.appendChild(frag);
     order = data.map((_, i) => i);
+    hiddenGroup = document.createElement('tbody');
+    hiddenGroup.className = 'filtered';
+    hiddenGroup.hidden = true;
+    layout();
+    table.appendChild(hiddenGroup);
     if ('oncontentvisibilityautostatechange' in window) {
-      // Rows skip rendering while off screen (style.css); their chips are built when they stop.
-      tbody.addEventListener('contentvisibilityautostatechange', (e) => {
-        if (e.skipped) return;
-        const i = rowIndex.get(e.target);
-        if (i !== undefined) fillChips(data[i]);
+      // A group's chips are built when it first comes near the screen.
+      table.addEventListener('contentvisibilityautostatechange', (e) => {
+        const g = e.target;
+        if (!(g instanceof HTMLTableSectionElement) || g === hiddenGroup) return;
+        g.live = !e.skipped;
+        if (g.live) fillGroup(g);
       }, true);
     } else {
       // No such event: build every row's chips in the background, in slices.
@@ -192,6 +198,38 @@
       };
       slice();
     }
+  }
+
+  function fillGroup(g) {
+    for (const tr of g.rows) {
+      const i = rowIndex.get(tr);
+      if (i !== undefined) fillChips(data[i]);
+    }
+  }
+
+  // Puts the shown rows, in `order`, into groups of GROUP rows; the others into the hidden group.
+  function layout() {
+    const shown = [], gone = document.createDocumentFragment();
+    for (const i of order) {
+      if (data[i].shown) shown.push(data[i].tr); else gone.appendChild(data[i].tr);
+    }
+    const need = Math.ceil(shown.length / GROUP);
+    while (groups.length < need) {
+      const g = document.createElement('tbody');
+      g.className = 'grp';
+      g.live = false;
+      groups.push(g);
+    }
+    while (groups.length > need) groups.pop().remove();
+    for (let k = 0; k < need; k++) {
+      const g = groups[k];
+      const frag = document.createDocumentFragment();
+      for (let j = k * GROUP; j < Math.min(shown.length, (k + 1) * GROUP); j++) frag.appendChild(shown[j]);
+      g.appendChild(frag);  // the rows it had moved into other groups already
+      if (!g.parentNode) table.insertBefore(g, hiddenGroup && hiddenGroup.parentNode ? hiddenGroup : null);
+      if (g.live) fillGroup(g);
+    }
+    if (hiddenGroup) hiddenGroup.appendChild(gone);
   }
   const rowIndex = new WeakMap();
 
@@ -207,16 +245,17 @@
     const lo = dmin.value === '' ? null : Number(dmin.value) / 100;
     const hi = dmax.value === '' ? null : Number(dmax.value) / 100;
     const noDead = hidedead.checked;
-    let shown = 0;
+    let shown = 0, changed = false;
     for (const d of data) {
       let ok = true;
       if (q) ok = (qid !== null && d.id === qid) || (!idOnly && d.text.indexOf(q) >= 0);
       if (ok && lo !== null && !Number.isNaN(lo)) ok = d.density >= lo;
       if (ok && hi !== null && !Number.isNaN(hi)) ok = d.density <= hi;
       if (ok && noDead) ok = d.count > 0;
-      if (ok !== d.shown) { d.shown = ok; d.tr.hidden = !ok; }
+      if (ok !== d.shown) { d.shown = ok; d.tr.hidden = !ok; changed = true; }
       if (ok) shown++;
     }
+    if (changed) layout();
     countEl.textContent = group(shown) + ' of ' + group(data.length) + ' latents';
   }
 
@@ -228,9 +267,7 @@
       if (x !== y) return x < y ? -dir : dir;
       return data[a].id - data[b].id;
     });
-    const frag = document.createDocumentFragment();
-    for (const i of order) frag.appendChild(data[i].tr);
-    tbody.appendChild(frag);
+    layout();
     applySort.marks(key, dir);
   }
   applySort.marks = (key, dir) => {

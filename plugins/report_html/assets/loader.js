@@ -8,8 +8,9 @@
     summary(v) { store.summary = v; },
     vocab(v) { store.vocab = v; },
     latents(v) { store.latents = v; },
-    // A feature chunk: data/features/NNNN.js calls SAELAB.features(NNNN, {"<id>": feature, ...}).
+    // A feature chunk: data/features/NNNN.js calls SAELAB.features(N, {"<id>": feature, ...}).
     features(n, v) {
+      n = Number(n);
       store.chunks.set(n, v);
       const w = store.waiting.get(n);
       if (w) {
