@@ -56,11 +56,7 @@ bool parse(int argc, char** argv, Args& a) {
 
 Options options(const Registry& reg, const char* kind, const char* name,
                 const std::map<std::string, OptionValue>& v) {
-  const auto* f = reg.find(kind, name);
-  if (!f) throw Error(cat("plugin ", kind, "/", name, " is not built; build with -DSAELAB_BUILD_BENCH=ON"));
-  Options o = default_options(f->schema, kind);
-  for (const auto& [k, val] : v) o.set_given(k, val, SourceLoc{"bench_eval", 0, 0});
-  return o;
+  return bench::plugin_options(reg, kind, name, v, "bench_eval");
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {

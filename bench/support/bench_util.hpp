@@ -11,6 +11,9 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include "saelab/core/error.hpp"
+#include "saelab/core/registry.hpp"
+
 namespace saelab::bench {
 
 // Best wall time of `iters` calls after one warm-up call (allocator and BLAS buffers).
@@ -33,6 +36,16 @@ inline double sgemm_gflops(int iters) {
   auto c = at::empty({n, n});
   const double s = best_seconds(iters, [&] { at::mm_out(c, a, b); });
   return 2.0 * n * n * n / s / 1e9;
+}
+
+// A plugin's default options with `values` set, as a YAML file would give them.
+inline Options plugin_options(const Registry& reg, const char* kind, const char* name,
+                              const std::map<std::string, OptionValue>& values, const char* who) {
+  const auto* f = reg.find(kind, name);
+  if (!f) throw Error(cat("plugin ", kind, "/", name, " is not built; build with -DSAELAB_BUILD_BENCH=ON"));
+  Options o = default_options(f->schema, kind);
+  for (const auto& [k, v] : values) o.set_given(k, v, SourceLoc{who, 0, 0});
+  return o;
 }
 
 // Runs `cmd` with its stdout sent to `out` and parses the JSON there; null when it fails.

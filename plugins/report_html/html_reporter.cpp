@@ -146,8 +146,8 @@ void HtmlReporter::write(ReportContext& ctx) {
   torch::NoGradGuard no_grad;
   EvalModeGuard eval_mode(ctx.sae);
   auto scan = open_scan(ctx, opts_);
-  log::info("report: up to ", opts_.tokens, " tokens of hook '", ctx.hook, "' for all ", ctx.sae.shape().d_sae,
-            " latents");
+  log::info("report: up to ", opts_.tokens, " tokens of hook '", ctx.hook, "' for all ",
+            ctx.sae.shape().d_sae, " latents");
   FeatureCollector features(ctx.sae.shape().d_sae, opts_.features);
   ReportInputs in{ctx, opts_, features};
   in.timing = scan_all(*scan, ctx, features);

@@ -33,16 +33,31 @@ std::uint64_t sample_priority(std::uint64_t seed, std::int64_t latent, std::int6
                      static_cast<std::uint64_t>(pos));
 }
 
-bool ranks_before(const FeatureExample& a, const FeatureExample& b) {
+namespace {
+
+// The two orders, for public examples and for the collector's slots alike.
+template <class E>
+bool ranks_order(const E& a, const E& b) {
   if (a.act != b.act) return a.act > b.act;
   if (a.seq != b.seq) return a.seq < b.seq;
   return a.pos < b.pos;
 }
 
-bool sampled_before(const FeatureExample& a, const FeatureExample& b) {
+template <class E>
+bool sampled_order(const E& a, const E& b) {
   if (a.priority != b.priority) return a.priority < b.priority;
   if (a.seq != b.seq) return a.seq < b.seq;
   return a.pos < b.pos;
+}
+
+}  // namespace
+
+bool ranks_before(const FeatureExample& a, const FeatureExample& b) {
+  return ranks_order(a, b);
+}
+
+bool sampled_before(const FeatureExample& a, const FeatureExample& b) {
+  return sampled_order(a, b);
 }
 
 namespace {
@@ -56,15 +71,11 @@ struct Slot {
 };
 
 bool slot_ranks_before(const Slot& a, const Slot& b) {
-  if (a.act != b.act) return a.act > b.act;
-  if (a.seq != b.seq) return a.seq < b.seq;
-  return a.pos < b.pos;
+  return ranks_order(a, b);
 }
 
 bool slot_sampled_before(const Slot& a, const Slot& b) {
-  if (a.priority != b.priority) return a.priority < b.priority;
-  if (a.seq != b.seq) return a.seq < b.seq;
-  return a.pos < b.pos;
+  return sampled_order(a, b);
 }
 
 // Candidates of a band merge, staged so the merged band may overwrite its own sources.
