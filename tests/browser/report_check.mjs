@@ -124,16 +124,17 @@ await main(async (browser) => {
   await page.screenshot({ path: path.join(shotDir, 'feature.png') });
   noProblems(problems, 'feature ' + id);
 
-  // next
+  // next (prev when the feature is the last latent)
   const firstUrl = page.url();
+  const [link, to] = id + 1 < expect.rows ? ['next', id + 1] : ['prev', id - 1];
   await page.evaluate(() => { document.body.dataset.ready = '0'; });
-  await page.click('#next');
+  await page.click('#' + link);
   await page.waitForSelector('body[data-ready="1"]', { timeout: 30000 });
   const hash = await page.evaluate(() => location.hash);
-  check(hash === '#' + (id + 1), `feature ${id}: "next" goes to #${id + 1}`, hash);
+  check(hash === '#' + to, `feature ${id}: "${link}" goes to #${to}`, hash);
   const title = await page.textContent('#title');
-  check(title.includes(String(id + 1)), `feature ${id}: "next" re-renders for the new id`, title);
-  check(page.url().split('#')[0] === firstUrl.split('#')[0], `feature ${id}: "next" stays on feature.html`, page.url());
+  check(title.includes(String(to)), `feature ${id}: "${link}" re-renders for the new id`, title);
+  check(page.url().split('#')[0] === firstUrl.split('#')[0], `feature ${id}: "${link}" stays on feature.html`, page.url());
   // an id out of range shows a message, no exception
   await page.evaluate(() => { document.body.dataset.ready = '0'; location.hash = '#999999999'; });
   await page.waitForSelector('body[data-ready="1"]', { timeout: 30000 });
