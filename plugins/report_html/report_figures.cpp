@@ -67,7 +67,16 @@ std::vector<Figure> write_training_figures(const fs::path& metrics_jsonl, const 
       if (k != "step" && k != "tokens" && v.is_number() && std::isfinite(v.get<double>()))
         curves[k].push_back({step, v.get<double>(), ""});
   }
-  for (const auto& [key, pts] : curves) {
+  // The quantities a reader looks for first, then the rest by name; timings (*_s) are not curves.
+  std::vector<std::string> keys;
+  for (const char* k : {"loss", "mse", "l0", "explained_variance", "dead_fraction"})
+    if (curves.count(k)) keys.push_back(k);
+  for (const auto& [key, pts] : curves)
+    if (std::find(keys.begin(), keys.end(), key) == keys.end() &&
+        !(key.size() > 2 && key.compare(key.size() - 2, 2, "_s") == 0))
+      keys.push_back(key);
+  for (const auto& key : keys) {
+    const auto& pts = curves[key];
     if (pts.size() < 2 || out.size() >= 8) continue;
     ScatterPlot p;
     p.title = "Training: " + key;

@@ -246,7 +246,8 @@ TEST(ReportHtml, FiguresForPapersAsSvgAndPng) {
   std::string lines = "{\"event\": \"start\"}\nnot json\n";
   for (int step = 0; step < 5; ++step)
     lines += "{\"step\": " + std::to_string(step * 10) +
-             ", \"tokens\": 1, \"loss\": " + std::to_string(1.0 / (step + 1)) + ", \"l0\": 7}\n";
+             ", \"tokens\": 1, \"loss\": " + std::to_string(1.0 / (step + 1)) +
+             ", \"l0\": 7, \"elapsed_s\": 3}\n";
   write_bytes(run / "metrics.jsonl", lines);
   const auto dir = run_report(&src, *sae, corpus,
                               {{"tokens", std::int64_t(80)}, {"png", true}, {"png_latents", std::int64_t(3)}},
