@@ -264,7 +264,7 @@ TEST(ReportHtml, FiguresForPapersAsSvgAndPng) {
   const auto summary = read_data_script(dir / "data" / "summary.js");
   std::vector<std::string> files;
   for (const auto& f : summary["figures"]) files.push_back(f["file"]);
-  EXPECT_EQ(files, (std::vector<std::string>{"figures/density.svg", "figures/train-l0.svg",
-                                             "figures/train-loss.svg"}));
+  EXPECT_EQ(files, (std::vector<std::string>{"figures/density.svg", "figures/train-loss.svg",
+                                             "figures/train-l0.svg"}));
   EXPECT_EQ(summary["config"], "seed: 1\n");
 }
