@@ -71,8 +71,20 @@
     }
     const mb = document.getElementById('metrics-body');
     if (S.eval && typeof S.eval === 'object') {
+      // The headline metrics (eval.json's summary) first; every value of eval.json folded below.
+      const head = S.eval.summary && typeof S.eval.summary === 'object' ? leaves(S.eval.summary, '', []) : [];
       const ls = leaves(S.eval, '', []);
-      if (ls.length) mb.appendChild(kv(ls)); else mb.appendChild(el('p', 'muted', 'eval.json is empty.'));
+      if (head.length) mb.appendChild(kv(head));
+      if (ls.length && head.length) {
+        const d = el('details', 'config');
+        d.appendChild(el('summary', '', 'all of eval.json (' + ls.length + ' values)'));
+        d.appendChild(kv(ls));
+        mb.appendChild(d);
+      } else if (ls.length) {
+        mb.appendChild(kv(ls));
+      } else {
+        mb.appendChild(el('p', 'muted', 'eval.json is empty.'));
+      }
     } else {
       mb.appendChild(el('p', 'muted', 'No evaluation for this run (saelab eval writes eval.json).'));
     }
