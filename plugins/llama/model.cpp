@@ -92,7 +92,8 @@ Model::Model(const gguf::File& file, const Config& config, torch::Dtype dtype, t
 }
 
 torch::Tensor Model::attention(const torch::Tensor& x, const BlockWeights& w, const torch::Tensor& mask,
-                               const torch::Tensor& cos, const torch::Tensor& sin) const {
+                               const torch::Tensor& cos, const torch::Tensor& sin, KvCache* cache,
+                               std::int64_t layer) const {
   const auto B = x.size(0), T = x.size(1), H = cfg_.n_head, Hkv = cfg_.n_head_kv, Dh = cfg_.head_dim;
   const auto G = cfg_.group();
   const auto qkv = unflatten(at::mm(rows(x), w.w_qkv), x);  // [B, T, (H + 2 Hkv) Dh]
@@ -104,8 +105,16 @@ torch::Tensor Model::attention(const torch::Tensor& x, const BlockWeights& w, co
   q = q.view({B, T, Hkv, G, Dh}).permute({0, 2, 3, 1, 4}).reshape({B * Hkv, G * T, Dh});
   k = k.permute({0, 2, 1, 3}).reshape({B * Hkv, T, Dh});
   v = v.permute({0, 2, 1, 3}).reshape({B * Hkv, T, Dh});
+  if (cache) {  // [B Hkv, past + T, Dh]
+    auto& ck = cache->k[static_cast<std::size_t>(layer)];
+    auto& cv = cache->v[static_cast<std::size_t>(layer)];
+    ck = ck.defined() ? at::cat({ck, k}, 1) : k.contiguous();
+    cv = cv.defined() ? at::cat({cv, v}, 1) : v.contiguous();
+    k = ck;
+    v = cv;
+  }
   auto scores = at::baddbmm(mask, q, k.transpose(1, 2), /*beta=*/1.0,
-                            /*alpha=*/1.0 / std::sqrt(static_cast<double>(Dh)));  // [B Hkv, G T, T]
+                            /*alpha=*/1.0 / std::sqrt(static_cast<double>(Dh)));  // [B Hkv, G T, past + T]
   at::_softmax_out(scores, scores, -1, /*half_to_float=*/false);
   auto ctx = at::bmm(scores, v);  // [B Hkv, G T, Dh]
   auto merged = ctx.view({B, Hkv, G, T, Dh}).permute({0, 3, 1, 2, 4}).reshape({B, T, H * Dh});
@@ -114,10 +123,10 @@ torch::Tensor Model::attention(const torch::Tensor& x, const BlockWeights& w, co
 
 torch::Tensor Model::block_forward(torch::Tensor x, std::int64_t layer, const torch::Tensor& mask,
                                    const torch::Tensor& cos, const torch::Tensor& sin,
-                                   const models::RunPlan& plan) const {
+                                   const models::RunPlan& plan, KvCache* cache) const {
   const BlockWeights& w = blocks_[static_cast<std::size_t>(layer)];
   auto hook = [&](HookKind kind, torch::Tensor& t) { plan.at({kind, layer}, t); };
-  auto a = attention(rms_norm(x, w.attn_norm, cfg_.rms_eps), w, mask, cos, sin);
+  auto a = attention(rms_norm(x, w.attn_norm, cfg_.rms_eps), w, mask, cos, sin, cache, layer);
   hook(HookKind::AttnOut, a);
   x = x + a;  // out of place: a captured resid_pre keeps its value
   hook(HookKind::ResidMid, x);
@@ -144,7 +153,7 @@ torch::Tensor Model::run(const torch::Tensor& tokens, const models::RunPlan& pla
                   .repeat({cfg_.group(), 1});
   for (std::int64_t l = 0; l < plan.n_blocks; ++l) {
     plan.at({HookKind::ResidPre, l}, x);
-    x = block_forward(x, l, mask, rot.cos, rot.sin, plan);
+    x = block_forward(x, l, mask, rot.cos, rot.sin, plan, nullptr);
   }
   if (plan.n_blocks < cfg_.n_layer) plan.at({HookKind::ResidPre, plan.n_blocks}, x);
   if (!plan.final_ln) return x;
@@ -152,6 +161,28 @@ torch::Tensor Model::run(const torch::Tensor& tokens, const models::RunPlan& pla
   plan.at({HookKind::LnFinal, cfg_.n_layer}, x);
   if (!plan.unembed) return x;
   return unflatten(at::mm(rows(x), head_.t()), x);  // [B, T, vocab]
+}
+
+torch::Tensor Model::run_cached(const torch::Tensor& tokens, KvCache& cache) const {
+  SAELAB_CHECK(tokens.dim() == 2 && tokens.size(0) == 1, Error, "llama: run_cached takes tokens [1, T], got ",
+               tokens.sizes());
+  if (cache.k.empty()) {
+    cache.k.resize(static_cast<std::size_t>(cfg_.n_layer));
+    cache.v.resize(static_cast<std::size_t>(cfg_.n_layer));
+  }
+  const std::int64_t P = cache.length, T = tokens.size(1);
+  auto x = at::embedding(embed_, tokens);  // [1, T, d]
+  const auto rot = rotary_tables(P + T, cfg_.rope_dim, cfg_.rope_base, x.device());
+  const auto cos = rot.cos.narrow(0, P, T), sin = rot.sin.narrow(0, P, T);
+  // New position P + i sees keys 0 .. P + i: [G T, P + T].
+  auto mask = at::full({T, P + T}, -std::numeric_limits<float>::infinity(), x.options())
+                  .triu_(P + 1)
+                  .repeat({cfg_.group(), 1});
+  const models::RunPlan none;
+  for (std::int64_t l = 0; l < cfg_.n_layer; ++l) x = block_forward(x, l, mask, cos, sin, none, &cache);
+  cache.length = P + T;
+  x = rms_norm(x, final_norm_, cfg_.rms_eps);
+  return unflatten(at::mm(rows(x), head_.t()), x);  // [1, T, vocab]
 }
 
 }  // namespace saelab::llama

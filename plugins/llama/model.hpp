@@ -20,12 +20,18 @@
 
 #include "config.hpp"
 #include "saelab/formats/gguf.hpp"
+#include "saelab/models/generate.hpp"
 #include "saelab/models/hooks.hpp"
 
 namespace saelab::llama {
 
 struct BlockWeights {
   torch::Tensor attn_norm, w_qkv, w_o, ffn_norm, w_gate_up, w_down;
+};
+
+// Keys and values of every block for one sequence: [Hkv, positions, Dh] each (batch 1).
+struct KvCache : models::KvCache {
+  std::vector<torch::Tensor> k, v;
 };
 
 class Model {
@@ -38,17 +44,24 @@ class Model {
   // stream [batch, seq, d] where the plan stopped (after the final norm when plan.final_ln).
   torch::Tensor run(const torch::Tensor& tokens, const models::RunPlan& plan) const;
 
+  // tokens [1, T] at positions cache.length.. -> logits [1, T, vocab]; appends their keys and
+  // values to `cache`. The same numbers as run() over the whole sequence, up to float rounding.
+  torch::Tensor run_cached(const torch::Tensor& tokens, KvCache& cache) const;
+
   const Config& config() const { return cfg_; }
   const torch::Tensor& head() const { return head_; }              // W_U^T: [vocab, d]
   const torch::Tensor& final_norm() const { return final_norm_; }  // [d]
   const BlockWeights& block(std::int64_t l) const { return blocks_.at(static_cast<std::size_t>(l)); }
 
  private:
+  // With `cache`, the block's keys and values of earlier positions are prepended to this call's
+  // (and this call's appended to them); mask is then [G T, past + T].
   torch::Tensor block_forward(torch::Tensor x, std::int64_t layer, const torch::Tensor& mask,
-                              const torch::Tensor& cos, const torch::Tensor& sin,
-                              const models::RunPlan& plan) const;
+                              const torch::Tensor& cos, const torch::Tensor& sin, const models::RunPlan& plan,
+                              KvCache* cache = nullptr) const;
   torch::Tensor attention(const torch::Tensor& x, const BlockWeights& w, const torch::Tensor& mask,
-                          const torch::Tensor& cos, const torch::Tensor& sin) const;
+                          const torch::Tensor& cos, const torch::Tensor& sin, KvCache* cache,
+                          std::int64_t layer) const;
 
   Config cfg_;
   torch::Tensor embed_, final_norm_, head_;

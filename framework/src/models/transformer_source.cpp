@@ -105,4 +105,45 @@ torch::Tensor TransformerSource::logit_effects(const torch::Tensor& directions, 
   return escape_inference(out);
 }
 
+torch::Tensor TransformerSource::forward_cached(const torch::Tensor&, KvCache&) {
+  throw Error(cat(prefix_, ": this model has no key/value cache"));
+}
+
+std::vector<std::int32_t> TransformerSource::generate(const std::vector<std::int32_t>& prompt,
+                                                      const GenerateOptions& opts) {
+  check_generate_options(opts);
+  SAELAB_CHECK(!prompt.empty(), UsageError, prefix_, ": generate needs a prompt of at least one token");
+  const std::int64_t total = static_cast<std::int64_t>(prompt.size()) + opts.max_new_tokens;
+  SAELAB_CHECK(total <= info().max_context, UsageError, prefix_, ": a prompt of ", prompt.size(),
+               " tokens plus ", opts.max_new_tokens, " new ones is ", total,
+               " tokens, more than the model's context of ", info().max_context, " (", context_key_,
+               "); shorten the prompt or ask for fewer tokens");
+  DetRng rng(opts.seed);
+  RunPlan plan;
+  plan.n_blocks = hook_shape().n_layer;
+  plan.final_ln = plan.unembed = true;
+  auto as_tensor = [](const std::vector<std::int32_t>& v, std::size_t from) {
+    std::vector<std::int64_t> w(v.begin() + static_cast<std::ptrdiff_t>(from), v.end());
+    return torch::tensor(w, torch::kInt64).unsqueeze(0);
+  };
+  c10::InferenceMode guard;
+  std::unique_ptr<KvCache> cache = opts.use_cache ? new_cache() : nullptr;
+  std::vector<std::int32_t> all = prompt, out;
+  std::size_t run = 0;  // tokens of `all` already in the cache
+  while (static_cast<std::int64_t>(out.size()) < opts.max_new_tokens) {
+    torch::Tensor logits;  // [1, T, vocab]
+    if (cache) {
+      logits = forward_cached(prepare_tokens(as_tensor(all, run)), *cache);
+      run = all.size();
+    } else {
+      logits = forward(prepare_tokens(as_tensor(all, 0)), plan);
+    }
+    const std::int32_t token = next_token(logits[0][logits.size(1) - 1], opts, rng);
+    out.push_back(token);
+    all.push_back(token);
+    if (token == opts.stop_token) break;
+  }
+  return out;
+}
+
 }  // namespace saelab::models

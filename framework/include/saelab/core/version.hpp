@@ -8,7 +8,8 @@ inline constexpr const char* kVersion = "0.1.0";
 // Bumped whenever an interface header, the registry or the manifest changes layout or meaning.
 // A plugin built against another value is refused before any of its C++ types is touched.
 // 2: SourceInfo::special_tokens; 3: SourceInfo::hook_layers, EvalContext/ReportContext::rows;
-// 4: EvalContext::corpus and cache
-inline constexpr std::uint32_t kPluginAbiVersion = 4;
+// 4: EvalContext::corpus and cache; 5: ReportContext::run_dir and config_text,
+// ActivationSource::generate
+inline constexpr std::uint32_t kPluginAbiVersion = 5;
 
 }  // namespace saelab

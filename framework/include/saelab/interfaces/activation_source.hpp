@@ -38,6 +38,18 @@ struct SAELAB_API ModelOutput {
   torch::Tensor loss;    // [batch, seq - 1] next-token cross-entropy per position
 };
 
+// How text is generated: greedy when temperature is 0, else sampling from softmax(logits / T)
+// restricted to the smallest set of tokens whose probability reaches top_p (nucleus sampling),
+// from a generator seeded by `seed` (the same seed gives the same text on any machine).
+struct SAELAB_API GenerateOptions {
+  std::int64_t max_new_tokens = 32;
+  double temperature = 0.0;
+  double top_p = 1.0;
+  std::uint64_t seed = 0;
+  std::int32_t stop_token = -1;  // generation ends after this token (-1: none)
+  bool use_cache = true;         // keys and values of earlier positions are kept (false: recompute)
+};
+
 // Replaces a hook's activation: receives [batch, seq, d], returns the same shape.
 using HookFn = std::function<torch::Tensor(const torch::Tensor&)>;
 
@@ -65,6 +77,11 @@ class SAELAB_API ActivationSource {
   virtual torch::Tensor logit_effects(const torch::Tensor& directions, const std::string& hook) = 0;
 
   virtual torch::Device device() const = 0;
+
+  // Continues `prompt` by up to max_new_tokens tokens; returns only the new ones. Sources that
+  // cannot generate throw Error saying so.
+  virtual std::vector<std::int32_t> generate(const std::vector<std::int32_t>& prompt,
+                                             const GenerateOptions& opts);
 };
 
 }  // namespace saelab

@@ -5,6 +5,7 @@
 // stop, run with one hook replaced, direct logit effects), validating tokens once, here.
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 
 #include "saelab/core/export.hpp"
 #include "saelab/interfaces/activation_source.hpp"
+#include "saelab/models/generate.hpp"
 #include "saelab/models/hooks.hpp"
 
 namespace saelab::models {
@@ -24,6 +26,10 @@ class SAELAB_API TransformerSource : public ActivationSource {
                                    bool want_logits) override;
   torch::Tensor logit_effects(const torch::Tensor& directions, const std::string& hook) override;
   torch::Device device() const override { return device_; }
+  // The decode loop of generate.hpp; with opts.use_cache and a model that has a cache, each step
+  // runs only the new token.
+  std::vector<std::int32_t> generate(const std::vector<std::int32_t>& prompt,
+                                     const GenerateOptions& opts) override;
 
  protected:
   // `prefix` starts every error message ("gpt2", "llama"); `context_key` names where the context
@@ -38,6 +44,12 @@ class SAELAB_API TransformerSource : public ActivationSource {
   virtual torch::Tensor forward(const torch::Tensor& tokens, const RunPlan& plan) = 0;
   // The matrix that maps a residual-stream direction to its direct logit effect: [vocab, d_model].
   virtual torch::Tensor logit_unembedding() const = 0;
+  // An empty key/value cache for one sequence, or null when the model has none (generation then
+  // runs the whole sequence at every step).
+  virtual std::unique_ptr<KvCache> new_cache() const { return nullptr; }
+  // tokens [1, T] int64, validated, at positions cache.length .. cache.length + T - 1 -> logits
+  // [1, T, vocab]; extends the cache by T. Runs under InferenceMode.
+  virtual torch::Tensor forward_cached(const torch::Tensor& tokens, KvCache& cache);
 
   // Checks shape, dtype, the context length (info().max_context) and the id range
   // (info().vocab_size); returns int64 on device().
