@@ -28,6 +28,10 @@ Looking at features (RUN is a run directory, or an SAE directory with --config F
   heatmap RUN --text "..."   the text coloured by the most active latents (or --features 12,99)
   features RUN --text "..."  per token, its most active latents (--json for scripts)
 
+Using features:
+  steer RUN --prompt "..." --feature 123:+8   default and steered completions side by side
+  monitor RUN --watch 123 [--input F]         watched latents over text or JSONL (exit 3: fired)
+
 Tools:
   plugins         list loaded plugins (kind, name, version, file)
   doctor          show device, threads, BLAS and its measured speed
@@ -54,6 +58,8 @@ int dispatch(const std::string& verb, const saelab::cli::Args& args) {
   if (verb == "fetch-model") return cmd_fetch_model(args);
   if (verb == "heatmap") return cmd_heatmap(args);
   if (verb == "features") return cmd_features(args);
+  if (verb == "steer") return cmd_steer(args);
+  if (verb == "monitor") return cmd_monitor(args);
   if (verb == "--version" || verb == "version") {
     std::cout << "saelab " << saelab::kVersion << "\n";
     return 0;

@@ -151,9 +151,14 @@ torch::Tensor Model::run(const torch::Tensor& tokens, const models::RunPlan& pla
   auto mask = at::full({T, T}, -std::numeric_limits<float>::infinity(), x.options())
                   .triu_(1)
                   .repeat({cfg_.group(), 1});
+  return run_blocks(x, mask, rot.cos, rot.sin, plan, nullptr);
+}
+
+torch::Tensor Model::run_blocks(torch::Tensor x, const torch::Tensor& mask, const torch::Tensor& cos,
+                                const torch::Tensor& sin, const models::RunPlan& plan, KvCache* cache) const {
   for (std::int64_t l = 0; l < plan.n_blocks; ++l) {
     plan.at({HookKind::ResidPre, l}, x);
-    x = block_forward(x, l, mask, rot.cos, rot.sin, plan, nullptr);
+    x = block_forward(x, l, mask, cos, sin, plan, cache);
   }
   if (plan.n_blocks < cfg_.n_layer) plan.at({HookKind::ResidPre, plan.n_blocks}, x);
   if (!plan.final_ln) return x;
@@ -163,9 +168,12 @@ torch::Tensor Model::run(const torch::Tensor& tokens, const models::RunPlan& pla
   return unflatten(at::mm(rows(x), head_.t()), x);  // [B, T, vocab]
 }
 
-torch::Tensor Model::run_cached(const torch::Tensor& tokens, KvCache& cache) const {
+torch::Tensor Model::run_cached(const torch::Tensor& tokens, KvCache& cache,
+                                const models::RunPlan& plan) const {
   SAELAB_CHECK(tokens.dim() == 2 && tokens.size(0) == 1, Error, "llama: run_cached takes tokens [1, T], got ",
                tokens.sizes());
+  SAELAB_CHECK(plan.n_blocks == cfg_.n_layer && plan.final_ln && plan.unembed, Error,
+               "llama: run_cached runs the whole model; its plan must reach the logits");
   if (cache.k.empty()) {
     cache.k.resize(static_cast<std::size_t>(cfg_.n_layer));
     cache.v.resize(static_cast<std::size_t>(cfg_.n_layer));
@@ -178,11 +186,9 @@ torch::Tensor Model::run_cached(const torch::Tensor& tokens, KvCache& cache) con
   auto mask = at::full({T, P + T}, -std::numeric_limits<float>::infinity(), x.options())
                   .triu_(P + 1)
                   .repeat({cfg_.group(), 1});
-  const models::RunPlan none;
-  for (std::int64_t l = 0; l < cfg_.n_layer; ++l) x = block_forward(x, l, mask, cos, sin, none, &cache);
+  auto logits = run_blocks(x, mask, cos, sin, plan, &cache);  // [1, T, vocab]
   cache.length = P + T;
-  x = rms_norm(x, final_norm_, cfg_.rms_eps);
-  return unflatten(at::mm(rows(x), head_.t()), x);  // [1, T, vocab]
+  return logits;
 }
 
 }  // namespace saelab::llama

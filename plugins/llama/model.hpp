@@ -46,7 +46,8 @@ class Model {
 
   // tokens [1, T] at positions cache.length.. -> logits [1, T, vocab]; appends their keys and
   // values to `cache`. The same numbers as run() over the whole sequence, up to float rounding.
-  torch::Tensor run_cached(const torch::Tensor& tokens, KvCache& cache) const;
+  // `plan` must reach the logits; its visitor sees only these T positions.
+  torch::Tensor run_cached(const torch::Tensor& tokens, KvCache& cache, const models::RunPlan& plan) const;
 
   const Config& config() const { return cfg_; }
   const torch::Tensor& head() const { return head_; }              // W_U^T: [vocab, d]
@@ -59,6 +60,9 @@ class Model {
   torch::Tensor block_forward(torch::Tensor x, std::int64_t layer, const torch::Tensor& mask,
                               const torch::Tensor& cos, const torch::Tensor& sin, const models::RunPlan& plan,
                               KvCache* cache = nullptr) const;
+  // Blocks [0, plan.n_blocks), then the final norm and unembedding as the plan asks.
+  torch::Tensor run_blocks(torch::Tensor x, const torch::Tensor& mask, const torch::Tensor& cos,
+                           const torch::Tensor& sin, const models::RunPlan& plan, KvCache* cache) const;
   torch::Tensor attention(const torch::Tensor& x, const BlockWeights& w, const torch::Tensor& mask,
                           const torch::Tensor& cos, const torch::Tensor& sin, KvCache* cache,
                           std::int64_t layer) const;

@@ -46,10 +46,11 @@ torch::Tensor LlamaSource::forward(const torch::Tensor& tokens, const models::Ru
   return model_->run(tokens, plan);
 }
 
-torch::Tensor LlamaSource::forward_cached(const torch::Tensor& tokens, models::KvCache& cache) {
+torch::Tensor LlamaSource::forward_cached(const torch::Tensor& tokens, models::KvCache& cache,
+                                          const models::RunPlan& plan) {
   auto* c = dynamic_cast<KvCache*>(&cache);
   SAELAB_CHECK(c, Error, "llama: forward_cached was given another model's cache");
-  return model_->run_cached(tokens, *c);
+  return model_->run_cached(tokens, *c, plan);
 }
 
 torch::Tensor LlamaSource::logit_unembedding() const {

@@ -44,7 +44,8 @@ class LlamaSource final : public models::TransformerSource {
   torch::Tensor forward(const torch::Tensor& tokens, const models::RunPlan& plan) override;
   torch::Tensor logit_unembedding() const override;
   std::unique_ptr<models::KvCache> new_cache() const override { return std::make_unique<KvCache>(); }
-  torch::Tensor forward_cached(const torch::Tensor& tokens, models::KvCache& cache) override;
+  torch::Tensor forward_cached(const torch::Tensor& tokens, models::KvCache& cache,
+                               const models::RunPlan& plan) override;
 
  private:
   std::unique_ptr<Model> model_;

@@ -31,9 +31,9 @@ TEST(LlamaGenerate, CachedLogitsEqualTheFullRun) {
   KvCache cache;
   const std::int64_t T = tokens.size(1);
   std::vector<torch::Tensor> parts;
-  parts.push_back(src.model().run_cached(tokens.narrow(1, 0, 5), cache));
-  parts.push_back(src.model().run_cached(tokens.narrow(1, 5, 1), cache));
-  parts.push_back(src.model().run_cached(tokens.narrow(1, 6, T - 6), cache));
+  parts.push_back(src.model().run_cached(tokens.narrow(1, 0, 5), cache, plan));
+  parts.push_back(src.model().run_cached(tokens.narrow(1, 5, 1), cache, plan));
+  parts.push_back(src.model().run_cached(tokens.narrow(1, 6, T - 6), cache, plan));
   EXPECT_EQ(cache.length, T);
   const auto d = test::compare("cached logits", at::cat(parts, 1), full);
   EXPECT_LE(d.rel(), 1e-5);

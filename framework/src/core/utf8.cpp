@@ -52,4 +52,11 @@ std::size_t utf8_valid_prefix(std::string_view s) {
   return n;
 }
 
+std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
+  const auto b = static_cast<unsigned char>(s[i]);
+  const std::size_t len = b < 0x80 ? 1 : b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 1;
+  if (len == 1 || i + len > s.size()) return 1;
+  return utf8_valid_prefix(s.substr(i, len)) == len ? len : 1;
+}
+
 }  // namespace saelab

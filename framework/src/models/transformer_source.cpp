@@ -105,8 +105,33 @@ torch::Tensor TransformerSource::logit_effects(const torch::Tensor& directions, 
   return escape_inference(out);
 }
 
-torch::Tensor TransformerSource::forward_cached(const torch::Tensor&, KvCache&) {
+torch::Tensor TransformerSource::forward_cached(const torch::Tensor&, KvCache&, const RunPlan&) {
   throw Error(cat(prefix_, ": this model has no key/value cache"));
+}
+
+RunPlan TransformerSource::edit_plan(const std::vector<HookEdit>& edits, EditSpan& span) const {
+  const HookShape shape = hook_shape();
+  RunPlan plan;
+  plan.n_blocks = shape.n_layer;
+  plan.final_ln = plan.unembed = true;
+  std::vector<std::pair<HookPoint, const HookEdit*>> edits_at;
+  for (const HookEdit& e : edits) {
+    SAELAB_CHECK(static_cast<bool>(e.fn), Error, prefix_, ": the edit at hook '", e.hook,
+                 "' has no function");
+    edits_at.emplace_back(parse_hook(e.hook, shape), &e);
+    plan.hooks.insert(edits_at.back().first);
+  }
+  plan.visit = [this, edits_at, &span](const HookPoint& p, torch::Tensor& act) {
+    for (const auto& [point, e] : edits_at) {
+      if (!(point == p)) continue;
+      auto edited = e->fn(act.to(torch::kFloat32), span);
+      SAELAB_CHECK(edited.defined() && edited.sizes() == act.sizes(), Error, prefix_, ": the edit at hook '",
+                   e->hook, "' returned shape ", edited.defined() ? edited.sizes() : at::IntArrayRef{},
+                   ", expected ", act.sizes());
+      act = edited.to(act.device(), act.scalar_type()).contiguous();
+    }
+  };
+  return plan;
 }
 
 std::vector<std::int32_t> TransformerSource::generate(const std::vector<std::int32_t>& prompt,
@@ -119,9 +144,8 @@ std::vector<std::int32_t> TransformerSource::generate(const std::vector<std::int
                " tokens, more than the model's context of ", info().max_context, " (", context_key_,
                "); shorten the prompt or ask for fewer tokens");
   DetRng rng(opts.seed);
-  RunPlan plan;
-  plan.n_blocks = hook_shape().n_layer;
-  plan.final_ln = plan.unembed = true;
+  EditSpan span{0, static_cast<std::int64_t>(prompt.size())};
+  const RunPlan plan = edit_plan(opts.edits, span);
   auto as_tensor = [](const std::vector<std::int32_t>& v, std::size_t from) {
     std::vector<std::int64_t> w(v.begin() + static_cast<std::ptrdiff_t>(from), v.end());
     return torch::tensor(w, torch::kInt64).unsqueeze(0);
@@ -129,13 +153,14 @@ std::vector<std::int32_t> TransformerSource::generate(const std::vector<std::int
   c10::InferenceMode guard;
   std::unique_ptr<KvCache> cache = opts.use_cache ? new_cache() : nullptr;
   std::vector<std::int32_t> all = prompt, out;
-  std::size_t run = 0;  // tokens of `all` already in the cache
   while (static_cast<std::int64_t>(out.size()) < opts.max_new_tokens) {
     torch::Tensor logits;  // [1, T, vocab]
     if (cache) {
-      logits = forward_cached(prepare_tokens(as_tensor(all, run)), *cache);
-      run = all.size();
+      span.first = cache->length;
+      logits = forward_cached(prepare_tokens(as_tensor(all, static_cast<std::size_t>(cache->length))), *cache,
+                              plan);
     } else {
+      span.first = 0;
       logits = forward(prepare_tokens(as_tensor(all, 0)), plan);
     }
     const std::int32_t token = next_token(logits[0][logits.size(1) - 1], opts, rng);

@@ -139,16 +139,13 @@ nlohmann::json run_evaluate(StageContext& ctx) {
   return result.contains("summary") ? result["summary"] : nlohmann::json::object();
 }
 
-// An unshuffled reader over the run's store when it is complete (the report may scan its rows
-// instead of running the model); null otherwise.
-std::unique_ptr<ActivationReader> report_reader(StageContext& ctx) {
-  const fs::path dir = ctx.store_dir();
-  if (!fs::exists(dir / "manifest.json") || !ctx.store()->stats(dir)) return nullptr;
+std::unique_ptr<ActivationReader> corpus_order_reader(ActivationStore& store, const fs::path& dir) {
+  if (dir.empty() || !fs::exists(dir / "manifest.json") || !store.stats(dir)) return nullptr;
   ReaderOptions ro;
   ro.shuffle = false;
   ro.batch_rows = 1024;
   ro.buffer_rows = 1024;
-  return ctx.store()->open_reader(dir, ro);
+  return store.open_reader(dir, ro);
 }
 
 nlohmann::json run_report(StageContext& ctx) {
@@ -162,7 +159,7 @@ nlohmann::json run_report(StageContext& ctx) {
   if (fs::exists(ctx.run_dir / "eval.json"))
     eval = nlohmann::json::parse(read_file(ctx.run_dir / "eval.json", 256 << 20, "evaluation"));
   auto reporter = ctx.registry.create<Reporter>(ctx.options().plugin("report.reporter"), ctx.plugin_ctx);
-  auto reader = report_reader(ctx);
+  auto reader = corpus_order_reader(*ctx.store(), ctx.store_dir());
   ReportContext rc{*loaded.sae,
                    ctx.source().get(),
                    loaded.meta.hook_name,

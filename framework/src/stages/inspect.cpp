@@ -4,7 +4,10 @@
 #include "saelab/config/experiment.hpp"
 #include "saelab/core/error.hpp"
 #include "saelab/core/plugin_host.hpp"
+#include "saelab/core/log.hpp"
 #include "saelab/core/runtime.hpp"
+#include "saelab/interfaces/activation_store.hpp"
+#include "stages.hpp"
 
 namespace saelab {
 namespace fs = std::filesystem;
@@ -38,9 +41,45 @@ Inspection open_inspection(const fs::path& run_or_sae, const fs::path& config) {
   in.sae = load_sae(registry, sae_dir, pc);
   in.hook = in.sae.meta.hook_name;
   in.prepend_bos = cfg.options.boolean("corpus.prepend_bos");
+  in.rows = row_filter(cfg.options, in.source->info());
+  in.corpus = corpus_config(cfg.options);
+  in.store = registry.create<ActivationStore>(cfg.options.plugin("store"), pc);
+  const std::string& store_dir = cfg.options.string("harvest.store_dir");
+  in.run_dir = sae_dir.parent_path();
+  if (fs::exists(in.run_dir / "config.resolved.yaml"))
+    in.store_dir = store_dir.empty() ? in.run_dir / "store" : fs::path(store_dir);
+  else
+    in.run_dir.clear();
   SAELAB_CHECK(in.source->info().hooks.count(in.hook) > 0, UsageError, "the SAE in '", sae_dir.string(),
                "' reads hook '", in.hook, "', which model '", in.source->info().model_id, "' does not have");
   return in;
+}
+
+ReferenceRows open_reference_rows(Inspection& in, const std::vector<fs::path>& text,
+                                  std::int64_t max_tokens) {
+  ReferenceRows r;
+  if (!text.empty()) {
+    CorpusConfig c = in.corpus;
+    c.paths = text;
+    r.tokens = std::make_unique<TokenBatches>(c, *in.source);
+    TokenScanOptions t;
+    t.max_tokens = max_tokens;
+    t.rows = in.rows;
+    r.scan = token_feature_scan(*in.source, *r.tokens, in.hook, t);
+    return r;
+  }
+  r.reader = corpus_order_reader(*in.store, in.store_dir);
+  if (r.reader) r.scan = store_feature_scan(*r.reader, max_tokens);
+  return r;
+}
+
+LatentReference inspection_reference(Inspection& in, const std::vector<fs::path>& text,
+                                     std::int64_t max_tokens, const std::vector<std::int64_t>& keep) {
+  ReferenceRows rows = open_reference_rows(in, text, max_tokens);
+  if (!rows.scan) return {};
+  LatentReference ref = reference_statistics(*rows.scan, *in.sae.sae, keep);
+  log::info("reference: ", ref.description);
+  return ref;
 }
 
 }  // namespace saelab

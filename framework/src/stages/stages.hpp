@@ -14,6 +14,7 @@ namespace saelab {
 
 class ActivationSource;
 class ActivationStore;
+class ActivationReader;
 struct RowFilter;
 struct SourceInfo;
 
@@ -45,6 +46,11 @@ struct StageContext {
 // and harvest.exclude_bos), after harvest.exclude_first_positions more, and without the source's
 // special tokens when harvest.exclude_special_tokens. Fails on the option when nothing is left.
 RowFilter row_filter(const Options& o, const SourceInfo& info);
+
+// An unshuffled reader over a store when it is complete (the report and reference statistics
+// scan its rows instead of running the model); null otherwise.
+std::unique_ptr<ActivationReader> corpus_order_reader(ActivationStore& store,
+                                                      const std::filesystem::path& dir);
 
 nlohmann::json run_harvest(StageContext& ctx);
 nlohmann::json run_train(StageContext& ctx);

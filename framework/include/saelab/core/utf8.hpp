@@ -12,6 +12,10 @@ namespace saelab {
 // Length in bytes of the longest well-formed prefix of `s` (s.size() when all of it is valid).
 SAELAB_API std::size_t utf8_valid_prefix(std::string_view s);
 
+// Bytes of the code point starting at s[i]: its sequence's length when well-formed, else 1 (an
+// invalid byte counts as one column). For counting and splitting text by code points.
+SAELAB_API std::size_t utf8_sequence_length(std::string_view s, std::size_t i);
+
 inline bool utf8_is_valid(std::string_view s) {
   return utf8_valid_prefix(s) == s.size();
 }

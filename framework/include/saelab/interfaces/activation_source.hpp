@@ -38,6 +38,23 @@ struct SAELAB_API ModelOutput {
   torch::Tensor loss;    // [batch, seq - 1] next-token cross-entropy per position
 };
 
+// Where a hook edit is during generation: its activation [1, T, d] holds positions
+// first .. first + T - 1 of a sequence whose first prompt_length tokens are the prompt (with a
+// key/value cache, the prompt comes at once and then one position per step).
+struct SAELAB_API EditSpan {
+  std::int64_t first = 0;
+  std::int64_t prompt_length = 0;
+};
+
+// Edits a hook's activation: [1, T, d] float32 -> the same shape.
+using HookEditFn = std::function<torch::Tensor(const torch::Tensor& act, const EditSpan& span)>;
+
+// One intervention at a hook. Edits at the same hook apply in the order given.
+struct SAELAB_API HookEdit {
+  std::string hook;
+  HookEditFn fn;
+};
+
 // How text is generated: greedy when temperature is 0, else sampling from softmax(logits / T)
 // restricted to the smallest set of tokens whose probability reaches top_p (nucleus sampling),
 // from a generator seeded by `seed` (the same seed gives the same text on any machine).
@@ -48,6 +65,7 @@ struct SAELAB_API GenerateOptions {
   std::uint64_t seed = 0;
   std::int32_t stop_token = -1;  // generation ends after this token (-1: none)
   bool use_cache = true;         // keys and values of earlier positions are kept (false: recompute)
+  std::vector<HookEdit> edits;   // interventions applied at every forward step (steering)
 };
 
 // Replaces a hook's activation: receives [batch, seq, d], returns the same shape.

@@ -48,8 +48,9 @@ class SAELAB_API TransformerSource : public ActivationSource {
   // runs the whole sequence at every step).
   virtual std::unique_ptr<KvCache> new_cache() const { return nullptr; }
   // tokens [1, T] int64, validated, at positions cache.length .. cache.length + T - 1 -> logits
-  // [1, T, vocab]; extends the cache by T. Runs under InferenceMode.
-  virtual torch::Tensor forward_cached(const torch::Tensor& tokens, KvCache& cache);
+  // [1, T, vocab]; extends the cache by T. `plan` runs the whole model (its visitor sees these T
+  // positions). Runs under InferenceMode.
+  virtual torch::Tensor forward_cached(const torch::Tensor& tokens, KvCache& cache, const RunPlan& plan);
 
   // Checks shape, dtype, the context length (info().max_context) and the id range
   // (info().vocab_size); returns int64 on device().
@@ -57,6 +58,10 @@ class SAELAB_API TransformerSource : public ActivationSource {
   const std::string& prefix() const { return prefix_; }
 
  private:
+  // The whole-model plan whose visitor applies `edits` at their hooks, telling each where it is
+  // through `span` (which generate() updates before every step).
+  RunPlan edit_plan(const std::vector<HookEdit>& edits, EditSpan& span) const;
+
   std::string prefix_;
   std::string context_key_;
   torch::Device device_;
