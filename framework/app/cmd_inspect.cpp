@@ -56,7 +56,8 @@ std::vector<std::int64_t> parse_latents(const std::string& list) {
 
 TextLatents analyse(const TextArgs& a, Inspection& in) {
   torch::NoGradGuard no_grad;
-  return latents_on_text(*in.source, *in.sae.sae, in.hook, the_text(a), 1.0, in.prepend_bos);
+  return latents_on_text(*in.source, *in.sae.sae, in.hook, the_text(a), 1.0, in.prepend_bos,
+                         in.rows.first_position);
 }
 
 }  // namespace

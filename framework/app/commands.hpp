@@ -22,5 +22,6 @@ int cmd_heatmap(const Args& args);   // an SAE's latents on a text, coloured
 int cmd_features(const Args& args);  // per token, its most active latents
 int cmd_steer(const Args& args);     // default and steered completions side by side
 int cmd_monitor(const Args& args);   // watched latents over a stream of documents (exit 3: fired)
+int cmd_serve(const Args& args);     // the local explorer in the browser
 
 }  // namespace saelab::cli

@@ -31,6 +31,7 @@ Looking at features (RUN is a run directory, or an SAE directory with --config F
 Using features:
   steer RUN --prompt "..." --feature 123:+8   default and steered completions side by side
   monitor RUN --watch 123 [--input F]         watched latents over text or JSONL (exit 3: fired)
+  serve RUN                                   a local explorer in the browser (127.0.0.1:8765)
 
 Tools:
   plugins         list loaded plugins (kind, name, version, file)
@@ -60,6 +61,7 @@ int dispatch(const std::string& verb, const saelab::cli::Args& args) {
   if (verb == "features") return cmd_features(args);
   if (verb == "steer") return cmd_steer(args);
   if (verb == "monitor") return cmd_monitor(args);
+  if (verb == "serve") return cmd_serve(args);
   if (verb == "--version" || verb == "version") {
     std::cout << "saelab " << saelab::kVersion << "\n";
     return 0;

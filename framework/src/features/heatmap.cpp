@@ -12,7 +12,8 @@
 namespace saelab {
 
 TextLatents latents_on_text(ActivationSource& source, SaeArchitecture& sae, const std::string& hook,
-                            std::string_view text, double input_scale, bool prepend_bos) {
+                            std::string_view text, double input_scale, bool prepend_bos,
+                            std::int64_t first_position) {
   torch::NoGradGuard no_grad;
   const auto ids = source.tokenize(text);
   SAELAB_CHECK(!ids.empty(), UsageError, "the text is empty; give some text with --text or --text-file");
@@ -34,13 +35,14 @@ TextLatents latents_on_text(ActivationSource& source, SaeArchitecture& sae, cons
                  hook, "'");
     auto lat = encode_sae(sae, it->second.reshape({-1, it->second.size(-1)}), input_scale)
                    .to(torch::kCPU, torch::kFloat32);
+    const auto skip = std::min<std::int64_t>(std::max<std::int64_t>(first_position, bos ? 1 : 0),
+                                             static_cast<std::int64_t>(seg.size()));
     for (std::size_t i = 0; i < seg.size(); ++i) {
-      const bool is_bos = bos && i == 0;
       t.tokens.push_back(static_cast<std::int32_t>(seg[i]));
       t.bytes.push_back(source.decode({static_cast<std::int32_t>(seg[i])}));
-      t.evaluated.push_back(!is_bos);
+      t.evaluated.push_back(static_cast<std::int64_t>(i) >= skip);
     }
-    if (bos) lat[0].zero_();
+    if (skip > 0) lat.narrow(0, 0, skip).zero_();
     parts.push_back(lat);
   }
   t.latents = torch::cat(parts, 0).contiguous();

@@ -29,10 +29,12 @@ struct SAELAB_API TextLatents {
 };
 
 // Tokenizes `text`, runs it through the model (segments of at most max_context tokens, each
-// starting with BOS when prepend_bos) and the SAE. Throws UsageError for empty text.
+// starting with BOS when prepend_bos) and the SAE. The first `first_position` positions of each
+// segment (BOS included; the harvest's RowFilter::first_position, such as attention sinks) are not
+// evaluated, nor is BOS in any case. Throws UsageError for empty text.
 SAELAB_API TextLatents latents_on_text(ActivationSource& source, SaeArchitecture& sae,
                                        const std::string& hook, std::string_view text, double input_scale,
-                                       bool prepend_bos);
+                                       bool prepend_bos, std::int64_t first_position = 0);
 
 struct SAELAB_API LatentPeak {
   std::int64_t id = 0;
