@@ -25,4 +25,12 @@ inline bool parse_args(const Args& args, po::options_description& desc,
   return true;
 }
 
+// parse_args for the verbs whose one positional argument is the run or SAE directory ("target").
+inline bool parse_target_args(const Args& args, po::options_description& desc, po::variables_map& vm,
+                              const std::string& usage) {
+  po::positional_options_description pos;
+  pos.add("target", 1);
+  return parse_args(args, desc, pos, vm, usage);
+}
+
 }  // namespace saelab::cli

@@ -68,11 +68,9 @@ int cmd_monitor(const Args& args) {
   po::options_description desc("options");
   MonitorArgs a;
   add_monitor_options(desc, a);
-  po::positional_options_description pos;
-  pos.add("target", 1);
   po::variables_map vm;
-  if (!parse_args(
-          args, desc, pos, vm,
+  if (!parse_target_args(
+          args, desc, vm,
           "monitor RUN_OR_SAE --watch 123[:THRESHOLD|:qQ] ... [--input FILE|-] [--format text|jsonl]\n"
           "exit code: 0 nothing fired, 3 a watched latent fired, 1 failure, 2 usage error"))
     return 0;

@@ -59,10 +59,8 @@ int cmd_serve(const Args& args) {
   po::options_description desc("options");
   ServeArgs a;
   add_serve_options(desc, a);
-  po::positional_options_description pos;
-  pos.add("target", 1);
   po::variables_map vm;
-  if (!parse_args(args, desc, pos, vm, "serve RUN_OR_SAE [--port 8765] [--host 127.0.0.1]")) return 0;
+  if (!parse_target_args(args, desc, vm, "serve RUN_OR_SAE [--port 8765] [--host 127.0.0.1]")) return 0;
   const HttpLimits limits = http_limits(a);
   if (a.host != "127.0.0.1" && a.host != "::1" && a.host != "localhost")
     log::warn("serve: listening on ", a.host,

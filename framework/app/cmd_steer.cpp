@@ -125,11 +125,9 @@ int cmd_steer(const Args& args) {
   po::options_description desc("options");
   SteerArgs a;
   add_steer_options(desc, a);
-  po::positional_options_description pos;
-  pos.add("target", 1);
   po::variables_map vm;
-  if (!parse_args(
-          args, desc, pos, vm,
+  if (!parse_target_args(
+          args, desc, vm,
           "steer RUN_OR_SAE --prompt \"...\" --feature 123:+8 [--feature 77:clamp=0] [--seed S] [--n 3] "
           "[--json]"))
     return 0;
