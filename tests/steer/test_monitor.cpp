@@ -7,6 +7,7 @@
 #include <fstream>
 #include <regex>
 #include <set>
+#include <sstream>
 
 #include <gtest/gtest.h>
 
@@ -257,6 +258,27 @@ TEST(Monitor, CliExitCodesAndFlatMemoryOnATenTimesLongerStream) {
   EXPECT_EQ(ten.lines, 10 * one.lines);
   ASSERT_GT(one.peak_mib, 0);
   EXPECT_LE(ten.peak_mib, one.peak_mib * 1.10) << "memory grew with the stream's length";
+  // JSONL from stdin: ids echoed, one line per planted document, a malformed record skipped.
+  {
+    std::ofstream f(dir / "in.jsonl");
+    f << "not json\n";
+    for (std::size_t d = 0; d < p.docs.size(); ++d)
+      f << nlohmann::json{{"id", "doc-" + std::to_string(d)}, {"text", p.docs[d]}}.dump() << "\n";
+  }
+  const auto r = test::run_command(
+      "cat " + test::shell_quote((dir / "in.jsonl").string()) + " | " + SAELAB_EXE + " monitor " +
+      test::shell_quote(test::steer_run_dir().string()) + " --watch " + watch + " --format jsonl --output " +
+      test::shell_quote((dir / "stdin.jsonl").string()));
+  EXPECT_EQ(r.exit_code, 3);
+  std::int64_t n = 0;
+  std::istringstream lines(test::read_bytes(dir / "stdin.jsonl"));
+  for (std::string line; std::getline(lines, line); ++n) {
+    const auto j = nlohmann::json::parse(line);
+    const auto d = std::stoul(j["doc"].get<std::string>().substr(4));
+    EXPECT_TRUE(p.planted.at(d)) << line;
+  }
+  EXPECT_EQ(n, one.lines);
+  EXPECT_TRUE(test::contains(r.output, "stdin:1: not valid JSON; skipped")) << r.output;
   // Quantile thresholds from the run's stored rows, and the errors.
   const auto q = monitor_cli(write_stream("q.txt", 1, true), std::to_string(choice().latent) + ":q0.9999");
   EXPECT_TRUE(test::contains(q.log, "reference rows")) << q.log;
