@@ -8,6 +8,7 @@
 #include "cli_util.hpp"
 #include "saelab/core/error.hpp"
 #include "saelab/core/fs_util.hpp"
+#include "saelab/core/numbers.hpp"
 #include "saelab/features/heatmap.hpp"
 #include "saelab/stages/inspect.hpp"
 
@@ -39,16 +40,10 @@ std::vector<std::int64_t> parse_latents(const std::string& list) {
   std::stringstream ss(list);
   std::string item;
   while (std::getline(ss, item, ',')) {
-    std::size_t used = 0;
-    long long v = -1;
-    try {
-      v = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    SAELAB_CHECK(used == item.size() && v >= 0, UsageError, "--features: '", item,
+    const auto v = parse_integer(item);
+    SAELAB_CHECK(v && *v >= 0, UsageError, "--features: '", item,
                  "' is not a latent index; write non-negative integers separated by commas, e.g. 12,99");
-    out.push_back(v);
+    out.push_back(*v);
   }
   SAELAB_CHECK(!out.empty(), UsageError, "--features is empty; name latents, e.g. --features 12,99");
   return out;

@@ -7,6 +7,7 @@
 
 #include "saelab/core/error.hpp"
 #include "saelab/core/log.hpp"
+#include "saelab/core/numbers.hpp"
 #include "saelab/core/progress.hpp"
 #include "saelab/data/corpus.hpp"
 #include "saelab/data/harvest_rows.hpp"
@@ -61,15 +62,9 @@ SparseProbingOptions sparse_probing_options(const Options& o) {
   }
   r.probe.k.clear();
   for (const auto& k : o.strings("probe_k")) {
-    std::size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(k, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != k.size() || v < 1) o.fail("probe_k", cat("\"", k, "\" is not a whole number ≥ 1"));
-    r.probe.k.push_back(v);
+    const auto v = parse_integer(k);
+    if (!v || *v < 1) o.fail("probe_k", cat("\"", k, "\" is not a whole number ≥ 1"));
+    r.probe.k.push_back(*v);
   }
   if (r.probe.k.empty()) o.fail("probe_k", "give at least one number of latents");
   std::sort(r.probe.k.begin(), r.probe.k.end());

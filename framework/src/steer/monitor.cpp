@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 
 #include <ATen/ATen.h>
 
 #include "saelab/core/error.hpp"
+#include "saelab/core/numbers.hpp"
 #include "saelab/sae/apply.hpp"
 
 namespace saelab {
@@ -18,28 +18,18 @@ WatchSpec parse_watch(const std::string& spec) {
   WatchSpec w;
   const auto colon = spec.find(':');
   const std::string id = spec.substr(0, colon);
-  std::size_t used = 0;
-  try {
-    w.latent = std::stoll(id, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  SAELAB_CHECK(!id.empty() && used == id.size() && w.latent >= 0, UsageError, "--watch '", spec, "': '", id,
-               "' is not a latent index; ", kForms);
+  const auto latent = parse_integer(id);
+  SAELAB_CHECK(latent && *latent >= 0, UsageError, "--watch '", spec, "': '", id, "' is not a latent index; ",
+               kForms);
+  w.latent = *latent;
   if (colon == std::string::npos) return w;
   std::string v = spec.substr(colon + 1);
   const bool quantile = !v.empty() && v[0] == 'q';
   if (quantile) v.erase(0, 1);
-  double x = -1;
-  try {
-    x = std::stod(v, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  SAELAB_CHECK(!v.empty() && used == v.size() && std::isfinite(x) && x >= 0 && (!quantile || x <= 1),
-               UsageError, "--watch '", spec, "': '", spec.substr(colon + 1),
-               "' is not a threshold >= 0 or a quantile q0..q1; ", kForms);
-  (quantile ? w.quantile : w.threshold) = x;
+  const auto x = parse_finite_number(v);
+  SAELAB_CHECK(x && *x >= 0 && (!quantile || *x <= 1), UsageError, "--watch '", spec, "': '",
+               spec.substr(colon + 1), "' is not a threshold >= 0 or a quantile q0..q1; ", kForms);
+  (quantile ? w.quantile : w.threshold) = *x;
   return w;
 }
 

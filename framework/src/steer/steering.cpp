@@ -1,10 +1,10 @@
 #include "saelab/steer/steering.hpp"
 
-#include <cmath>
 #include <iomanip>
 #include <sstream>
 
 #include "saelab/core/error.hpp"
+#include "saelab/core/numbers.hpp"
 #include "saelab/steer/direction_file.hpp"
 
 namespace saelab {
@@ -19,14 +19,9 @@ bool parse_amount(const std::string& s, double& value, bool& times_max) {
   std::string num = s;
   times_max = !num.empty() && num.back() == 'x';
   if (times_max) num.pop_back();
-  if (num.empty()) return false;
-  std::size_t used = 0;
-  try {
-    value = std::stod(num, &used);
-  } catch (const std::exception&) {
-    return false;
-  }
-  return used == num.size() && std::isfinite(value);
+  const auto v = parse_finite_number(num);
+  if (v) value = *v;
+  return v.has_value();
 }
 
 }  // namespace
@@ -36,14 +31,10 @@ FeatureSteer parse_feature_steer(const std::string& spec) {
   SAELAB_CHECK(colon != std::string::npos && colon > 0, UsageError, "steering spec '", spec, "': ", kForms);
   FeatureSteer s;
   const std::string id = spec.substr(0, colon), what = spec.substr(colon + 1);
-  std::size_t used = 0;
-  try {
-    s.latent = std::stoll(id, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  SAELAB_CHECK(used == id.size() && s.latent >= 0, UsageError, "steering spec '", spec, "': '", id,
+  const auto latent = parse_integer(id);
+  SAELAB_CHECK(latent && *latent >= 0, UsageError, "steering spec '", spec, "': '", id,
                "' is not a latent index; ", kForms);
+  s.latent = *latent;
   if (what == "ablate") {
     s.kind = FeatureSteer::Kind::Clamp;
     return s;

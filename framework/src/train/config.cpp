@@ -4,6 +4,7 @@
 #include <string>
 
 #include "saelab/core/error.hpp"
+#include "saelab/core/numbers.hpp"
 #include "saelab/train/trainer.hpp"
 
 namespace saelab {
@@ -113,17 +114,10 @@ namespace {
 std::vector<std::int64_t> parse_steps(const Options& opts, const std::string& key) {
   std::vector<std::int64_t> out;
   for (const std::string& text : opts.strings(key)) {
-    std::size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(text, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != text.size() || v < 1) {
+    const auto v = parse_integer(text);
+    if (!v || *v < 1)
       opts.fail(key, cat("'", text, "' is not a step number (a list of integers ≥ 1 is allowed)"));
-    }
-    out.push_back(v);
+    out.push_back(*v);
   }
   return out;
 }
