@@ -59,7 +59,7 @@ class Model {
   // (and this call's appended to them); mask is then [G T, past + T].
   torch::Tensor block_forward(torch::Tensor x, std::int64_t layer, const torch::Tensor& mask,
                               const torch::Tensor& cos, const torch::Tensor& sin, const models::RunPlan& plan,
-                              KvCache* cache = nullptr) const;
+                              KvCache* cache) const;
   // Blocks [0, plan.n_blocks), then the final norm and unembedding as the plan asks.
   torch::Tensor run_blocks(torch::Tensor x, const torch::Tensor& mask, const torch::Tensor& cos,
                            const torch::Tensor& sin, const models::RunPlan& plan, KvCache* cache) const;

@@ -63,19 +63,11 @@ std::map<std::string, torch::Tensor> TransformerSource::run_with_hooks(
 
 ModelOutput TransformerSource::run_with_replacement(const torch::Tensor& tokens, const std::string& hook,
                                                     const HookFn& fn, bool want_logits) {
-  const HookShape shape = hook_shape();
-  const HookPoint point = parse_hook(hook, shape);
-  RunPlan plan;
-  plan.n_blocks = shape.n_layer;
-  plan.final_ln = plan.unembed = true;
-  plan.hooks.insert(point);
-  plan.visit = [&](const HookPoint&, torch::Tensor& act) {
-    auto replaced = fn(act.to(torch::kFloat32));
-    SAELAB_CHECK(replaced.defined() && replaced.sizes() == act.sizes(), Error, prefix_,
-                 ": the replacement for hook '", hook, "' returned shape ",
-                 replaced.defined() ? replaced.sizes() : at::IntArrayRef{}, ", expected ", act.sizes());
-    act = replaced.to(act.device(), act.scalar_type()).contiguous();
-  };
+  // A replacement is an edit that sees every position at once.
+  EditSpan span;
+  const std::vector<HookEdit> edits = {
+      {hook, [&fn](const torch::Tensor& act, const EditSpan&) { return fn(act); }}};
+  const RunPlan plan = edit_plan(edits, span);
   ModelOutput out;
   {
     c10::InferenceMode guard;

@@ -58,8 +58,9 @@ class SAELAB_API TransformerSource : public ActivationSource {
   const std::string& prefix() const { return prefix_; }
 
  private:
-  // The whole-model plan whose visitor applies `edits` at their hooks, telling each where it is
-  // through `span` (which generate() updates before every step).
+  // The whole-model plan whose visitor applies `edits` at their hooks (checking each result's
+  // shape), telling each where it is through `span` (which generate() updates before every step).
+  // run_with_replacement uses it too, with one edit.
   RunPlan edit_plan(const std::vector<HookEdit>& edits, EditSpan& span) const;
 
   std::string prefix_;
