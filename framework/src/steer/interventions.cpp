@@ -8,8 +8,8 @@
 namespace saelab {
 
 torch::Tensor edit_mask(std::int64_t T, const EditSpan& span, EditPositions where) {
-  auto pos = at::arange(span.first, span.first + T, at::TensorOptions(torch::kFloat32));
   if (where == EditPositions::All) return at::ones({1, T, 1}, torch::kFloat32);
+  const auto pos = at::arange(span.first, span.first + T, at::TensorOptions(torch::kFloat32));
   return pos.ge(static_cast<double>(span.prompt_length - 1)).to(torch::kFloat32).view({1, T, 1});
 }
 

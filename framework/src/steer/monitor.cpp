@@ -62,19 +62,20 @@ Monitor::Monitor(ActivationSource& source, SaeArchitecture& sae, std::string hoo
       watched_(std::move(watched)),
       opts_(std::move(opts)),
       emit_(std::move(emit)) {
-  const std::int64_t e = std::max<std::int64_t>(0, opts_.skip - (opts_.prepend_bos ? 1 : 0));
+  eval_from_ = std::max<std::int64_t>(0, opts_.skip - (opts_.prepend_bos ? 1 : 0));
   const std::int64_t room = source_.info().max_context - (opts_.prepend_bos ? 1 : 0);
-  SAELAB_CHECK(opts_.window > e && opts_.window <= room, UsageError, "monitor window of ", opts_.window,
-               " tokens: it must exceed the ", e,
+  SAELAB_CHECK(opts_.window > eval_from_ && opts_.window <= room, UsageError, "monitor window of ",
+               opts_.window, " tokens: it must exceed the ", eval_from_,
                " unevaluated first positions and fit the model's context (", room, " tokens)");
   SAELAB_CHECK(opts_.batch >= 1 && opts_.context_tokens >= 0 && opts_.max_hits >= 1, UsageError,
                "monitor batch, context and hit limits must be positive");
   std::sort(opts_.excluded_tokens.begin(), opts_.excluded_tokens.end());
+  for (const auto& w : watched_) latent_ids_.push_back(w.latent);
 }
 
 void Monitor::add(const StreamDocument& doc) {
   std::vector<std::int32_t> toks = source_.tokenize(doc.text);
-  const std::int64_t e = std::max<std::int64_t>(0, opts_.skip - (opts_.prepend_bos ? 1 : 0));
+  const std::int64_t e = eval_from_;
   if (doc.continued) {
     toks.insert(toks.begin(), tail_.begin(), tail_.end());
     doc_offset_ -= static_cast<std::int64_t>(tail_.size());
@@ -91,11 +92,8 @@ void Monitor::add(const StreamDocument& doc) {
     return std::vector<std::int32_t>(toks.begin() + a, toks.begin() + b);
   };
   for (std::int64_t s = 0; s + e < n; s += W - e) {
-    Window w{doc.id,          next_window_++,  doc_offset_ + s,        e,
-             slice(s, s + W), slice(s - c, s), slice(s + W, s + W + c)};
-    pending_tokens_ += static_cast<std::int64_t>(w.content.size());
-    pending_.push_back(std::move(w));
-    peak_pending_ = std::max(peak_pending_, pending_tokens_);
+    pending_.push_back(
+        {doc.id, next_window_++, doc_offset_ + s, slice(s, s + W), slice(s - c, s), slice(s + W, s + W + c)});
     if (static_cast<std::int64_t>(pending_.size()) >= opts_.batch) run_batch();
     if (s + W >= n) break;
   }
@@ -121,7 +119,7 @@ void Monitor::run_batch() {
     if (bos) acc[b][0] = source_.info().bos_token;
     for (std::size_t i = 0; i < w.content.size(); ++i) {
       acc[b][static_cast<std::int64_t>(i) + bos] = w.content[i];
-      if (static_cast<std::int64_t>(i) >= w.eval_from &&
+      if (static_cast<std::int64_t>(i) >= eval_from_ &&
           !std::binary_search(opts_.excluded_tokens.begin(), opts_.excluded_tokens.end(), w.content[i]))
         rows.push_back(b * T + static_cast<std::int64_t>(i) + bos);
     }
@@ -129,20 +127,19 @@ void Monitor::run_batch() {
   const auto t0 = std::chrono::steady_clock::now();
   auto acts = source_.run_with_hooks(tokens, {hook_}).at(hook_);  // [B, T, d]
   stats_.model_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  auto x = acts.reshape({B * T, -1}).index_select(0, torch::tensor(rows, torch::kInt64));  // [R, d]
-  std::vector<std::int64_t> ids;
-  for (const auto& w : watched_) ids.push_back(w.latent);
+  const auto row_index = torch::tensor(rows, torch::kInt64);
+  auto x = acts.reshape({B * T, -1}).index_select(0, row_index);  // [R, d]
   torch::Tensor f;
   {
     torch::NoGradGuard no_grad;
     EvalModeGuard eval(sae_);
     f = encode_sae(sae_, x, 1.0)
-            .index_select(1, torch::tensor(ids, torch::kInt64))
+            .index_select(1, torch::tensor(latent_ids_, torch::kInt64))
             .to(torch::kCPU);  // [R, k]
   }
   // Each window's evaluated activations as [T, k], zero where not evaluated.
-  auto grid = at::zeros({B * T, static_cast<std::int64_t>(ids.size())}, torch::kFloat32);
-  grid.index_copy_(0, torch::tensor(rows, torch::kInt64), f.to(torch::kFloat32));
+  auto grid = at::zeros({B * T, static_cast<std::int64_t>(latent_ids_.size())}, torch::kFloat32);
+  grid.index_copy_(0, row_index, f.to(torch::kFloat32));
   grid = grid.view({B, T, -1});
   for (std::int64_t b = 0; b < B; ++b) {
     const auto line = window_result(pending_[static_cast<std::size_t>(b)], grid[b], bos);
@@ -151,7 +148,6 @@ void Monitor::run_batch() {
   stats_.windows += B;
   stats_.tokens += static_cast<std::int64_t>(rows.size());
   pending_.clear();
-  pending_tokens_ = 0;
 }
 
 nlohmann::json Monitor::window_result(const Window& w, const torch::Tensor& acts, std::int64_t offset) {
@@ -164,7 +160,7 @@ nlohmann::json Monitor::window_result(const Window& w, const torch::Tensor& acts
     nlohmann::json hits = nlohmann::json::array();
     std::int64_t count = 0;
     float peak = 0;
-    for (std::int64_t i = w.eval_from; i < n; ++i) {
+    for (std::int64_t i = eval_from_; i < n; ++i) {
       const float v = acc[i + offset][static_cast<std::int64_t>(j)];
       if (!(v > wl.threshold)) continue;
       ++count;

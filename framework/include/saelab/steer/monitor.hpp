@@ -88,14 +88,12 @@ class SAELAB_API Monitor {
   void add(const StreamDocument& doc);
   void flush();  // runs what is queued
   const MonitorStats& stats() const { return stats_; }
-  std::int64_t peak_pending_tokens() const { return peak_pending_; }
 
  private:
   struct Window {
     nlohmann::json doc;
-    std::int64_t index = 0;      // window number in the document
-    std::int64_t first = 0;      // document index of content[0]
-    std::int64_t eval_from = 0;  // first evaluated content index
+    std::int64_t index = 0;  // window number in the document
+    std::int64_t first = 0;  // document index of content[0]
     std::vector<std::int32_t> content;
     std::vector<std::int32_t> before, after;  // up to context_tokens of the document around content
   };
@@ -108,8 +106,9 @@ class SAELAB_API Monitor {
   std::vector<WatchedLatent> watched_;
   MonitorOptions opts_;
   MonitorEmit emit_;
+  std::int64_t eval_from_ = 0;            // first evaluated index of every window's content
+  std::vector<std::int64_t> latent_ids_;  // watched_'s latents, in order
   std::vector<Window> pending_;
-  std::int64_t pending_tokens_ = 0, peak_pending_ = 0;
   // Continuing a document cut into parts: its next window number, the document index of the
   // part's first token, and the previous part's last tokens (so coverage continues over the cut).
   std::int64_t next_window_ = 0, doc_offset_ = 0;
