@@ -92,7 +92,11 @@ nlohmann::json pieces(const std::string& bytes) {
 }  // namespace
 
 Explorer::Explorer(Inspection& in, LatentReference reference, fs::path report_dir, ExplorerLimits limits)
-    : in_(in), ref_(std::move(reference)), report_dir_(std::move(report_dir)), limits_(limits) {}
+    : in_(in),
+      ref_(std::move(reference)),
+      report_dir_(std::move(report_dir)),
+      limits_(limits),
+      info_(info_body()) {}
 
 HttpHeaders Explorer::security_headers() {
   return {
@@ -112,7 +116,9 @@ HttpResponse Explorer::handle(const HttpRequest& req) {
     if (req.path.rfind("/api/", 0) == 0) {
       if (req.path == "/api/info") {
         if (req.method != "GET") throw BadRequest(405, "GET /api/info");
-        return info();
+        HttpResponse r;
+        r.body = info_;
+        return r;
       }
       if (req.path != "/api/activations" && req.path != "/api/steer")
         throw BadRequest(404,
@@ -147,20 +153,21 @@ HttpResponse Explorer::handle(const HttpRequest& req) {
   }
 }
 
-HttpResponse Explorer::info() const {
-  std::vector<float> max(static_cast<std::size_t>(ref_.max.size(0)));
-  for (std::size_t i = 0; i < max.size(); ++i) max[i] = ref_.max[static_cast<std::int64_t>(i)].item<float>();
+std::string Explorer::info_body() const {
+  const auto max = ref_.max.contiguous();
+  const float* m = max.data_ptr<float>();
   return ok_json({{"model", in_.source->info().model_id},
                   {"hook", in_.hook},
                   {"d_sae", in_.sae.sae->shape().d_sae},
                   {"report", fs::exists(report_dir_ / "feature.html")},
                   {"reference", ref_.description},
-                  {"max", max},
+                  {"max", std::vector<float>(m, m + max.numel())},
                   {"limits",
                    {{"max_text_bytes", limits_.max_text_bytes},
                     {"max_text_tokens", limits_.max_text_tokens},
                     {"max_new_tokens", limits_.max_new_tokens},
-                    {"max_features", limits_.max_features}}}});
+                    {"max_features", limits_.max_features}}}})
+      .body;
 }
 
 std::vector<std::int32_t> Explorer::checked_tokens(const std::string& text, const char* key) const {

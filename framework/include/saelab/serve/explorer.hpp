@@ -47,7 +47,7 @@ class SAELAB_API Explorer {
   static HttpHeaders security_headers();
 
  private:
-  HttpResponse info() const;
+  std::string info_body() const;  // GET /api/info, made once: nothing in it changes
   HttpResponse activations(const nlohmann::json& body);
   HttpResponse steer(const nlohmann::json& body);
   HttpResponse report_file(const std::string& rel) const;
@@ -57,6 +57,7 @@ class SAELAB_API Explorer {
   LatentReference ref_;
   std::filesystem::path report_dir_;
   ExplorerLimits limits_;
+  std::string info_;
   std::mutex model_;  // one model call at a time (the server's worker already serialises them)
 };
 
