@@ -10,7 +10,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <string>
 #include <thread>
 
@@ -22,6 +21,7 @@
 
 #include "hdf5_store.hpp"
 #include "saelab/core/error.hpp"
+#include "saelab/core/runtime.hpp"
 #include "saelab/core/version.hpp"
 #include "store_bench_lib.hpp"
 
@@ -79,13 +79,6 @@ std::uint64_t dir_bytes(const fs::path& dir) {
   return b;
 }
 
-long vm_hwm_kib() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::atol(line.c_str() + 6);
-  return -1;
-}
 }  // namespace
 
 WriteCost measure_write_cost(const fs::path& dir, std::int64_t d, RowDtype dtype, std::int64_t rows,
@@ -240,15 +233,15 @@ void bench_reader(const fs::path& dir, std::int64_t buffer_rows, std::int64_t d,
 int rss_child(const fs::path& dir, std::int64_t buffer_rows) {
   hdf5_store::Hdf5Store store(hdf5_store::Hdf5StoreConfig{});
   torch::Tensor warm = torch::randn({4096, 768}).to(torch::kHalf).to(torch::kFloat);  // load torch's kernels
-  const long base = vm_hwm_kib();
+  const double base = peak_rss_mib();
   ReaderOptions o;
   o.buffer_rows = buffer_rows;
   auto r = store.open_reader(dir, o);
   const std::int64_t batches = r->rows_per_epoch() * 5 / 4 / o.batch_rows;
   for (std::int64_t i = 0; i < batches; ++i) r->next_batch();
-  const long peak = vm_hwm_kib();
+  const double peak = peak_rss_mib();
   const double buffer_mib = double(buffer_rows * r->d() * 2) / (1 << 20);
-  const double growth_mib = double(peak - base) / 1024.0;
+  const double growth_mib = peak - base;
   std::printf("\n[peak RSS] store %lld rows (%.0f MiB float16) = %.1fx the buffer; read 1.25 epochs\n",
               static_cast<long long>(r->rows_per_epoch()),
               double(r->rows_per_epoch() * r->d() * 2) / (1 << 20),
@@ -256,7 +249,7 @@ int rss_child(const fs::path& dir, std::int64_t buffer_rows) {
   std::printf(
       "  baseline VmHWM %.0f MiB, peak %.0f MiB: growth %.0f MiB = %.2fx the %.0f MiB mixing buffer "
       "(target <= 1.5x + constant)\n",
-      base / 1024.0, peak / 1024.0, growth_mib, growth_mib / buffer_mib, buffer_mib);
+      base, peak, growth_mib, growth_mib / buffer_mib, buffer_mib);
   return 0;
 }
 

@@ -4,8 +4,10 @@
 #include <iostream>
 
 #include "cli_util.hpp"
+#include "reference_args.hpp"
 #include "saelab/core/error.hpp"
 #include "saelab/core/log.hpp"
+#include "saelab/core/runtime.hpp"
 #include "saelab/stages/inspect.hpp"
 #include "saelab/steer/monitor.hpp"
 
@@ -14,19 +16,11 @@ namespace {
 
 struct MonitorArgs {
   std::string target, config, input = "-", format = "auto", text_field = "text", output;
-  std::vector<std::string> watch, reference;
+  std::vector<std::string> watch;
+  ReferenceArgs reference;
   double quantile = 0.999;
-  std::int64_t window = 128, batch = 8, reference_tokens = 200000, context = 8, max_doc_kib = 1024;
+  std::int64_t window = 128, batch = 8, context = 8, max_doc_kib = 1024;
 };
-
-// Peak resident memory of this process in MiB, from /proc (0 where there is none).
-double peak_rss_mib() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
-  return 0;
-}
 
 std::string input_format(const MonitorArgs& a) {
   if (a.format != "auto") return a.format;
@@ -48,11 +42,8 @@ void add_monitor_options(po::options_description& desc, MonitorArgs& a) {
       "text (documents separated by blank lines), jsonl, or auto (by extension)")(
       "text-field", po::value(&a.text_field), "JSONL field holding the text (default text)")(
       "quantile", po::value(&a.quantile),
-      "default threshold: this quantile of the reference (default 0.999)")(
-      "reference", po::value(&a.reference)->multitoken(),
-      "text files for thresholds; default: the run's stored rows")(
-      "reference-tokens", po::value(&a.reference_tokens), "reference rows read (default 200000)")(
-      "window", po::value(&a.window), "tokens per window (default 128)")(
+      "default threshold: this quantile of the reference (default 0.999)")("window", po::value(&a.window),
+                                                                           "tokens per window (default 128)")(
       "batch", po::value(&a.batch), "windows per forward pass (default 8)")(
       "context", po::value(&a.context), "tokens of context each side of a hit (default 8)")(
       "max-document-kib", po::value(&a.max_doc_kib), "longer documents are read in parts (default 1024)")(
@@ -60,6 +51,7 @@ void add_monitor_options(po::options_description& desc, MonitorArgs& a) {
                                                             "write the JSON lines here instead of stdout")(
       "config", po::value(&a.config),
       "experiment file naming the model (for an SAE directory outside a run)");
+  add_reference_options(desc, a.reference, "thresholds");
 }
 
 }  // namespace
@@ -95,8 +87,7 @@ int cmd_monitor(const Args& args) {
   Inspection in = open_inspection(a.target, a.config);
   LatentReference ref;
   if (!need_reference.empty()) {
-    ref = inspection_reference(in, {a.reference.begin(), a.reference.end()}, a.reference_tokens,
-                               need_reference);
+    ref = reference_of(in, a.reference, need_reference);
     SAELAB_CHECK(
         ref.rows > 0, UsageError, "thresholds from quantiles need reference activations, and '", a.target,
         "' has no stored rows; pass --reference FILE (text) or give thresholds (--watch LATENT:4.5)");

@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "cli_util.hpp"
+#include "reference_args.hpp"
 #include "saelab/core/error.hpp"
 #include "saelab/core/log.hpp"
 #include "saelab/serve/explorer.hpp"
@@ -11,20 +12,16 @@ namespace {
 
 struct ServeArgs {
   std::string target, config, host = "127.0.0.1";
-  std::vector<std::string> reference;
   int port = 8765;
-  std::int64_t reference_tokens = 200000, timeout_ms = 10000, max_body = 64 * 1024, max_queued = 4,
-               max_connections = 128;
+  std::int64_t timeout_ms = 10000, max_body = 64 * 1024, max_queued = 4, max_connections = 128;
   ExplorerLimits limits;
+  ReferenceArgs reference;
 };
 
 void add_serve_options(po::options_description& desc, ServeArgs& a) {
   desc.add_options()("target", po::value(&a.target)->required(), "run directory or SAE directory")(
       "host", po::value(&a.host), "address to listen on (default 127.0.0.1, this machine only)")(
       "port", po::value(&a.port), "port (default 8765; 0 picks a free one)")(
-      "reference", po::value(&a.reference)->multitoken(),
-      "text files for the sliders' unit (max activations); default: the run's stored rows")(
-      "reference-tokens", po::value(&a.reference_tokens), "reference rows read (default 200000)")(
       "request-timeout-ms", po::value(&a.timeout_ms), "a request must arrive within this (default 10000)")(
       "max-body-bytes", po::value(&a.max_body), "largest request body (default 65536)")(
       "max-text-bytes", po::value(&a.limits.max_text_bytes), "longest text or prompt (default 8192)")(
@@ -35,6 +32,7 @@ void add_serve_options(po::options_description& desc, ServeArgs& a) {
       "max-connections", po::value(&a.max_connections), "open connections before 503 (default 128)")(
       "config", po::value(&a.config),
       "experiment file naming the model (for an SAE directory outside a run)");
+  add_reference_options(desc, a.reference, "the sliders' unit (max activations)");
 }
 
 HttpLimits http_limits(const ServeArgs& a) {
@@ -66,8 +64,7 @@ int cmd_serve(const Args& args) {
     log::warn("serve: listening on ", a.host,
               ", so other machines can reach the explorer and run the model; it has no authentication");
   Inspection in = open_inspection(a.target, a.config);
-  LatentReference ref =
-      inspection_reference(in, {a.reference.begin(), a.reference.end()}, a.reference_tokens, {});
+  LatentReference ref = reference_of(in, a.reference, {});
   if (ref.rows == 0) {
     log::warn(
         "serve: no reference rows (no stored rows and no --reference), so slider units are raw activations");

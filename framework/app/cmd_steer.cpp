@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "cli_util.hpp"
+#include "reference_args.hpp"
 #include "saelab/core/error.hpp"
 #include "saelab/core/log.hpp"
 #include "saelab/core/utf8.hpp"
@@ -17,8 +18,9 @@ namespace {
 
 struct SteerArgs {
   std::string target, config, prompt, positions = "all";
-  std::vector<std::string> features, directions, reference;
-  std::int64_t n = 1, max_new_tokens = 40, reference_tokens = 200000, width = 0;
+  std::vector<std::string> features, directions;
+  std::int64_t n = 1, max_new_tokens = 40, width = 0;
+  ReferenceArgs reference;
   double temperature = 0.7, top_p = 0.9;
   std::uint64_t seed = 0;
 };
@@ -94,13 +96,11 @@ void add_steer_options(po::options_description& desc, SteerArgs& a) {
       "max-new-tokens", po::value(&a.max_new_tokens), "tokens to generate (default 40)")(
       "temperature", po::value(&a.temperature), "sampling temperature, 0 for greedy (default 0.7)")(
       "top-p", po::value(&a.top_p), "nucleus sampling mass (default 0.9)")(
-      "reference", po::value(&a.reference)->multitoken(),
-      "text files for max activations (the 'x' unit); default: the run's stored rows")(
-      "reference-tokens", po::value(&a.reference_tokens), "reference rows read (default 200000)")(
       "width", po::value(&a.width), "terminal columns for the side-by-side view")("json",
                                                                                   "print JSON for scripts")(
       "config", po::value(&a.config),
       "experiment file naming the model (for an SAE directory outside a run)");
+  add_reference_options(desc, a.reference, "max activations (the 'x' unit)");
 }
 
 void print_steer(const nlohmann::json& out, const SteerArgs& a, const std::vector<FeatureSteer>& features,
@@ -147,7 +147,7 @@ int cmd_steer(const Args& args) {
   Inspection in = open_inspection(a.target, a.config);
   LatentReference ref;
   if (needs_max) {
-    ref = inspection_reference(in, {a.reference.begin(), a.reference.end()}, a.reference_tokens, {});
+    ref = reference_of(in, a.reference, {});
     SAELAB_CHECK(
         ref.rows > 0, UsageError,
         "an 'x' amount is a multiple of the latent's largest activation, and this SAE has no stored rows "

@@ -91,4 +91,12 @@ std::string blas_summary() {
   if (b.slow) s += " -- reference BLAS is ~10x slower: sudo apt-get install libopenblas0-pthread";
   return s;
 }
+double peak_rss_mib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
+  return 0;
+}
+
 }  // namespace saelab

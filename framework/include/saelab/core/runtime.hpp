@@ -24,6 +24,10 @@ struct SAELAB_API BlasInfo {
 };
 SAELAB_API BlasInfo blas_info();
 
+// Peak resident memory of this process so far (VmHWM of /proc/self/status), in MiB; 0 where the
+// system has no /proc.
+SAELAB_API double peak_rss_mib();
+
 // Measured single-precision matmul rate (n x n x n), GFLOP/s, best of `reps`.
 SAELAB_API double measure_sgemm_gflops(std::int64_t n = 1024, int reps = 3);
 
