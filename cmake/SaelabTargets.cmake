@@ -3,7 +3,7 @@
 add_library(saelab_warnings INTERFACE)
 add_library(saelab::warnings ALIAS saelab_warnings)
 target_compile_options(saelab_warnings INTERFACE
-  -Wall -Wextra -Wpedantic -Wshadow=local -Wnon-virtual-dtor -Wno-unused-parameter
+  -Wall -Wextra -Wpedantic $<$<CXX_COMPILER_ID:GNU>:-Wshadow=local> -Wnon-virtual-dtor -Wno-unused-parameter
   $<$<BOOL:${SAELAB_WERROR}>:-Werror>)
 
 # RelWithDebInfo keeps line tables and function names (backtraces, profilers) but not full
@@ -14,7 +14,15 @@ target_compile_options(saelab_debuginfo INTERFACE $<$<CONFIG:RelWithDebInfo>:-g1
 
 add_library(saelab_sanitizers INTERFACE)
 add_library(saelab::sanitizers ALIAS saelab_sanitizers)
-if(SAELAB_SANITIZE)
+if(SAELAB_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "SAELAB_FUZZ=ON needs clang (libFuzzer), not ${CMAKE_CXX_COMPILER_ID}: configure "
+                        "with -DCMAKE_CXX_COMPILER=clang++-14, as scripts/fuzz.sh does")
+  endif()
+  # Coverage instrumentation for every first-party target; the fuzz executables add the driver.
+  target_compile_options(saelab_sanitizers INTERFACE -fsanitize=fuzzer-no-link)
+endif()
+if(SAELAB_SANITIZE OR SAELAB_FUZZ)
   target_compile_options(saelab_sanitizers INTERFACE
     -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
   target_link_options(saelab_sanitizers INTERFACE -fsanitize=address,undefined)
@@ -35,7 +43,7 @@ endif()
 
 # Every first-party target calls this once. Targets other than the framework reuse the
 # framework's precompiled header, which GCC accepts only when the flags that shape it agree:
-# OpenMP comes with the framework (PUBLIC), and -fPIC is given to executables and static
+# OpenMP comes with the framework (PUBLIC), -pthread too for clang, and -fPIC is given to executables and static
 # libraries too (the framework is a shared library; GCC refuses a -fPIC header under -fPIE).
 function(saelab_target_defaults target)
   target_link_libraries(${target} PRIVATE saelab_warnings saelab_sanitizers saelab_debuginfo)
@@ -44,6 +52,10 @@ function(saelab_target_defaults target)
   endif()
   if(SAELAB_PCH AND NOT target STREQUAL "saelab_framework" AND TARGET saelab_framework)
     target_precompile_headers(${target} REUSE_FROM saelab_framework)
+    # Clang refuses a header built with -pthread (the framework links Threads) in a TU without it.
+    if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+      target_compile_options(${target} PRIVATE -pthread)
+    endif()
     get_target_property(_type ${target} TYPE)
     if(_type STREQUAL "EXECUTABLE" OR _type STREQUAL "STATIC_LIBRARY" OR _type STREQUAL "OBJECT_LIBRARY")
       target_compile_options(${target} PRIVATE -fPIC)

@@ -77,7 +77,7 @@ Config parse_config(const std::string& text, const std::string& where) {
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e999
     throw FormatError(cat(where, ": not valid JSON (", e.what(), ")"));
   }
   SAELAB_CHECK(j.is_object(), FormatError, where, ": expected a JSON object, got ", j.type_name());

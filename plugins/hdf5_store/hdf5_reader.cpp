@@ -51,7 +51,7 @@ ShardReader& Hdf5Reader::shard(std::int32_t index) {
     }
   }
   const ShardEntry& e = manifest_.shards[static_cast<std::size_t>(index)];
-  auto reader = std::make_unique<ShardReader>(dir_ / e.file, e, manifest_.meta, dtype_);
+  auto reader = std::make_unique<ShardReader>(shard_path(dir_, e), e, manifest_.meta, dtype_);
   open_.emplace_front(index, std::move(reader));
   if (open_.size() > kOpenShards) open_.pop_back();
   return *open_.front().second;

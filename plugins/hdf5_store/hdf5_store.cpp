@@ -53,6 +53,7 @@ nlohmann::json shard_health(const fs::path& dir, const Manifest& m, const ShardE
     return j;
   }
   try {
+    (void)shard_path(dir, e);
     ShardReader reader(path, e, m.meta, row_dtype_from_string(m.meta.dtype, "manifest"));
     if (verify) {
       const std::string sha = sha256_file(path);

@@ -182,6 +182,14 @@ Manifest manifest_from_json(const nlohmann::json& j, const std::string& where) {
   return m;
 }
 
+fs::path shard_path(const fs::path& dir, const ShardEntry& e) {
+  if (auto p = path_inside(dir, e.file)) return *p;
+  throw FormatError(cat("store '", dir.string(), "': shard '", e.file, "' listed in ", kManifestName,
+                        fs::exists(dir / e.file) ? " resolves to a file outside the store directory (a symlink); "
+                                                   "saelab reads only files inside it"
+                                                 : " does not exist; the store is incomplete (rerun the harvest)"));
+}
+
 bool has_manifest(const fs::path& dir) {
   return fs::exists(dir / kManifestName);
 }
@@ -195,7 +203,7 @@ Manifest read_manifest(const fs::path& dir) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1e999
     throw FormatError(cat(path.string(), ": not valid JSON: ", e.what()));
   }
   return manifest_from_json(j, path.string());

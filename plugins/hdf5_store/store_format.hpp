@@ -61,6 +61,9 @@ inline constexpr const char* kManifestName = "manifest.json";
 inline constexpr std::uintmax_t kMaxManifestBytes = std::uintmax_t(1) << 30;
 
 std::string shard_file_name(std::int64_t index);  // "shard-000012.h5"
+struct ShardEntry;
+// dir / e.file, resolved; FormatError when it is missing or a symlink leads out of dir.
+std::filesystem::path shard_path(const std::filesystem::path& dir, const ShardEntry& e);
 
 struct Layout {
   std::int64_t shard_rows = 1 << 16;

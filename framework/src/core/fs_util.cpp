@@ -1,5 +1,6 @@
 #include "saelab/core/fs_util.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -99,6 +100,17 @@ std::string read_file(const fs::path& path, std::uintmax_t max_bytes, const std:
   if (static_cast<std::uintmax_t>(in.gcount()) != size)
     throw Error(cat("short read on ", what, " '", path.string(), "'"));
   return data;
+}
+
+std::optional<fs::path> path_inside(const fs::path& root, const fs::path& rel) {
+  std::error_code ec;
+  const fs::path base = fs::canonical(root, ec);
+  if (ec) return std::nullopt;
+  const fs::path full = fs::canonical(base / rel, ec);
+  if (ec) return std::nullopt;
+  const auto mismatch = std::mismatch(base.begin(), base.end(), full.begin(), full.end());
+  if (mismatch.first != base.end()) return std::nullopt;
+  return full;
 }
 
 }  // namespace saelab

@@ -128,7 +128,7 @@ bool CorpusDocuments::Impl::next_jsonl_document(std::string& doc) {
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1e999
       throw FormatError(cat(where(), "not valid JSON (", e.what(),
                             "); each line must be one JSON object with a string field \"", config.text_field,
                             "\""));

@@ -20,6 +20,11 @@ std::int32_t next_token(const torch::Tensor& logits, const GenerateOptions& opts
   const auto l = logits.to(torch::kCPU, torch::kFloat64).contiguous();
   const double* p = l.data_ptr<double>();
   const std::int64_t n = l.numel();
+  // NaN would break the ordering below (std::sort needs a strict weak order); an edit that drives
+  // the model to inf or NaN gets a message instead of a garbage token.
+  SAELAB_CHECK(std::all_of(p, p + n, [](double v) { return std::isfinite(v); }), Error,
+               "generate: the next-token logits are not all finite (inf or NaN), so no token can be chosen; "
+               "an intervention is probably too strong: use a smaller value");
   if (opts.temperature == 0) return static_cast<std::int32_t>(std::max_element(p, p + n) - p);
   std::vector<std::int32_t> order(static_cast<std::size_t>(n));
   std::iota(order.begin(), order.end(), 0);

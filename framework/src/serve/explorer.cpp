@@ -243,7 +243,8 @@ HttpResponse Explorer::steer(const nlohmann::json& body) {
   if (positions != "all" && positions != "generated")
     throw BadRequest(422, cat("positions '", positions, "' is not one of: all, generated"));
   GenerateOptions o;
-  o.max_new_tokens = int_field(body, "max_new_tokens", 1, limits_.max_new_tokens, 24);
+  o.max_new_tokens = int_field(body, "max_new_tokens", 1, limits_.max_new_tokens,
+                               std::min<std::int64_t>(24, limits_.max_new_tokens));
   o.temperature = number_field(body, "temperature", 0.0, 5.0, 0.0);
   o.top_p = number_field(body, "top_p", 1e-6, 1.0, 1.0);
   o.seed = static_cast<std::uint64_t>(int_field(body, "seed", 0, std::int64_t(1) << 53, 0));
@@ -271,9 +272,11 @@ HttpResponse Explorer::report_file(const std::string& rel) const {
     safe =
         safe && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' || c == '/');
   if (!safe) throw BadRequest(404, "no such report file");
-  const fs::path p = report_dir_ / rel;
+  // Resolved, so that a symlink in the report directory cannot serve a file from elsewhere.
+  const auto inside = path_inside(report_dir_, rel);
+  const fs::path p = inside ? *inside : report_dir_ / rel;
   std::error_code ec;
-  if (!fs::is_regular_file(p, ec))
+  if (!inside || !fs::is_regular_file(p, ec))
     throw BadRequest(
         404, fs::exists(report_dir_)
                  ? cat("the report has no '", rel, "'")

@@ -34,6 +34,59 @@ HttpResponse json_error(unsigned status, const std::string& message) {
 
 namespace {
 
+using RequestParser = http::request_parser<http::string_body>;
+
+void apply_limits(RequestParser& parser, const HttpLimits& limits) {
+  parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
+  parser.body_limit(limits.max_body_bytes);
+}
+
+// The answer to a request that could not be read: 413, 431 or 400.
+HttpResponse read_error_response(beast::error_code ec, const HttpLimits& limits) {
+  if (ec == http::error::body_limit)
+    return json_error(413, cat("the request body exceeds the limit of ", limits.max_body_bytes, " bytes"));
+  if (ec == http::error::header_limit)
+    return json_error(431, cat("the request headers exceed the limit of ", limits.max_header_bytes, " bytes"));
+  return json_error(400, cat("malformed HTTP request: ", ec.message()));
+}
+
+HttpRequest request_from_message(const http::request<http::string_body>& msg) {
+  HttpRequest req;
+  req.method = std::string(msg.method_string());
+  const std::string target(msg.target());
+  const auto q = target.find('?');
+  req.path = target.substr(0, q);
+  if (q != std::string::npos) req.query = target.substr(q + 1);
+  req.content_type = std::string(msg[http::field::content_type]);
+  req.body = msg.body();
+  return req;
+}
+
+}  // namespace
+
+HttpParse parse_http_request(std::string_view bytes, const HttpLimits& limits) {
+  RequestParser parser;
+  apply_limits(parser, limits);
+  parser.eager(true);
+  beast::error_code ec;
+  std::size_t used = 0;
+  while (!ec && !parser.is_done() && used < bytes.size())
+    used += parser.put(asio::buffer(bytes.data() + used, bytes.size() - used), ec);
+  if (!ec && !parser.is_done()) {
+    parser.put_eof(ec);
+    if (!ec && !parser.is_done()) ec = http::error::partial_message;
+  }
+  HttpParse out;
+  if (ec) {
+    out.error = read_error_response(ec, limits);
+    return out;
+  }
+  out.request = request_from_message(parser.get());
+  return out;
+}
+
+namespace {
+
 // One thread running heavy requests in order; a bounded count of those waiting or running.
 class Worker {
  public:
@@ -133,8 +186,7 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   void read() {
     parser_.emplace();
-    parser_->header_limit(static_cast<std::uint32_t>(server_->limits.max_header_bytes));
-    parser_->body_limit(server_->limits.max_body_bytes);
+    apply_limits(*parser_, server_->limits);
     stream_.expires_after(server_->limits.request_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
@@ -144,25 +196,10 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::eof ||
         ec == asio::error::connection_reset || ec == asio::error::operation_aborted)
       return close();
-    if (ec == http::error::body_limit)
-      return send(json_error(413, cat("the request body exceeds the limit of ",
-                                      server_->limits.max_body_bytes, " bytes")),
-                  false);
-    if (ec == http::error::header_limit)
-      return send(json_error(431, cat("the request headers exceed the limit of ",
-                                      server_->limits.max_header_bytes, " bytes")),
-                  false);
-    if (ec) return send(json_error(400, cat("malformed HTTP request: ", ec.message())), false);
+    if (ec) return send(read_error_response(ec, server_->limits), false);
     const auto& msg = parser_->get();
     keep_alive_ = msg.keep_alive();
-    HttpRequest req;
-    req.method = std::string(msg.method_string());
-    const std::string target(msg.target());
-    const auto q = target.find('?');
-    req.path = target.substr(0, q);
-    if (q != std::string::npos) req.query = target.substr(q + 1);
-    req.content_type = std::string(msg[http::field::content_type]);
-    req.body = msg.body();
+    HttpRequest req = request_from_message(msg);
     stream_.expires_never();
     if (server_->routes.heavy && server_->routes.heavy(req)) {
       auto self = shared_from_this();

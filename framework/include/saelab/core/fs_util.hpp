@@ -4,6 +4,7 @@
 // a reader sees either the old file or the complete new one, never a torn write.
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -24,5 +25,10 @@ SAELAB_API void rename_durable(const std::filesystem::path& from, const std::fil
 // Reads a whole file, refusing files larger than max_bytes. `what` names it in errors ("config").
 SAELAB_API std::string read_file(const std::filesystem::path& path, std::uintmax_t max_bytes,
                                  const std::string& what);
+// `root / rel` when it exists and, with every symlink resolved, stays inside root; else nothing.
+// Files named by untrusted input (a manifest, an HTTP path) are opened through this, so a symlink
+// planted in a run directory cannot lead a reader out of it.
+SAELAB_API std::optional<std::filesystem::path> path_inside(const std::filesystem::path& root,
+                                                            const std::filesystem::path& rel);
 
 }  // namespace saelab

@@ -16,7 +16,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -51,6 +53,14 @@ struct SAELAB_API HttpResponse {
 
 // {"error": message, "status": status} with that status.
 SAELAB_API HttpResponse json_error(unsigned status, const std::string& message);
+
+// One request read from bytes with the server's parser and limits: the request, or the error
+// response the server sends instead (400 malformed or incomplete, 413 body, 431 headers).
+struct SAELAB_API HttpParse {
+  std::optional<HttpRequest> request;
+  HttpResponse error;
+};
+SAELAB_API HttpParse parse_http_request(std::string_view bytes, const HttpLimits& limits);
 
 struct SAELAB_API HttpRoutes {
   std::function<bool(const HttpRequest&)> heavy;           // true: queue it for the worker thread
