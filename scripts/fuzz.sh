@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets of tests/fuzz with clang (ASan + UBSan) into build-fuzz/ and runs
-# each for a while, two at a time, then prints one line per target: executions per second, the
-# coverage reached (edges), and what it found.
+# each for a while, two at a time, then prints one line per target: executions (total and per
+# second), the slowest input, the coverage reached (edges, features), and what it found.
 #   scripts/fuzz.sh [--seconds N] [--jobs J] [target ...]     default: 600 s each, nproc jobs, all
 # Results: build-fuzz/fuzz-results/<target>.log (libFuzzer's output), crash-*/timeout-*/oom-*
 # inputs next to it, and summary.txt. The working corpus grows in build-fuzz/fuzz-corpus/<target>;
@@ -28,7 +28,7 @@ fi
 
 clang=$(command -v clang++-14 || command -v clang++ || true)
 if [ -z "$clang" ]; then
-  echo "fuzz.sh: clang++ not found; install clang-14 and libclang-rt-14-dev (Debian 12)" >&2
+  echo "fuzz.sh: clang++ not found; run scripts/setup.sh --fuzz (clang-14, libclang-rt-14-dev)" >&2
   exit 2
 fi
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER="$clang" \
@@ -63,18 +63,20 @@ wait
 
 status=0
 {
-  printf '%-22s %8s %10s %8s %8s  %s\n' target seconds execs/s edges features result
+  printf '%-22s %10s %8s %8s %8s %8s  %s\n' target execs execs/s slowest edges features result
   for t in "${targets[@]}"; do
     log="$results/$t.log"
     rc=$(cat "$results/$t.rc")
     eps=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    slow=$(sed -n 's/^stat::slowest_unit_time_sec: *//p' "$log" | tail -1)
     last=$(grep -E '^#[0-9]+' "$log" | tail -1)
     cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
     ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
     found=$(ls "$results/$t" 2>/dev/null | tr '\n' ' ')
     result="ok"
     if [ "$rc" != 0 ] || [ -n "$found" ]; then result="FOUND (rc $rc): ${found:-see $log}"; status=1; fi
-    printf '%-22s %8s %10s %8s %8s  %s\n' "$t" "$seconds" "${eps:-?}" "${cov:-?}" "${ft:-?}" "$result"
+    printf '%-22s %10s %8s %7ss %8s %8s  %s\n' "$t" "${runs:-?}" "${eps:-?}" "${slow:-?}" "${cov:-?}" "${ft:-?}" "$result"
   done
 } | tee "$results/summary.txt"
 exit "$status"

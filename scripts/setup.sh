@@ -3,15 +3,18 @@
 #   scripts/setup.sh            build and runtime dependencies + offline data (tokenizer, corpus)
 #   scripts/setup.sh --oracle   also the test-only Python oracle venvs (.venv-oracle, .venv-saelens),
 #                               chromium and playwright-core (tests/browser) for the report checks
+#   scripts/setup.sh --fuzz     also clang and its libFuzzer runtime, for scripts/fuzz.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_oracle=0
+want_fuzz=0
 for arg in "$@"; do
   case "$arg" in
     --oracle) want_oracle=1 ;;
-    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
-    *) echo "setup.sh: unknown option '$arg' (allowed: --oracle)" >&2; exit 2 ;;
+    --fuzz) want_fuzz=1 ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option '$arg' (allowed: --oracle, --fuzz)" >&2; exit 2 ;;
   esac
 done
 
@@ -37,6 +40,10 @@ fi
 if [ "$want_oracle" = 1 ]; then
   # Test-only: the Python oracle, a headless browser that renders the HTML report, and tmux.
   packages+=(python3 python3-venv python3-torch python3-numpy python3-h5py chromium tmux)
+fi
+
+if [ "$want_fuzz" = 1 ]; then
+  packages+=(clang-14 libclang-rt-14-dev)  # libFuzzer, ASan and UBSan runtimes for clang 14
 fi
 
 missing=()

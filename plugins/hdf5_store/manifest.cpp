@@ -183,11 +183,13 @@ Manifest manifest_from_json(const nlohmann::json& j, const std::string& where) {
 }
 
 fs::path shard_path(const fs::path& dir, const ShardEntry& e) {
+  const fs::path named = dir / e.file;
+  std::error_code ec;
+  if (!fs::exists(named, ec)) return named;  // the shard reader says it is missing, naming it
   if (auto p = path_inside(dir, e.file)) return *p;
-  throw FormatError(cat("store '", dir.string(), "': shard '", e.file, "' listed in ", kManifestName,
-                        fs::exists(dir / e.file) ? " resolves to a file outside the store directory (a symlink); "
-                                                   "saelab reads only files inside it"
-                                                 : " does not exist; the store is incomplete (rerun the harvest)"));
+  throw FormatError(cat(named.string(), " is listed in ", kManifestName,
+                        " but resolves to a file outside the store directory (a symlink); saelab reads "
+                        "only files inside it"));
 }
 
 bool has_manifest(const fs::path& dir) {

@@ -62,7 +62,8 @@ inline constexpr std::uintmax_t kMaxManifestBytes = std::uintmax_t(1) << 30;
 
 std::string shard_file_name(std::int64_t index);  // "shard-000012.h5"
 struct ShardEntry;
-// dir / e.file, resolved; FormatError when it is missing or a symlink leads out of dir.
+// dir / e.file, resolved; FormatError when a symlink leads out of dir (a missing file is left to
+// the shard reader, which names it).
 std::filesystem::path shard_path(const std::filesystem::path& dir, const ShardEntry& e);
 
 struct Layout {

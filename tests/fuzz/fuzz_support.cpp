@@ -33,11 +33,25 @@ std::filesystem::path scratch_root() {
   if (std::filesystem::is_directory("/dev/shm", ec)) return "/dev/shm";
   return std::filesystem::temp_directory_path();
 }
+// Removes a scratch directory when the process exits normally (libFuzzer's -max_total_time and
+// the replay both end in exit()), so runs do not pile up in /dev/shm.
+void remove_at_exit(const std::filesystem::path& dir) {
+  static std::vector<std::filesystem::path> dirs;
+  if (dirs.empty())
+    std::atexit([] {
+      std::error_code ec;
+      for (const auto& d : dirs) std::filesystem::remove_all(d, ec);
+    });
+  dirs.push_back(dir);
+}
 }  // namespace
 
 const std::filesystem::path& fresh_dir() {
-  static const std::filesystem::path dir =
-      scratch_root() / ("saelab-fuzz-" + std::to_string(static_cast<long>(::getpid())));
+  static const std::filesystem::path dir = [] {
+    auto d = scratch_root() / ("saelab-fuzz-" + std::to_string(static_cast<long>(::getpid())));
+    remove_at_exit(d);
+    return d;
+  }();
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
   std::filesystem::create_directories(dir);
@@ -48,6 +62,7 @@ const std::filesystem::path& setup_dir() {
   static const std::filesystem::path dir = [] {
     auto d = scratch_root() / ("saelab-fuzz-setup-" + std::to_string(static_cast<long>(::getpid())));
     std::filesystem::create_directories(d);
+    remove_at_exit(d);
     return d;
   }();
   return dir;

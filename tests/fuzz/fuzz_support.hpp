@@ -66,10 +66,10 @@ void expect_clear_error(const char* target, Fn&& fn) {
 
 // Defines LLVMFuzzerTestOneInput for one target: the body runs under expect_clear_error.
 //   SAELAB_FUZZ_TARGET("safetensors") { ... uses data, size ... }
-#define SAELAB_FUZZ_TARGET(name)                                                                 \
-  static void saelab_fuzz_one(const std::uint8_t* data, std::size_t size);                      \
-  extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {           \
-    ::saelab::fuzz::expect_clear_error(name, [&] { saelab_fuzz_one(data, size); });             \
-    return 0;                                                                                    \
-  }                                                                                              \
+#define SAELAB_FUZZ_TARGET(name)                                                      \
+  static void saelab_fuzz_one(const std::uint8_t* data, std::size_t size);            \
+  extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) { \
+    ::saelab::fuzz::expect_clear_error(name, [&] { saelab_fuzz_one(data, size); });   \
+    return 0;                                                                         \
+  }                                                                                   \
   static void saelab_fuzz_one(const std::uint8_t* data, std::size_t size)

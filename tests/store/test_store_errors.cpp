@@ -125,6 +125,18 @@ TEST(StoreErrors, ManifestListingAMissingShard) {
   EXPECT_EQ(statuses(info(dir.path(), false)), "ok ok ok missing");
 }
 
+TEST(StoreErrors, ShardSymlinkOutOfTheStoreIsRefused) {
+  TempDir dir("symlink");
+  TempDir elsewhere("symlink-target");
+  make_store(dir.path());
+  fs::rename(dir / "shard-000003.h5", elsewhere / "shard-000003.h5");
+  fs::create_symlink(elsewhere / "shard-000003.h5", dir / "shard-000003.h5");
+  const std::string msg = open_error(dir.path());
+  expect_contains(msg, (dir / "shard-000003.h5").string());
+  expect_contains(msg, "outside the store directory");
+  EXPECT_EQ(statuses(info(dir.path(), false)), "ok ok ok damaged");
+}
+
 TEST(StoreErrors, ShardFromAnotherHookIsRefused) {
   TempDir dir("mixed"), other("mixed-other");
   make_store(dir.path());

@@ -155,6 +155,8 @@ TEST(Corpus, JsonlErrorsNameFileLineAndField) {
   EXPECT_TRUE(has(m, "bad.jsonl:3:") && has(m, "\"text\" is a number") && has(m, "string")) << m;
   m = jsonl_error("array", "[\"text\"]", "text");
   EXPECT_TRUE(has(m, "bad.jsonl:3:") && has(m, "array") && has(m, "not an object")) << m;
+  m = jsonl_error("overflow", "{\"text\": 1e999}", "text");  // nlohmann's out_of_range, not parse_error
+  EXPECT_TRUE(has(m, "bad.jsonl:3:") && has(m, "not valid JSON") && has(m, "number overflow")) << m;
   m = jsonl_error("utf8", "{\"text\": \"caf\xe9\"}", "text");
   EXPECT_TRUE(has(m, "bad.jsonl:3:") && has(m, "not valid UTF-8")) << m;
 }

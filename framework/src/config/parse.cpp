@@ -3,8 +3,11 @@
 #include <charconv>
 #include <cmath>
 #include <set>
+#include <sstream>
 
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
 #include <yaml-cpp/yaml.h>
 
 #include "saelab/config/config.hpp"
@@ -337,6 +340,44 @@ ConfigOverride parse_override(const std::string& arg) {
   return {arg.substr(0, eq), arg.substr(eq + 1)};
 }
 
+namespace {
+
+// Notes where documents start and ignores everything else.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> starts;
+  void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+  }
+  void OnMapEnd() override {}
+};
+
+// Refuses a second document before YAML::LoadAll sees the text. yaml-cpp 0.7 (Debian 12) never
+// consumes a ',' where a block node should start (",", "- x\n,"): LoadAll then collects empty
+// documents forever, allocating as it goes. Asking for at most two documents always ends.
+void check_single_document(const std::string& text, const std::string& file) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentStarts seen;
+  while (seen.starts.size() < 2 && parser.HandleNextDocument(seen)) {
+  }
+  if (seen.starts.size() < 2) return;
+  const YAML::Mark& m = seen.starts[1];
+  throw ConfigError(
+      cat(file, ":", m.line + 1, ":", m.column + 1,
+          ": a second YAML document starts here; an experiment file holds exactly one (documents "
+          "are separated by ---, and yaml-cpp also reads a stray ',' outside [] or {} as one)"));
+}
+
+}  // namespace
+
 ExperimentConfig parse_experiment(const std::string& text, const std::string& file,
                                   const OptionSchema& schema, const Registry& registry,
                                   const std::vector<ConfigOverride>& overrides) {
@@ -345,6 +386,7 @@ ExperimentConfig parse_experiment(const std::string& text, const std::string& fi
                           kMaxConfigBytes, " bytes (1 MiB)"));
   std::vector<YAML::Node> docs;
   try {
+    check_single_document(text, file);
     docs = YAML::LoadAll(text);
   } catch (const YAML::DeepRecursion& e) {
     throw ConfigError(

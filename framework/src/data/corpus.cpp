@@ -112,10 +112,29 @@ struct CorpusDocuments::Impl {
   bool next_jsonl_document(std::string& doc);
 };
 
+namespace {
+// std::getline that refuses a line over kMaxDocumentBytes instead of growing without bound (a
+// corpus with no newline at all would otherwise be read whole into one string).
+bool read_bounded_line(std::istream& in, std::string& line, const std::string& name, std::int64_t line_no) {
+  line.clear();
+  std::streambuf* sb = in.rdbuf();
+  bool any = false;
+  for (int ch = sb->sbumpc(); ch != std::char_traits<char>::eof(); ch = sb->sbumpc()) {
+    any = true;
+    if (ch == '\n') return true;
+    if (line.size() >= kMaxDocumentBytes)
+      throw FormatError(cat(name, ":", line_no, ": the line is longer than ", kMaxDocumentBytes,
+                            " bytes (256 MiB), the limit for one JSONL document"));
+    line.push_back(static_cast<char>(ch));
+  }
+  return any;
+}
+}  // namespace
+
 bool CorpusDocuments::Impl::next_jsonl_document(std::string& doc) {
   const std::string& name = jsonl_file->path.string();
   std::string line;
-  while (std::getline(jsonl, line)) {
+  while (read_bounded_line(jsonl, line, name, line_no + 1)) {
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) continue;

@@ -113,6 +113,9 @@ bool Explorer::heavy(const HttpRequest& req) const {
 
 HttpResponse Explorer::handle(const HttpRequest& req) {
   try {
+    // HTTP also allows "*" and absolute-URI targets; the explorer serves only origin paths.
+    if (req.path.empty() || req.path[0] != '/')
+      throw BadRequest(400, cat("the request target '", req.path, "' is not a path starting with '/'"));
     if (req.path.rfind("/api/", 0) == 0) {
       if (req.path == "/api/info") {
         if (req.method != "GET") throw BadRequest(405, "GET /api/info");

@@ -46,7 +46,8 @@ HttpResponse read_error_response(beast::error_code ec, const HttpLimits& limits)
   if (ec == http::error::body_limit)
     return json_error(413, cat("the request body exceeds the limit of ", limits.max_body_bytes, " bytes"));
   if (ec == http::error::header_limit)
-    return json_error(431, cat("the request headers exceed the limit of ", limits.max_header_bytes, " bytes"));
+    return json_error(431,
+                      cat("the request headers exceed the limit of ", limits.max_header_bytes, " bytes"));
   return json_error(400, cat("malformed HTTP request: ", ec.message()));
 }
 

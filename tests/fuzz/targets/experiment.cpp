@@ -16,8 +16,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 SAELAB_FUZZ_TARGET("experiment") {
   const std::string text(reinterpret_cast<const char*>(data), size);
-  const auto cfg = saelab::parse_experiment(text, "fuzz.yaml", saelab::experiment_schema(),
-                                            saelab::plugin_registry());
+  const auto cfg =
+      saelab::parse_experiment(text, "fuzz.yaml", saelab::experiment_schema(), saelab::plugin_registry());
   (void)saelab::run_settings(cfg.options);
   (void)saelab::corpus_config(cfg.options);
   (void)saelab::harvest_settings(cfg.options);
@@ -26,5 +26,6 @@ SAELAB_FUZZ_TARGET("experiment") {
   const auto again = saelab::parse_experiment(cfg.resolved, "resolved.yaml", saelab::experiment_schema(),
                                               saelab::plugin_registry());
   if (again.hash != cfg.hash)
-    saelab::fuzz::report_finding("experiment", "resolved YAML does not parse back to itself", cfg.resolved.c_str());
+    saelab::fuzz::report_finding("experiment", "resolved YAML does not parse back to itself",
+                                 cfg.resolved.c_str());
 }

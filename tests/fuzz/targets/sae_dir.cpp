@@ -25,7 +25,7 @@ SAELAB_FUZZ_TARGET("sae_dir") {
   const auto loaded = saelab::load_sae(saelab::plugin_registry(), dir, saelab::PluginContext{});
   const auto shape = loaded.sae->shape();
   loaded.sae->eval();
-  const auto x = at::ones({2, shape.d_in});     // [2, d_in]
+  const auto x = at::ones({2, shape.d_in});    // [2, d_in]
   const auto latents = loaded.sae->encode(x);  // [2, d_sae]
   (void)loaded.sae->decode(latents).sum();
 }

@@ -37,11 +37,14 @@ fs::path write_experiment(const fs::path& dir) {
   const fs::path data = fs::path(SAELAB_SOURCE_DIR) / "data";
   const fs::path file = dir / "serve.yaml";
   saelab::fuzz::write_file(
-      file, saelab::cat("name: fuzz-serve\nthreads: 1\nsource: {plugin: gpt2, init: random, n_layer: 2, n_head: 4, "
-                        "n_embd: ", kDIn, ", n_positions: 128, seed: 1, random_dir: ", (dir / "gpt2").string(),
-                        ", tokenizer: ", (data / "gpt2-tokenizer").string(), "}\ncorpus: {paths: [",
-                        (data / "corpus" / "sotu").string(), "], context_size: 32}\n"
-                        "harvest: {hook: blocks.1.hook_resid_pre, tokens: 1000}\n"));
+      file,
+      saelab::cat("name: fuzz-serve\nthreads: 1\nsource: {plugin: gpt2, init: random, n_layer: 2, n_head: 4, "
+                  "n_embd: ",
+                  kDIn, ", n_positions: 128, seed: 1, random_dir: ", (dir / "gpt2").string(),
+                  ", tokenizer: ", (data / "gpt2-tokenizer").string(), "}\ncorpus: {paths: [",
+                  (data / "corpus" / "sotu").string(),
+                  "], context_size: 32}\n"
+                  "harvest: {hook: blocks.1.hook_resid_pre, tokens: 1000}\n"));
   return file;
 }
 
@@ -54,8 +57,10 @@ fs::path write_sae(const fs::path& dir) {
   saelab::SaeDirectory sae;
   sae.cfg = saelab::make_sae_cfg("standard", kDIn, kDSae, meta);
   at::manual_seed(0);
-  sae.weights = {{"W_enc", at::randn({kDIn, kDSae}) * 0.2}, {"b_enc", at::zeros({kDSae})},
-                 {"W_dec", at::randn({kDSae, kDIn}) * 0.2}, {"b_dec", at::zeros({kDIn})}};
+  sae.weights = {{"W_enc", at::randn({kDIn, kDSae}) * 0.2},
+                 {"b_enc", at::zeros({kDSae})},
+                 {"W_dec", at::randn({kDSae, kDIn}) * 0.2},
+                 {"b_dec", at::zeros({kDIn})}};
   const fs::path out = dir / "sae";
   saelab::save_sae_directory(out, sae, true);
   return out;
@@ -106,5 +111,6 @@ SAELAB_FUZZ_TARGET("serve") {
     }
   }
   if (!documented(r.status))
-    saelab::fuzz::report_finding("serve", saelab::cat("undocumented status ", r.status).c_str(), r.body.c_str());
+    saelab::fuzz::report_finding("serve", saelab::cat("undocumented status ", r.status).c_str(),
+                                 r.body.c_str());
 }

@@ -5,7 +5,8 @@
 SAELAB_FUZZ_TARGET("store_manifest") {
   const auto dir = saelab::fuzz::fresh_dir() / "store";
   std::filesystem::create_directories(dir);
-  saelab::fuzz::write_file(dir / saelab::hdf5_store::kManifestName, {reinterpret_cast<const char*>(data), size});
+  saelab::fuzz::write_file(dir / saelab::hdf5_store::kManifestName,
+                           {reinterpret_cast<const char*>(data), size});
   const auto m = saelab::hdf5_store::read_manifest(dir);
   (void)m.rows();
   (void)m.sequences();

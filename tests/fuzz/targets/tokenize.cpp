@@ -45,7 +45,8 @@ void check_round_trip(const saelab::text::BpeTokenizer& tok, const std::string& 
                       const char* which) {
   for (const bool special : {false, true}) {
     const auto ids = tok.encode(text, special);
-    if (tok.decode(ids) != want) saelab::fuzz::report_finding("tokenize", which, "decode(encode(text)) differs");
+    if (tok.decode(ids) != want)
+      saelab::fuzz::report_finding("tokenize", which, "decode(encode(text)) differs");
   }
 }
 }  // namespace
