@@ -61,7 +61,6 @@ for t in "${targets[@]}"; do
 done
 wait
 
-status=0
 {
   printf '%-22s %10s %8s %8s %8s %8s  %s\n' target execs execs/s slowest edges features result
   for t in "${targets[@]}"; do
@@ -75,8 +74,8 @@ status=0
     ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
     found=$(ls "$results/$t" 2>/dev/null | tr '\n' ' ')
     result="ok"
-    if [ "$rc" != 0 ] || [ -n "$found" ]; then result="FOUND (rc $rc): ${found:-see $log}"; status=1; fi
+    if [ "$rc" != 0 ] || [ -n "$found" ]; then result="FOUND (rc $rc): ${found:-see $log}"; fi
     printf '%-22s %10s %8s %7ss %8s %8s  %s\n' "$t" "${runs:-?}" "${eps:-?}" "${slow:-?}" "${cov:-?}" "${ft:-?}" "$result"
   done
 } | tee "$results/summary.txt"
-exit "$status"
+if grep -q FOUND "$results/summary.txt"; then exit 1; fi

@@ -118,7 +118,18 @@ TEST_F(ConfigErrors, OversizedFileIsRefused) {
 
 TEST_F(ConfigErrors, MultiDocumentFileIsRefused) {
   std::string e = error_of("name: a\n---\nname: b\n");
-  EXPECT_NE(e.find("contains 2 YAML documents"), std::string::npos) << e;
+  EXPECT_NE(e.find(":2:1: a second YAML document starts here"), std::string::npos) << e;
+  EXPECT_NE(e.find("holds exactly one"), std::string::npos) << e;
+}
+
+// yaml-cpp 0.7 never consumes a ',' where a block node should start, so YAML::LoadAll alone would
+// collect empty documents until memory ran out (found by tests/fuzz, target experiment).
+TEST_F(ConfigErrors, StrayCommaIsRefusedInsteadOfLoopingForever) {
+  for (const char* text : {",\n", "- x\n,\n", "# comment\n, latent: 3\n"}) {
+    std::string e = error_of(text);
+    EXPECT_NE(e.find("a second YAML document starts here"), std::string::npos) << text << ": " << e;
+    EXPECT_NE(e.find("stray ','"), std::string::npos) << text << ": " << e;
+  }
 }
 
 TEST_F(ConfigErrors, DeeplyNestedInputIsRefusedCleanly) {

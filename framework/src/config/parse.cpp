@@ -396,9 +396,6 @@ ExperimentConfig parse_experiment(const std::string& text, const std::string& fi
     throw ConfigError(
         cat(file, ":", e.mark.line + 1, ":", e.mark.column + 1, ": YAML syntax error: ", e.msg));
   }
-  if (docs.size() > 1)
-    throw ConfigError(cat(file, ": contains ", docs.size(),
-                          " YAML documents (separated by ---); an experiment file holds exactly one"));
   YAML::Node root = docs.empty() ? YAML::Node(YAML::NodeType::Map) : docs.front();
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   Ctx c{file, registry, {}};

@@ -76,7 +76,7 @@ void set_up() {
   ref.max = at::ones({kDSae});
   saelab::ExplorerLimits limits;  // small, so that one input stays well under a second
   limits.max_text_tokens = 32;
-  limits.max_new_tokens = 2;
+  limits.max_new_tokens = 1;
   limits.max_features = 4;
   s.explorer = std::make_unique<saelab::Explorer>(s.inspection, std::move(ref), dir / "report", limits);
 }
