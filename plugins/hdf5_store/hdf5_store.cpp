@@ -53,10 +53,10 @@ nlohmann::json shard_health(const fs::path& dir, const Manifest& m, const ShardE
     return j;
   }
   try {
-    (void)shard_path(dir, e);
-    ShardReader reader(path, e, m.meta, row_dtype_from_string(m.meta.dtype, "manifest"));
+    const fs::path file = shard_path(dir, e);  // what is read is what was checked
+    ShardReader reader(file, e, m.meta, row_dtype_from_string(m.meta.dtype, "manifest"));
     if (verify) {
-      const std::string sha = sha256_file(path);
+      const std::string sha = sha256_file(file);
       std::string chunk_error = reader.verify_chunks(m.layout.chunk_rows);
       if (sha != e.sha256 || !chunk_error.empty()) {
         j["status"] = "damaged";

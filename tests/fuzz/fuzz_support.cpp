@@ -44,14 +44,17 @@ void remove_at_exit(const std::filesystem::path& dir) {
     });
   dirs.push_back(dir);
 }
+// <scratch root>/<prefix><pid>, removed at exit.
+std::filesystem::path own_dir(const char* prefix) {
+  auto d = scratch_root() / (prefix + std::to_string(static_cast<long>(::getpid())));
+  remove_at_exit(d);
+  return d;
+}
+
 }  // namespace
 
 const std::filesystem::path& fresh_dir() {
-  static const std::filesystem::path dir = [] {
-    auto d = scratch_root() / ("saelab-fuzz-" + std::to_string(static_cast<long>(::getpid())));
-    remove_at_exit(d);
-    return d;
-  }();
+  static const std::filesystem::path dir = own_dir("saelab-fuzz-");
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
   std::filesystem::create_directories(dir);
@@ -59,12 +62,8 @@ const std::filesystem::path& fresh_dir() {
 }
 
 const std::filesystem::path& setup_dir() {
-  static const std::filesystem::path dir = [] {
-    auto d = scratch_root() / ("saelab-fuzz-setup-" + std::to_string(static_cast<long>(::getpid())));
-    std::filesystem::create_directories(d);
-    remove_at_exit(d);
-    return d;
-  }();
+  static const std::filesystem::path dir = own_dir("saelab-fuzz-setup-");
+  std::filesystem::create_directories(dir);
   return dir;
 }
 

@@ -359,9 +359,10 @@ class DocumentStarts : public YAML::EventHandler {
   void OnMapEnd() override {}
 };
 
-// Refuses a second document before YAML::LoadAll sees the text. yaml-cpp 0.7 (Debian 12) never
-// consumes a ',' where a block node should start (",", "- x\n,"): LoadAll then collects empty
-// documents forever, allocating as it goes. Asking for at most two documents always ends.
+// Refuses a second document, so that YAML::Load reads the only one; the text never reaches
+// YAML::LoadAll. yaml-cpp 0.7 (Debian 12) never consumes a ',' where a block node should start
+// (",", "- x\n,"): LoadAll then collects empty documents forever, allocating as it goes. Asking
+// for at most two documents always ends.
 void check_single_document(const std::string& text, const std::string& file) {
   std::istringstream in(text);
   YAML::Parser parser(in);
@@ -384,10 +385,10 @@ ExperimentConfig parse_experiment(const std::string& text, const std::string& fi
   if (text.size() > kMaxConfigBytes)
     throw ConfigError(cat(file, ": the file is ", text.size(), " bytes; experiment files are limited to ",
                           kMaxConfigBytes, " bytes (1 MiB)"));
-  std::vector<YAML::Node> docs;
+  YAML::Node root;
   try {
     check_single_document(text, file);
-    docs = YAML::LoadAll(text);
+    root = YAML::Load(text);  // the one document (Null for an empty file)
   } catch (const YAML::DeepRecursion& e) {
     throw ConfigError(
         cat(file, ":", e.mark.line + 1, ":", e.mark.column + 1,
@@ -396,7 +397,6 @@ ExperimentConfig parse_experiment(const std::string& text, const std::string& fi
     throw ConfigError(
         cat(file, ":", e.mark.line + 1, ":", e.mark.column + 1, ": YAML syntax error: ", e.msg));
   }
-  YAML::Node root = docs.empty() ? YAML::Node(YAML::NodeType::Map) : docs.front();
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   Ctx c{file, registry, {}};
   for (const auto& o : overrides) {

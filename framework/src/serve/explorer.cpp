@@ -276,17 +276,16 @@ HttpResponse Explorer::report_file(const std::string& rel) const {
         safe && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' || c == '/');
   if (!safe) throw BadRequest(404, "no such report file");
   // Resolved, so that a symlink in the report directory cannot serve a file from elsewhere.
-  const auto inside = path_inside(report_dir_, rel);
-  const fs::path p = inside ? *inside : report_dir_ / rel;
+  const auto p = path_inside(report_dir_, rel);
   std::error_code ec;
-  if (!inside || !fs::is_regular_file(p, ec))
+  if (!p || !fs::is_regular_file(*p, ec))
     throw BadRequest(
         404, fs::exists(report_dir_)
                  ? cat("the report has no '", rel, "'")
                  : std::string("this run has no report; write it with saelab report FILE, then restart"));
   HttpResponse r;
-  r.content_type = mime_type(p);
-  r.body = read_file(p, std::uintmax_t(256) << 20, "report file");
+  r.content_type = mime_type(*p);
+  r.body = read_file(*p, std::uintmax_t(256) << 20, "report file");
   return r;
 }
 
