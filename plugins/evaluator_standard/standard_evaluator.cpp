@@ -124,6 +124,11 @@ nlohmann::json assemble(const std::string& mode, const EvalContext& ctx,
               {"d_sae", ctx.sae.shape().d_sae}};
   j["input_scale"] = ctx.input_scale;
   j["units"] = "reconstruction metrics in raw activation units (input_scale undone)";
+  if (!ctx.target_hook.empty()) {
+    j["target_hook"] = ctx.target_hook;
+    j["sae"]["d_out"] = ctx.sae.shape().out();
+    j["units"] = "reconstruction metrics compare the transcoder's output with the target hook, raw units";
+  }
   j["summary"] = {{"explained_variance", metrics::json_number(rm.explained_variance)},
                   {"mse", metrics::json_number(rm.mse)},
                   {"cosine_similarity", metrics::json_number(rm.cosine_similarity)},
@@ -208,40 +213,53 @@ ModelOutput run_replaced(ActivationSource& source, const torch::Tensor& tokens, 
 
 }  // namespace
 
-// Every run of one batch of sequences: clean, spliced, zero-ablated and the optional ones.
+// Every run of one batch of sequences: clean, spliced, zero-ablated and the optional ones. An SAE
+// replaces its hook's activation by its reconstruction; a transcoder replaces the target hook's
+// (its MLP's output) by its prediction from the input hook, captured first from a clean run (the
+// input comes before the target in the forward pass, so the replacement leaves it unchanged).
 void StandardEvaluator::evaluate_batch(EvalContext& ctx, const torch::Tensor& tokens, Spliced& acc) {
   auto& source = *ctx.source;
   const std::string model = source.info().model_id;
-  const std::int64_t d_in = ctx.sae.shape().d_in;
+  const bool transcoder = !ctx.target_hook.empty();
+  const std::string& hook = transcoder ? ctx.target_hook : ctx.hook;  // the hook replaced
+  const std::int64_t d = ctx.sae.shape().out();
   const auto mask = evaluated_positions(tokens, source.info(), opts_.exclude_bos, ctx.rows);
   const auto flat_rows = mask.reshape({-1}).nonzero().squeeze(1);
   const auto keep = [&](const torch::Tensor& act) { return mask.to(act.device()).unsqueeze(-1); };
+  torch::Tensor transcoder_input;  // [batch * seq, d_in]
+  if (transcoder)
+    transcoder_input =
+        source.run_with_hooks(tokens, {ctx.hook}).at(ctx.hook).reshape({-1, ctx.sae.shape().d_in});
 
   // The clean and ablated runs do not depend on the SAE: a sweep's later runs reuse them.
   const std::string batch_key =
-      ctx.cache ? eval_cache_key("eval", source.info(), ctx.hook, {tokens, mask}) : std::string();
+      ctx.cache ? eval_cache_key("eval", source.info(), hook, {tokens, mask}) : std::string();
   const auto clean_entry = cached(
       ctx.cache, batch_key + "|clean",
       [&] {
         auto out = run_replaced(
-            source, tokens, ctx.hook, [](const torch::Tensor& a) { return a; }, "clean");
+            source, tokens, hook, [](const torch::Tensor& a) { return a; }, "clean");
         return EvalCache::Entry{{"logits", out.logits}, {"loss", out.loss}};
       },
       &acc.runs_reused);
   const ModelOutput clean{clean_entry.at("logits"), clean_entry.at("loss")};
   std::optional<SaeApplied> applied;
-  torch::Tensor x;
+  torch::Tensor x;  // [batch * seq, d] the replaced hook's clean activation
+  auto apply = [&](const torch::Tensor& flat) {
+    return transcoder ? apply_transcoder(ctx.sae, transcoder_input)
+                      : apply_sae(ctx.sae, flat, ctx.input_scale);
+  };
   auto splice = [&](const torch::Tensor& act) {
-    SAELAB_CHECK(act.dim() == 3 && act.size(2) == d_in, Error, "evaluator standard: hook '", ctx.hook,
-                 "' of model '", model, "' gave activations ", act.sizes(), "; expected [batch, seq, ", d_in,
+    SAELAB_CHECK(act.dim() == 3 && act.size(2) == d, Error, "evaluator standard: hook '", hook,
+                 "' of model '", model, "' gave activations ", act.sizes(), "; expected [batch, seq, ", d,
                  "]");
-    x = act.reshape({-1, d_in});
-    applied = apply_sae(ctx.sae, x, ctx.input_scale);
+    x = act.reshape({-1, d});
+    applied = apply(x);
     return at::where(keep(act), applied->reconstruction.view(act.sizes()), act);
   };
-  auto spliced = run_replaced(source, tokens, ctx.hook, splice, "spliced");
+  auto spliced = run_replaced(source, tokens, hook, splice, "spliced");
   SAELAB_CHECK(applied.has_value(), Error, "evaluator standard: model '", model,
-               "' never called the replacement function for hook '", ctx.hook, "'");
+               "' never called the replacement function for hook '", hook, "'");
   const auto ce_mask = mask.narrow(1, 0, tokens.size(1) - 1);
   acc.down.add_ce(metrics::ModelRun::Clean, clean.loss, ce_mask);
   acc.down.add_ce(metrics::ModelRun::Spliced, spliced.loss, ce_mask);
@@ -252,7 +270,7 @@ void StandardEvaluator::evaluate_batch(EvalContext& ctx, const torch::Tensor& to
     const auto entry = cached(
         cacheable ? ctx.cache : nullptr, batch_key + "|" + name,
         [&] {
-          auto out = run_replaced(source, tokens, ctx.hook, fn, name);
+          auto out = run_replaced(source, tokens, hook, fn, name);
           return EvalCache::Entry{{"loss", out.loss}, {"kl", kl_per_position(clean.logits, out.logits)}};
         },
         &acc.runs_reused);
@@ -265,15 +283,15 @@ void StandardEvaluator::evaluate_batch(EvalContext& ctx, const torch::Tensor& to
       "zero-ablated");
   const auto rows_dev = flat_rows.to(x.device());
   if (opts_.mean_ablation) {
-    const auto mean = x.index_select(0, rows_dev).mean(0);  // [d_in]
+    const auto mean = x.index_select(0, rows_dev).mean(0);  // [d]
     other_run(
         metrics::ModelRun::MeanAblated,
         [&](const torch::Tensor& a) { return mean.to(a.dtype()).expand_as(a).clone(); }, "mean-ablated");
   }
   if (opts_.error_term) {
     auto with_error = [&](const torch::Tensor& act) {
-      const auto flat = act.reshape({-1, d_in});
-      const auto recon = apply_sae(ctx.sae, flat, ctx.input_scale).reconstruction;
+      const auto flat = act.reshape({-1, d});
+      const auto recon = apply(flat).reconstruction;
       return at::where(keep(act), (recon + (flat - recon)).view(act.sizes()), act);
     };
     auto loss = other_run(metrics::ModelRun::WithErrorTerm, with_error, "with-error-term", false);
@@ -293,6 +311,8 @@ void StandardEvaluator::evaluate_batch(EvalContext& ctx, const torch::Tensor& to
 
 nlohmann::json StandardEvaluator::evaluate_spliced(EvalContext& ctx) {
   check_hook_width(*ctx.source, ctx.hook, ctx.sae.shape().d_in, "evaluator standard");
+  if (!ctx.target_hook.empty())
+    check_hook_width(*ctx.source, ctx.target_hook, ctx.sae.shape().out(), "evaluator standard (target hook)");
   Spliced acc{{}, metrics::LatentFiringAccumulator(ctx.sae.shape().d_sae), {}, dictionary_recovery(ctx), {}};
   if (acc.truth) acc.classification.emplace(acc.truth->best_feature);
   std::int64_t batches = 0;
@@ -338,6 +358,11 @@ void StandardEvaluator::add_probing(EvalContext& ctx, nlohmann::json& j) {
 }
 
 nlohmann::json StandardEvaluator::evaluate_stored(EvalContext& ctx, const std::string& why_no_downstream) {
+  SAELAB_CHECK(ctx.target_hook.empty(), Error, "evaluator standard: transcoder '", ctx.hook, "' -> '",
+               ctx.target_hook,
+               "' is evaluated by splicing it into the model, which needs the source and "
+               "token sequences; ",
+               why_no_downstream);
   auto& reader = *ctx.reader;
   SAELAB_CHECK(reader.d() == ctx.sae.shape().d_in, Error,
                "evaluator standard: stored activations "

@@ -100,7 +100,9 @@ torch::Tensor BlockImpl::forward(torch::Tensor x, const torch::Tensor& mask, con
   // Out of place: a captured resid_pre must keep its value.
   x = x + a;
   hook(HookKind::ResidMid, x);
-  auto h = mlp->hidden(ln_2(x));
+  auto n = ln_2(x);
+  hook(HookKind::MlpIn, n);
+  auto h = mlp->hidden(n);
   hook(HookKind::MlpPost, h);
   auto m = mlp->out(h);
   hook(HookKind::MlpOut, m);

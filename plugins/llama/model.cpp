@@ -130,7 +130,9 @@ torch::Tensor Model::block_forward(torch::Tensor x, std::int64_t layer, const to
   hook(HookKind::AttnOut, a);
   x = x + a;  // out of place: a captured resid_pre keeps its value
   hook(HookKind::ResidMid, x);
-  const auto gu = at::mm(rows(rms_norm(x, w.ffn_norm, cfg_.rms_eps)), w.w_gate_up);  // [rows, 2 d_mlp]
+  auto n = rms_norm(x, w.ffn_norm, cfg_.rms_eps);
+  hook(HookKind::MlpIn, n);
+  const auto gu = at::mm(rows(n), w.w_gate_up);  // [rows, 2 d_mlp]
   auto h = at::silu(gu.narrow(1, 0, cfg_.d_mlp)) * gu.narrow(1, cfg_.d_mlp, cfg_.d_mlp);
   h = unflatten(h, x);
   hook(HookKind::MlpPost, h);

@@ -8,6 +8,12 @@
 //   l1_decoder_norm  mean_b Σ_i |z_i| |W_dec,i|
 //   auxk             TopK auxiliary loss on dead latents (needs the trainer's dead mask)
 //   l0               mean_b of the SAE's differentiable L0 estimate (JumpReLU)
+//   gate_l1          gated SAEs: mean_b Σ_i ReLU(π_gate)_i |W_dec,i|
+//   gate_aux         gated SAEs: mean_b |x - x̂_gate|², x̂_gate through the frozen decoder
+//   matryoshka       Matryoshka SAEs: Σ over the inner prefixes m of mean_b |x̂_{<m} - x|²
+//   lp_anneal        p-annealed Lp penalty with an adapted coefficient (p_anneal.cpp)
+// The reconstruction terms compare with LossContext::target(): x for an SAE, the output hook for a
+// transcoder.
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -18,15 +24,12 @@
 #include "saelab/interfaces/loss.hpp"
 #include "saelab/sae/loss_math.hpp"
 #include "saelab/core/plugin_api.hpp"
+#include "loss_options.hpp"
+#include "p_anneal.hpp"
 
 namespace saelab {
 namespace {
-
-// coefficient · min(1, progress / warmup_fraction); warmup_fraction 0 = no warm-up.
-double scheduled(double coefficient, double warmup_fraction, const TrainProgress& p) {
-  if (warmup_fraction <= 0) return coefficient;
-  return coefficient * std::min(1.0, p.fraction() / warmup_fraction);
-}
+using namespace losses;
 
 using Formula = std::function<torch::Tensor(const LossContext&)>;
 
@@ -47,32 +50,6 @@ class TermLoss : public Loss {
   Formula formula_;
 };
 
-OptionSchema coefficient_schema(double def, bool with_warmup, double warmup_def = 0.0) {
-  OptionSchema s;
-  s.real("coefficient", def, "weight of this term in the training loss").at_least(0);
-  if (with_warmup) {
-    s.real("warmup_fraction", warmup_def,
-           "the coefficient rises linearly from 0 over this fraction of the training steps "
-           "(0 = constant)")
-        .at_least(0)
-        .at_most(1);
-  }
-  return s;
-}
-
-double checked_coefficient(const Options& o) {
-  const double c = o.real("coefficient");
-  if (!(c >= 0) || !std::isfinite(c))
-    o.fail("coefficient", cat("coefficient = ", c, " must be finite and ≥ 0"));
-  return c;
-}
-
-double checked_warmup(const Options& o) {
-  const double w = o.real("warmup_fraction");
-  if (!(w >= 0 && w <= 1)) o.fail("warmup_fraction", cat("warmup_fraction = ", w, " must be in [0, 1]"));
-  return w;
-}
-
 const torch::Tensor& reconstruction(const LossContext& c) {
   return c.out.reconstruction;
 }
@@ -87,6 +64,26 @@ torch::Tensor l0_term(const LossContext& c) {
   return loss_math::l0(c.out.l0_estimate);
 }
 
+const SaeOutput& gated_output(const LossContext& c, const char* loss) {
+  if (!c.out.gate_activations.defined()) {
+    throw ConfigError(cat("loss '", loss, "' needs the gate path of a gated SAE, which SAE architecture '",
+                          c.sae.architecture(), "' does not have; use it with sae: gated"));
+  }
+  return c.out;
+}
+
+torch::Tensor matryoshka_term(const LossContext& c) {
+  if (c.out.prefix_reconstructions.empty()) {
+    throw ConfigError(
+        cat("loss 'matryoshka' needs the prefix reconstructions of a Matryoshka SAE, which SAE "
+            "architecture '",
+            c.sae.architecture(),
+            "' does not produce; use it with sae: matryoshka_batchtopk and at least two "
+            "prefix sizes"));
+  }
+  return loss_math::prefix_mse(c.out.prefix_reconstructions, c.target());
+}
+
 struct AuxkOptions {
   double coefficient;
   std::int64_t k_aux;  // 0 = auto: d_in / 2
@@ -97,7 +94,7 @@ torch::Tensor auxk_term(const LossContext& c, const AuxkOptions& a) {
   SAELAB_CHECK(c.dead_mask.defined(), ConfigError,
                "loss 'auxk' needs the trainer's dead-latent mask, which is not available here");
   const std::int64_t k_aux = a.k_aux > 0 ? a.k_aux : std::max<std::int64_t>(1, c.x.size(1) / 2);
-  auto residual = (c.x - c.out.reconstruction).detach();
+  auto residual = (c.target() - c.out.reconstruction).detach();
   return loss_math::auxk(c.out.pre_activations, c.dead_mask, residual, c.sae.decoder_weight(), k_aux,
                          a.normalize)
       .loss;
@@ -116,10 +113,10 @@ void add_term(Registrar& r, const std::string& name, const std::string& descript
 void register_plugin(Registrar& r) {
   add_term(r, "mse", "reconstruction error: squared L2 summed over d_in, mean over the batch",
            coefficient_schema(1.0, false), false,
-           [](const LossContext& c) { return loss_math::mse(reconstruction(c), c.x); });
+           [](const LossContext& c) { return loss_math::mse(reconstruction(c), c.target()); });
   add_term(r, "normalized_mse", "squared error divided by the batch's squared deviation from its mean",
            coefficient_schema(1.0, false), false,
-           [](const LossContext& c) { return loss_math::normalized_mse(reconstruction(c), c.x); });
+           [](const LossContext& c) { return loss_math::normalized_mse(reconstruction(c), c.target()); });
   add_term(r, "l1", "L1 sparsity penalty: Σ|z| per row, mean over the batch",
            coefficient_schema(5.0, true, 0.05), true,
            [](const LossContext& c) { return loss_math::l1(c.out.latents); });
@@ -129,6 +126,21 @@ void register_plugin(Registrar& r) {
            });
   add_term(r, "l0", "L0 penalty through the SAE's straight-through L0 estimate (JumpReLU)",
            coefficient_schema(1.0, true, 0.0), true, l0_term);
+  add_term(r, "gate_l1", "gated SAEs: L1 penalty on the gate path ReLU(π_gate), weighted by decoder norms",
+           coefficient_schema(5.0, true, 0.05), true, [](const LossContext& c) {
+             return loss_math::l1_decoder_norm(gated_output(c, "gate_l1").gate_activations,
+                                               c.sae.decoder_weight());
+           });
+  add_term(r, "gate_aux",
+           "gated SAEs: the gate path alone reconstructs the input through a frozen copy of the decoder",
+           coefficient_schema(1.0, false), false, [](const LossContext& c) {
+             return loss_math::mse(gated_output(c, "gate_aux").gate_reconstruction, c.target());
+           });
+  add_term(r, "matryoshka",
+           "Matryoshka SAEs: every inner prefix of the latents reconstructs the input (sum of their "
+           "squared errors; the full width is the mse term)",
+           coefficient_schema(1.0, false), false, matryoshka_term);
+  register_p_anneal(r);
 
   OptionSchema auxk_schema = coefficient_schema(1.0 / 32.0, false);
   auxk_schema.integer("k_aux", -1, "dead latents used per row; auto: d_in / 2").at_least(1).autoable();

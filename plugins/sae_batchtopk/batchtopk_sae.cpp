@@ -6,8 +6,18 @@
 //   eval:     z = ReLU(pre) · 1[pre > θ], a JumpReLU with one threshold for all latents, which is
 //             how SAELens saves a BatchTopK SAE for inference (architecture "jumprelu", tensor
 //             `threshold [d_sae]`).
+//
+// Matryoshka BatchTopK (Bussmann et al. 2025, "Learning Multi-Level Features with Matryoshka
+// SAEs"; SAELens training architecture "matryoshka_batchtopk") is the same SAE whose nested latent
+// prefixes [0, m) for m in matryoshka_widths (strictly increasing, the last = d_sae) each
+// reconstruct the input: x̂_m = Σ_{i<m} z_i W_dec,i + b_dec. In training the forward pass returns the
+// inner x̂_m (SaeOutput::prefix_reconstructions) for the `matryoshka` loss, so the objective is
+// Σ_m |x - x̂_m|² (mse for the full width) + auxk. Early prefixes learn the general features, and
+// absorption of a general feature into a specific one costs the small prefixes' reconstruction.
+// Saved as SAELens does: a JumpReLU, with matryoshka_widths kept in cfg.json.
 #include <cmath>
 #include <memory>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/grad_mode.h>
@@ -25,6 +35,7 @@ struct BatchTopkConfig {
   double k = 32;
   double threshold_lr = 0.01;
   bool sparse_decode = true;
+  std::vector<std::int64_t> matryoshka_widths;  // Matryoshka only: ascending, last = d_sae
 };
 
 class BatchTopkSaeImpl : public SaeBase {
@@ -52,6 +63,7 @@ class BatchTopkSaeImpl : public SaeBase {
     out.pre_activations = enc.pre_activations;
     out.reconstruction = cfg_k_.sparse_decode ? sae_math::sparse_decode(enc.latents, W_dec_, pool_) + b_dec_
                                               : at::addmm(b_dec_, out.latents, W_dec_);
+    add_training_outputs(enc, out);
     return out;
   }
 
@@ -70,6 +82,11 @@ class BatchTopkSaeImpl : public SaeBase {
   double threshold_value() const { return threshold_.max().item<double>(); }
 
  protected:
+  BatchTopkConfig cfg_k_;
+
+  // Subclasses add what their losses need to a training forward's output.
+  virtual void add_training_outputs(const sae_math::SparseEncodeResult& enc, SaeOutput& out) {}
+
   void add_extra_state(TensorMap& out) const override { out["threshold"] = threshold_.detach(); }
   std::vector<std::string> extra_state_names() const override { return {"threshold"}; }
   void load_extra_state(const TensorMap& tensors) override {
@@ -118,15 +135,49 @@ class BatchTopkSaeImpl : public SaeBase {
     }
   }
 
-  BatchTopkConfig cfg_k_;
   torch::Tensor threshold_;          // [d_sae], all entries equal while training here
   torch::Tensor pending_threshold_;  // checked by load_extra_state, applied by load_state
 };
 TORCH_MODULE(BatchTopkSae);
 
-OptionSchema schema() {
+class MatryoshkaBatchTopkSaeImpl : public BatchTopkSaeImpl {
+ public:
+  using BatchTopkSaeImpl::BatchTopkSaeImpl;
+
+  std::string architecture() const override { return "matryoshka_batchtopk"; }
+
+  nlohmann::json extra_config() const override {
+    auto j = BatchTopkSaeImpl::extra_config();
+    j["matryoshka_widths"] = cfg_k_.matryoshka_widths;
+    return j;
+  }
+
+ protected:
+  void add_training_outputs(const sae_math::SparseEncodeResult& enc, SaeOutput& out) override {
+    const auto& widths = cfg_k_.matryoshka_widths;
+    for (std::size_t i = 0; i + 1 < widths.size(); ++i) {
+      const std::int64_t m = widths[i];
+      if (!cfg_k_.sparse_decode) {
+        out.prefix_reconstructions.push_back(
+            at::addmm(b_dec_, out.latents.narrow(1, 0, m), W_dec_.narrow(0, 0, m)));
+        continue;
+      }
+      sae_math::SparseRows inner = enc.latents;  // the same entries, those at latents ≥ m zeroed
+      inner.values = enc.latents.values * (enc.latents.cols < m).to(enc.latents.values.scalar_type());
+      out.prefix_reconstructions.push_back(sae_math::sparse_decode(inner, W_dec_, pool_) + b_dec_);
+    }
+  }
+};
+TORCH_MODULE(MatryoshkaBatchTopkSae);
+
+OptionSchema schema(bool matryoshka) {
   OptionSchema s;
   add_common_sae_options(s);
+  if (matryoshka) {
+    s.strings("matryoshka_widths", {},
+              "nested prefix sizes, strictly increasing, each in [1, d_sae]; d_sae is added as the "
+              "last when missing (e.g. [128, 512, 2048] with d_sae 8192)");
+  }
   s.real("k", 32, "average active latents per row (k·batch kept per batch)").above(0);
   s.real("threshold_lr", 0.01,
          "rate of the running average that estimates the inference "
@@ -136,6 +187,30 @@ OptionSchema schema() {
   s.choice("decode", "auto", {"auto", "sparse", "dense"},
            "reconstruction in training from the gathered decoder rows (sparse) or a dense GEMM");
   return s;
+}
+
+std::vector<std::int64_t> read_widths(const Options& o, std::int64_t d_sae) {
+  std::vector<std::int64_t> widths;
+  for (const auto& text : o.strings("matryoshka_widths")) {
+    std::size_t used = 0;
+    std::int64_t w = 0;
+    try {
+      w = std::stoll(text, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != text.size() || text.empty() || w < 1 || w > d_sae)
+      o.fail("matryoshka_widths", cat("entry '", text, "' is not an integer in [1, d_sae = ", d_sae, "]"));
+    if (!widths.empty() && w <= widths.back())
+      o.fail("matryoshka_widths",
+             cat("entries must be strictly increasing, but ", w, " follows ", widths.back()));
+    widths.push_back(w);
+  }
+  if (widths.empty() || widths.back() != d_sae) widths.push_back(d_sae);
+  if (widths.size() < 2)
+    o.fail("matryoshka_widths", cat("give at least one prefix size below d_sae = ", d_sae,
+                                    "; with none this is a plain batchtopk SAE"));
+  return widths;
 }
 
 BatchTopkConfig read_config(const Options& o) {
@@ -149,6 +224,7 @@ BatchTopkConfig read_config(const Options& o) {
   if (!(c.threshold_lr > 0 && c.threshold_lr <= 1)) {
     o.fail("threshold_lr", cat("threshold_lr = ", c.threshold_lr, " must be in (0, 1]"));
   }
+  if (o.has("matryoshka_widths")) c.matryoshka_widths = read_widths(o, c.common.d_sae);
   const auto& mode = o.string("decode");
   c.sparse_decode = mode == "sparse" || (mode == "auto" && c.k * 8 <= double(c.common.d_sae));
   return c;
@@ -158,14 +234,23 @@ void register_plugin(Registrar& r) {
   r.add<SaeArchitecture>("batchtopk",
                          "BatchTopK SAE: k·batch largest pre-activations per batch in training, a learned "
                          "threshold at inference (train with mse + auxk)",
-                         schema(),
+                         schema(false),
                          [](const Options& o, const PluginContext& ctx) {
                            return std::make_unique<BatchTopkSaeImpl>(read_config(o), ctx);
                          },
                          {"batchtopk"});
+  r.add<SaeArchitecture>("matryoshka_batchtopk",
+                         "Matryoshka BatchTopK SAE: nested latent prefixes each reconstruct the input "
+                         "(train with mse + matryoshka + auxk); saved as a JumpReLU",
+                         schema(true),
+                         [](const Options& o, const PluginContext& ctx) {
+                           return std::make_unique<MatryoshkaBatchTopkSaeImpl>(read_config(o), ctx);
+                         },
+                         {"matryoshka_batchtopk"});
 }
 
 }  // namespace
 }  // namespace saelab
 
-SAELAB_PLUGIN("sae_batchtopk", "0.1.0", "BatchTopK sparse autoencoder", saelab::register_plugin)
+SAELAB_PLUGIN("sae_batchtopk", "0.2.0", "BatchTopK and Matryoshka BatchTopK sparse autoencoders",
+              saelab::register_plugin)

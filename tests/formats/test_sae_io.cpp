@@ -122,8 +122,9 @@ const CfgCase kBadCfgs[] = {
     CfgCase{"DInIsString", [](json& c) { c["d_in"] = "768"; }, {"key 'd_in'", "string", "integer >= 1"}},
     CfgCase{"DSaeZero", [](json& c) { c["d_sae"] = 0; }, {"key 'd_sae'", "integer >= 1"}},
     CfgCase{"UnknownArchitecture",
-            [](json& c) { c["architecture"] = "gated"; },
-            {"key 'architecture' is \"gated\"", "allowed: standard, topk, batchtopk, jumprelu"}},
+            [](json& c) { c["architecture"] = "temporal"; },
+            {"key 'architecture' is \"temporal\"",
+             "allowed: standard, topk, batchtopk, jumprelu, gated, transcoder, skip_transcoder"}},
     CfgCase{"UnknownDtype",
             [](json& c) { c["dtype"] = "float8"; },
             {"key 'dtype'", "\"float8\"", "allowed: float32, float64, float16, bfloat16"}},
@@ -238,6 +239,61 @@ TEST(SaeIo, BadDirectoryContents) {
   st::save(dir / "sparsity.safetensors", {{"density", torch::zeros({kDSae})}});
   expect_error<FormatError>([&] { load_sae_directory(dir); },
                             {"sparsity.safetensors", "tensor 'density'", "exactly one tensor, 'sparsity'"});
+}
+
+// Gated and transcoder directories: their own tensor sets, d_out, and the transcoder's rule that
+// b_dec (in the output space) is never subtracted from the input.
+TEST(SaeIo, GatedAndTranscoderTensorSets) {
+  TempDir tmp;
+  constexpr std::int64_t kDOut = 5;
+  SaeDirectory gated;
+  gated.cfg = make_sae_cfg("gated", kDIn, kDSae, meta());
+  gated.weights = {
+      {"W_enc", pattern(torch::kFloat32, {kDIn, kDSae})}, {"b_gate", pattern(torch::kFloat32, {kDSae})},
+      {"b_mag", pattern(torch::kFloat32, {kDSae})},       {"r_mag", pattern(torch::kFloat32, {kDSae})},
+      {"W_dec", pattern(torch::kFloat32, {kDSae, kDIn})}, {"b_dec", pattern(torch::kFloat32, {kDIn})}};
+  save_sae_directory(tmp / "gated", gated);
+  EXPECT_EQ(load_sae_directory(tmp / "gated").weights.size(), 6u);
+  auto with_b_enc = gated.weights;
+  with_b_enc["b_enc"] = pattern(torch::kFloat32, {kDSae});
+  expect_error<FormatError>(
+      [&] { load_sae_directory(write_raw(tmp, gated.cfg, with_b_enc)); },
+      {"tensor 'b_enc': not part of a gated SAE", "W_enc, b_gate, b_mag, r_mag, W_dec, b_dec"});
+
+  SaeMeta m = meta();
+  m.apply_b_dec_to_input = false;
+  m.hook_name_out = "blocks.8.hook_mlp_out";
+  SaeDirectory tc;
+  tc.cfg = make_sae_cfg("skip_transcoder", kDIn, kDSae, m, {{"d_out", kDOut}});
+  tc.weights = {{"W_enc", pattern(torch::kFloat32, {kDIn, kDSae})},
+                {"b_enc", pattern(torch::kFloat32, {kDSae})},
+                {"W_dec", pattern(torch::kFloat32, {kDSae, kDOut})},
+                {"b_dec", pattern(torch::kFloat32, {kDOut})},
+                {"W_skip", pattern(torch::kFloat32, {kDOut, kDIn})}};
+  save_sae_directory(tmp / "tc", tc);
+  SaeDirectory back = load_sae_directory(tmp / "tc");
+  EXPECT_EQ(sae_d_out(back.cfg), kDOut);
+  EXPECT_EQ(sae_meta_from_cfg(back.cfg, "cfg").hook_name_out, "blocks.8.hook_mlp_out");
+  EXPECT_TRUE(back.weights.at("W_skip").equal(tc.weights.at("W_skip")));
+
+  json cfg = tc.cfg;
+  cfg["apply_b_dec_to_input"] = true;
+  expect_error<FormatError>(
+      [&] { load_sae_directory(write_raw(tmp, cfg, tc.weights)); },
+      {"cfg.json", "\"skip_transcoder\" has apply_b_dec_to_input true", "must be false"});
+  cfg = tc.cfg;
+  cfg.erase("d_out");
+  expect_error<FormatError>([&] { load_sae_directory(write_raw(tmp, cfg, tc.weights)); },
+                            {"missing key 'd_out'"});
+  auto square = tc.weights;
+  square["W_dec"] = pattern(torch::kFloat32, {kDSae, kDIn});
+  expect_error<FormatError>(
+      [&] { load_sae_directory(write_raw(tmp, tc.cfg, square)); },
+      {"tensor 'W_dec': shape [16, 8]", "(d_in 8, d_sae 16, d_out 5) requires [16, 5]"});
+  auto no_skip = tc.weights;
+  no_skip.erase("W_skip");
+  expect_error<FormatError>([&] { load_sae_directory(write_raw(tmp, tc.cfg, no_skip)); },
+                            {"tensor 'W_skip': missing"});
 }
 
 }  // namespace

@@ -95,6 +95,7 @@ def hook_modules(model, n_layer, capture):
         handles.append(b.register_forward_pre_hook(in_hook(f"blocks.{L}.hook_resid_pre")))
         handles.append(b.attn.register_forward_hook(out_hook(f"blocks.{L}.hook_attn_out", 0)))
         handles.append(b.ln_2.register_forward_pre_hook(in_hook(f"blocks.{L}.hook_resid_mid")))
+        handles.append(b.mlp.register_forward_pre_hook(in_hook(f"blocks.{L}.ln2.hook_normalized")))
         handles.append(b.mlp.act.register_forward_hook(out_hook(f"blocks.{L}.mlp.hook_post")))
         handles.append(b.mlp.register_forward_hook(out_hook(f"blocks.{L}.hook_mlp_out")))
         handles.append(b.register_forward_hook(out_hook(f"blocks.{L}.hook_resid_post", 0)))
@@ -126,6 +127,8 @@ def replacement_hook(model, spec):
         return block.attn.register_forward_hook(lambda m, i, o: (f(o[0]),) + tuple(o[1:]))
     if name == "hook_mlp_out":
         return block.mlp.register_forward_hook(lambda m, i, o: f(o))
+    if name == "ln2.hook_normalized":
+        return block.mlp.register_forward_pre_hook(lambda m, i: (f(i[0]),) + tuple(i[1:]))
     if name == "mlp.hook_post":
         return block.mlp.act.register_forward_hook(lambda m, i, o: f(o))
     raise SystemExit(f"replacement at {hook} is not supported by the oracle")

@@ -137,7 +137,7 @@ TEST(Gpt2Oracle, Small12LayerHubLayoutMatchesTransformers) {
   auto r = inputs(work, 50257, 768, 2, 12, kSpecs);
   oracle_make_run(work, {12, 12, 768, 1024, 50257}, "hub", "F32", 7, r);
   auto src = open(work / "model");
-  EXPECT_EQ(src->info().hooks.size(), 12u * 6 + 1);
+  EXPECT_EQ(src->info().hooks.size(), 12u * 7 + 1);
   EXPECT_EQ(src->info().hooks.at("blocks.3.mlp.hook_post"), 3072);
   compare_with_oracle(*src, r);
   src.reset();

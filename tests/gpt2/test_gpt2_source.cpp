@@ -185,7 +185,7 @@ TEST(Gpt2Source, InfoDescribesTheModel) {
   EXPECT_EQ(info.vocab_size, 40);
   EXPECT_EQ(info.max_context, 12);
   EXPECT_EQ(info.bos_token, 39);  // no tokenizer fits 40 tokens: the config's bos (vocab - 1)
-  EXPECT_EQ(info.hooks.size(), 3u * 6 + 1);
+  EXPECT_EQ(info.hooks.size(), 3u * 7 + 1);
   EXPECT_EQ(info.config_hash.size(), 64u);
   // Tokenizing needs a tokenizer; the error says why there is none.
   const auto msg = error_of([&] { f.src->tokenize("hello"); });

@@ -109,6 +109,7 @@ def main():
         post = (g / (1.0 + np.exp(-g))) * (h @ W[p + "ffn_up.weight"].T)
         mlp_out = post @ W[p + "ffn_down.weight"].T
         x = x + mlp_out
+        hooks["ln2.hook_normalized"] = h
         hooks["mlp.hook_post"] = post
         hooks["hook_mlp_out"] = mlp_out
         hooks["hook_resid_post"] = x

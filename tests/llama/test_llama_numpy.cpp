@@ -81,7 +81,7 @@ TEST(LlamaSource, InfoComesFromTheFile) {
   EXPECT_EQ(info.hooks.at("blocks.29.hook_resid_post"), 576);
   EXPECT_EQ(info.hooks.at("blocks.0.mlp.hook_post"), 1536);
   EXPECT_EQ(info.hooks.at("ln_final.hook_normalized"), 576);
-  EXPECT_EQ(info.hooks.size(), 30u * 6 + 1);
+  EXPECT_EQ(info.hooks.size(), 30u * 7 + 1);
   const Config& c = test::smollm2().config();
   EXPECT_EQ(c.n_head, 9);
   EXPECT_EQ(c.n_head_kv, 3);

@@ -10,29 +10,6 @@
 namespace saelab::test {
 namespace {
 
-// Central differences of f w.r.t. every entry of t (perturbed in place and restored).
-at::Tensor numeric_grad(const std::function<double()>& f, const at::Tensor& t, double h) {
-  at::NoGradGuard ng;
-  auto data = t.detach();
-  auto g = at::zeros_like(data);
-  auto* p = data.data_ptr<double>();
-  auto* gp = g.data_ptr<double>();
-  for (std::int64_t i = 0; i < data.numel(); ++i) {
-    const double orig = p[i];
-    p[i] = orig + h;
-    const double fp = f();
-    p[i] = orig - h;
-    const double fm = f();
-    p[i] = orig;
-    gp[i] = (fp - fm) / (2 * h);
-  }
-  return g;
-}
-
-double rel_diff(const at::Tensor& a, const at::Tensor& b) {
-  return max_abs_diff(a, b) / (1e-8 + b.abs().max().item<double>());
-}
-
 struct Setup {
   std::shared_ptr<SaeArchitecture> sae;
   at::Tensor x;

@@ -4,7 +4,7 @@ usage: oracle_saelens_encode.py <sae_dir> <inputs.safetensors> <out.safetensors>
 
 Loads <sae_dir> with sae_lens's SAE.load_from_disk, encodes the tensor "x" [n, d_in] of
 <inputs.safetensors> and writes "z" [n, d_sae] (and the architecture SAELens chose, as metadata)
-to <out.safetensors>. Test-only: runs in the SAELens venv (scripts/setup.sh --oracle makes it,
+to <out.safetensors>; for a transcoder also its output "y" [n, d_out] (forward, skip term included). Test-only: runs in the SAELens venv (scripts/setup.sh --oracle makes it,
 tests/oracle/saelens-requirements.txt pins it).
 """
 import sys
@@ -27,8 +27,12 @@ def main():
     x = load_file(inputs)["x"]
     with torch.no_grad():
         z = sae.encode(x).contiguous()
+        outputs = {"z": z}
+        if isinstance(sae, sae_lens.Transcoder):
+            # forward() adds a skip transcoder's W_skip term to decode(z)
+            outputs["y"] = sae(x).contiguous()
     arch = sae.cfg.architecture()
-    save_file({"z": z}, out, metadata={"architecture": arch, "sae_lens": sae_lens.__version__})
+    save_file(outputs, out, metadata={"architecture": arch, "sae_lens": sae_lens.__version__})
     print(f"sae_lens {sae_lens.__version__} loaded {sae_dir} as {type(sae).__name__} ({arch}); "
           f"encoded {tuple(x.shape)} -> {tuple(z.shape)}")
 

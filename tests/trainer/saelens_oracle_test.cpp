@@ -51,23 +51,37 @@ struct Case {
   test::Values options;
   test::LossList losses;
   std::string saelens_architecture;  // what SAELens must load it as
+  bool transcoder = false;           // trained on (data, a planted MLP of it) pairs
 };
 
-void check_case(const Case& c) {
+// A planted MLP of the rows, [n, 32] -> [n, 24], as a transcoder's target.
+torch::Tensor planted_target(const torch::Tensor& x) {
+  torch::manual_seed(4);
+  return at::relu(x.mm(torch::randn({32, 64}) / std::sqrt(32.0))).mm(torch::randn({64, 24}) / 8.0);
+}
+
+// `run_dir`, when given, receives the run directory (the saved SAE is run_dir/sae).
+void check_case(const Case& c, fs::path* run_dir = nullptr) {
   auto py = saelens_python();
   if (!py) return;
   test::RunSpec spec = test::small_run(cat("saelens_", c.sae));
+  if (run_dir) *run_dir = spec.run_dir;
   spec.data = spec.data * 3.0;
+  if (c.transcoder) {
+    spec.target = planted_target(spec.data) * 5.0;
+    spec.cfg.resample_steps = {};
+  }
   test::use_plugins(spec, c.sae, c.options, c.losses, 4);
   ASSERT_EQ(test::train(spec).result.status, "completed");
 
   const fs::path dir = spec.run_dir / "sae";
   LoadedSae ours = load_sae(test::plugins(), dir, PluginContext{});
   const torch::Tensor x = spec.data.slice(0, 0, 300).contiguous();  // [300, d_in] raw activations
-  torch::Tensor z;                                                  // [300, d_sae]
+  torch::Tensor z, y;                                               // [300, d_sae], [300, d_out]
   {
     torch::NoGradGuard g;
     z = ours.sae->encode(x);
+    if (c.transcoder) y = ours.sae->forward(x).reconstruction;
   }
   safetensors::save(spec.run_dir / "x.safetensors", {{"x", x}});
   ASSERT_EQ(run_saelens(*py, {dir, spec.run_dir / "x.safetensors", spec.run_dir / "z.safetensors"},
@@ -89,6 +103,14 @@ void check_case(const Case& c) {
   EXPECT_GT(l0, 0.5) << "the comparison needs latents that fire";
   EXPECT_LT(diff, 1e-5 * std::max(1.0, scale));
   EXPECT_EQ(active_mismatch, 0);
+  if (!c.transcoder) return;
+  ASSERT_EQ(theirs.tensors.count("y"), 1u) << "sae_lens did not load a Transcoder";
+  const double ydiff =
+      (theirs.tensors.at("y").to(torch::kFloat64) - y.to(torch::kFloat64)).abs().max().item<double>();
+  const double yscale = y.abs().max().item<double>();
+  std::printf("%s output: sae_lens vs saelab max |diff| = %.3g (max |y| %.3g)\n", c.sae.c_str(), ydiff,
+              yscale);
+  EXPECT_LT(ydiff, 1e-5 * std::max(1.0, yscale));
 }
 
 TEST(SaelensOracle, StandardReluL1) {
@@ -111,6 +133,47 @@ TEST(SaelensOracle, BatchTopKSavedAsJumpRelu) {
               {{"d_in", std::int64_t(32)}, {"d_sae", std::int64_t(96)}, {"k", std::int64_t(6)}},
               {{"mse", {}}},
               "jumprelu"});
+}
+
+TEST(SaelensOracle, Gated) {
+  check_case({"gated",
+              {{"d_in", std::int64_t(32)}, {"d_sae", std::int64_t(96)}},
+              {{"mse", {}}, {"gate_l1", {{"coefficient", 0.1}}}, {"gate_aux", {}}},
+              "gated"});
+}
+
+// Saved as SAELens saves matryoshka_batchtopk: a JumpReLU with the learned threshold, the prefix
+// sizes kept in cfg.json.
+TEST(SaelensOracle, MatryoshkaBatchTopKSavedAsJumpRelu) {
+  fs::path run_dir;
+  check_case({"matryoshka_batchtopk",
+              {{"d_in", std::int64_t(32)},
+               {"d_sae", std::int64_t(96)},
+               {"k", std::int64_t(6)},
+               {"matryoshka_widths", std::vector<std::string>{"16", "48"}}},
+              {{"mse", {}}, {"matryoshka", {}}, {"auxk", {}}},
+              "jumprelu"},
+             &run_dir);
+  ASSERT_FALSE(run_dir.empty());
+  const auto cfg = nlohmann::json::parse(test::read_bytes(run_dir / "sae" / "cfg.json"));
+  EXPECT_EQ(cfg["matryoshka_widths"], nlohmann::json({16, 48, 96})) << cfg.dump();
+}
+
+TEST(SaelensOracle, Transcoder) {
+  check_case({"transcoder",
+              {{"d_in", std::int64_t(32)}, {"d_out", std::int64_t(24)}, {"d_sae", std::int64_t(96)}},
+              {{"mse", {}}, {"l1", {{"coefficient", 0.1}}}},
+              "transcoder",
+              true});
+}
+
+TEST(SaelensOracle, SkipTranscoder) {
+  check_case(
+      {"transcoder",
+       {{"d_in", std::int64_t(32)}, {"d_out", std::int64_t(24)}, {"d_sae", std::int64_t(96)}, {"skip", true}},
+       {{"mse", {}}, {"l1", {{"coefficient", 0.1}}}},
+       "skip_transcoder",
+       true});
 }
 
 TEST(SaelensOracle, JumpRelu) {

@@ -1,5 +1,7 @@
 #include "test_data.hpp"
 
+#include <optional>
+
 #include <unistd.h>
 
 #include "saelab/core/error.hpp"
@@ -18,8 +20,8 @@ torch::Tensor planted_rows(const synthetic::Dictionary& dict, std::int64_t n) {
 Registry& plugins() {
   static Registry* registry = [] {
     auto* r = new Registry();  // never destroyed: plugin objects may outlive static destruction order
-    for (const char* lib :
-         {"synthetic", "sae_relu_l1", "sae_topk", "sae_batchtopk", "sae_jumprelu", "losses"}) {
+    for (const char* lib : {"synthetic", "sae_relu_l1", "sae_topk", "sae_batchtopk", "sae_jumprelu",
+                            "sae_gated", "sae_transcoder", "losses"}) {
       load_plugin_library(*r, fs::path(SAELAB_PLUGIN_DIR) / cat("libsaelab_plugin_", lib, ".so"));
     }
     return r;
@@ -46,6 +48,8 @@ RunOutcome train_with_setup(const RunSpec& spec, const RunOptions& opts,
   ro.seed = spec.cfg.seed;
   ro.batch_rows = spec.cfg.batch_size;
   TensorActivationReader reader(spec.data, ro);
+  std::optional<TensorActivationReader> target_reader;
+  if (spec.target.defined()) target_reader.emplace(spec.target, ro);
   if (spec.make_sae) {
     out.sae = spec.make_sae();
   } else {
@@ -54,6 +58,7 @@ RunOutcome train_with_setup(const RunSpec& spec, const RunOptions& opts,
   if (setup) setup(*out.sae);
   TrainerInputs in;
   in.reader = &reader;
+  if (target_reader) in.target_reader = &*target_reader;
   in.sae = out.sae;
   if (spec.make_losses) {
     in.losses = spec.make_losses();
@@ -68,6 +73,10 @@ RunOutcome train_with_setup(const RunSpec& spec, const RunOptions& opts,
   in.sae_meta.model_name = "synthetic";
   in.sae_meta.hook_name = "synthetic.hook";
   in.sae_meta.context_size = 128;
+  if (target_reader) {
+    in.sae_meta.hook_name_out = "synthetic.target";
+    in.sae_meta.apply_b_dec_to_input = false;
+  }
   Trainer trainer(spec.cfg, in);
   trainer.on_warning([&](const std::string& w) { out.warnings.push_back(w); });
   out.result = trainer.run(opts);

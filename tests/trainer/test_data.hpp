@@ -32,7 +32,8 @@ Options plugin_options(const std::string& kind, const std::string& name, const V
 // Everything one training run needs, rebuilt from scratch for each run (as a new process would).
 struct RunSpec {
   TrainerConfig cfg;
-  torch::Tensor data;  // [n, d_in]
+  torch::Tensor data;    // [n, d_in]
+  torch::Tensor target;  // [n, d_out] transcoders: what each row of data must map to; else undefined
   std::int64_t d_sae = 64;
   std::int64_t k = 0;           // > 0: TopK
   double l1 = 0.0;              // > 0: add the L1 term

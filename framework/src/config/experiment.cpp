@@ -31,6 +31,9 @@ OptionSchema build_schema() {
             "Encode a literal <|endoftext|> in text as the special token");
 
   s.string("harvest.hook", "blocks.8.hook_resid_pre", "Hook point to harvest (TransformerLens name)");
+  s.strings("harvest.hooks", {},
+            "Several hook points captured in one forward pass, each stored in <store_dir>/<hook>; '*' "
+            "matches any text without a '.' (blocks.*.hook_resid_post). Replaces harvest.hook");
   s.integer("harvest.tokens", 2'000'000, "Activation rows to harvest (BOS rows excluded if exclude_bos)")
       .at_least(1);
   s.integer("harvest.batch_sequences", 32, "Sequences per forward pass").at_least(1);
@@ -50,6 +53,14 @@ OptionSchema build_schema() {
             "Loss terms, each {plugin: name, ...}; their sum is minimised");
   s.integer("train.shuffle_buffer_rows", std::int64_t(1) << 19, "Rows mixed in memory when reading the store")
       .at_least(1);
+  s.string("train.input_hook", "",
+           "Hook whose rows the SAE reads, from a store of several hooks; empty: the store's only hook");
+  s.string("train.target_hook", "",
+           "Transcoders: the hook the output must match (e.g. blocks.3.hook_mlp_out, harvested with "
+           "the input in harvest.hooks); empty: the input itself");
+  s.strings("train.hooks", {},
+            "Train one SAE per hook (patterns as in harvest.hooks) from one store, each in "
+            "<run>/saes/<hook>/; replaces train.input_hook");
   s.add_section("train", train_schema());
   s.plugins("train.callbacks", "callback", {},
             "Trainer callbacks (metrics sinks, early stopping), each {plugin: name, ...}");

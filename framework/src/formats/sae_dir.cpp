@@ -130,8 +130,14 @@ void check_k(const json& cfg, const CfgReader& r, std::int64_t d_sae) {
 void validate_cfg(const json& cfg, const std::string& where) {
   SAELAB_CHECK(cfg.is_object(), FormatError, where, ": cfg is ", describe(cfg), "; it must be a JSON object");
   CfgReader r(cfg, where);
-  std::string arch = r.one_of("architecture", {"standard", "topk", "batchtopk", "jumprelu"});
+  std::string arch = r.one_of("architecture", sae_architectures());
   r.integer("d_in", 1);
+  if (is_transcoder_architecture(arch)) {
+    r.integer("d_out", 1);
+    SAELAB_CHECK(!r.boolean("apply_b_dec_to_input"), FormatError, where, ": architecture \"", arch,
+                 "\" has apply_b_dec_to_input true; a transcoder's b_dec lives in the output space "
+                 "(d_out), so it must be false (as SAELens requires)");
+  }
   std::int64_t d_sae = r.integer("d_sae", 1);
   sae_dtype_from_string(r.str("dtype"), cat(where, ": key 'dtype'"));
   r.str("device");
@@ -156,7 +162,12 @@ void validate_cfg(const json& cfg, const std::string& where) {
   r.optional("dataset_trust_remote_code", &json::is_boolean, "true or false");
   r.optional("model_from_pretrained_kwargs", &json::is_object, "an object");
   if (cfg.contains("neuronpedia_id")) r.null_or("neuronpedia_id", &json::is_string, "a string");
+  r.optional("hook_name_out", &json::is_string, "a string");
   if (arch == "topk" || arch == "batchtopk") check_k(cfg, r, d_sae);
+}
+
+std::int64_t dim_size(SaeDim d, std::int64_t d_in, std::int64_t d_sae, std::int64_t d_out) {
+  return d == SaeDim::d_in ? d_in : d == SaeDim::d_sae ? d_sae : d_out;
 }
 
 void validate_weights(const SaeDirectory& sae, const std::string& dir) {
@@ -164,29 +175,25 @@ void validate_weights(const SaeDirectory& sae, const std::string& dir) {
   const std::string arch = sae.cfg["architecture"].get<std::string>();
   const std::int64_t d_in = sae.cfg["d_in"].get<std::int64_t>();
   const std::int64_t d_sae = sae.cfg["d_sae"].get<std::int64_t>();
+  const std::int64_t d_out = sae_d_out(sae.cfg);
   const std::string dtype_name = sae.cfg["dtype"].get<std::string>();
   const torch::Dtype dtype = sae_dtype_from_string(dtype_name, file);
   const std::vector<std::string> names = sae_weight_names(arch);
   for (const auto& [name, t] : sae.weights)
     SAELAB_CHECK(std::find(names.begin(), names.end(), name) != names.end(), FormatError, file, ", tensor '",
                  name, "': not part of a ", arch, " SAE; allowed tensors: ", join(names));
-  for (const auto& name : names) {
-    auto it = sae.weights.find(name);
-    SAELAB_CHECK(it != sae.weights.end() && it->second.defined(), FormatError, file, ", tensor '", name,
+  const std::string dims =
+      cat("d_in ", d_in, ", d_sae ", d_sae, is_transcoder_architecture(arch) ? cat(", d_out ", d_out) : "");
+  for (const auto& spec : sae_weight_specs(arch)) {
+    auto it = sae.weights.find(spec.name);
+    SAELAB_CHECK(it != sae.weights.end() && it->second.defined(), FormatError, file, ", tensor '", spec.name,
                  "': missing; a ", arch, " SAE needs ", join(names));
     const torch::Tensor& t = it->second;
     std::vector<std::int64_t> want;
-    if (name == "W_enc")
-      want = {d_in, d_sae};
-    else if (name == "W_dec")
-      want = {d_sae, d_in};
-    else if (name == "b_dec")
-      want = {d_in};
-    else
-      want = {d_sae};
-    SAELAB_CHECK(t.sizes().vec() == want, FormatError, file, ", tensor '", name, "': shape ", t.sizes(),
-                 " but cfg.json (d_in ", d_in, ", d_sae ", d_sae, ") requires ", c10::IntArrayRef(want));
-    SAELAB_CHECK(t.scalar_type() == dtype, FormatError, file, ", tensor '", name, "': dtype ",
+    for (SaeDim d : spec.shape) want.push_back(dim_size(d, d_in, d_sae, d_out));
+    SAELAB_CHECK(t.sizes().vec() == want, FormatError, file, ", tensor '", spec.name, "': shape ", t.sizes(),
+                 " but cfg.json (", dims, ") requires ", c10::IntArrayRef(want));
+    SAELAB_CHECK(t.scalar_type() == dtype, FormatError, file, ", tensor '", spec.name, "': dtype ",
                  c10::toString(t.scalar_type()), " but cfg.json says \"", dtype_name,
                  "\"; weights must be stored in the cfg dtype");
   }
@@ -225,14 +232,39 @@ torch::Dtype sae_dtype_from_string(const std::string& s, const std::string& wher
   throw FormatError(cat(where, ": dtype \"", s, "\" is not supported; allowed: ", join(allowed)));
 }
 
+const std::vector<std::string>& sae_architectures() {
+  static const std::vector<std::string> names = {"standard", "topk",       "batchtopk",      "jumprelu",
+                                                 "gated",    "transcoder", "skip_transcoder"};
+  return names;
+}
+
+bool is_transcoder_architecture(const std::string& architecture) {
+  return architecture == "transcoder" || architecture == "skip_transcoder";
+}
+
+std::int64_t sae_d_out(const json& cfg) {
+  if (!is_transcoder_architecture(cfg.value("architecture", ""))) return cfg.at("d_in").get<std::int64_t>();
+  return cfg.at("d_out").get<std::int64_t>();
+}
+
+std::vector<SaeTensorSpec> sae_weight_specs(const std::string& architecture) {
+  using D = SaeDim;
+  const auto& known = sae_architectures();
+  SAELAB_CHECK(std::find(known.begin(), known.end(), architecture) != known.end(), FormatError,
+               "SAE architecture \"", architecture, "\" is not supported; allowed: ", join(known));
+  const SaeTensorSpec W_enc{"W_enc", {D::d_in, D::d_sae}}, W_dec{"W_dec", {D::d_sae, D::d_out}},
+      b_dec{"b_dec", {D::d_out}};
+  if (architecture == "gated")
+    return {W_enc, {"b_gate", {D::d_sae}}, {"b_mag", {D::d_sae}}, {"r_mag", {D::d_sae}}, W_dec, b_dec};
+  std::vector<SaeTensorSpec> specs = {W_enc, {"b_enc", {D::d_sae}}, W_dec, b_dec};
+  if (architecture == "jumprelu") specs.push_back({"threshold", {D::d_sae}});
+  if (architecture == "skip_transcoder") specs.push_back({"W_skip", {D::d_out, D::d_in}});
+  return specs;
+}
+
 std::vector<std::string> sae_weight_names(const std::string& architecture) {
-  std::vector<std::string> names = {"W_enc", "b_enc", "W_dec", "b_dec"};
-  if (architecture == "jumprelu")
-    names.emplace_back("threshold");
-  else
-    SAELAB_CHECK(architecture == "standard" || architecture == "topk" || architecture == "batchtopk",
-                 FormatError, "SAE architecture \"", architecture,
-                 "\" is not supported; allowed: standard, topk, batchtopk, jumprelu");
+  std::vector<std::string> names;
+  for (const auto& spec : sae_weight_specs(architecture)) names.push_back(spec.name);
   return names;
 }
 
@@ -282,6 +314,7 @@ json make_sae_cfg(const std::string& architecture, std::int64_t d_in, std::int64
   };
   SAELAB_CHECK(extras.is_object(), Error, "make_sae_cfg: extras must be a JSON object, got ",
                describe(extras));
+  if (!meta.hook_name_out.empty()) cfg["hook_name_out"] = meta.hook_name_out;
   for (const auto& [k, v] : extras.items()) cfg[k] = v;
   if (extras.contains("k")) cfg["activation_fn_kwargs"]["k"] = extras["k"];
   return cfg;
@@ -299,6 +332,7 @@ SaeMeta sae_meta_from_cfg(const json& cfg, const std::string& where) {
   m.dataset_path = cfg["dataset_path"].get<std::string>();
   m.device = cfg["device"].get<std::string>();
   m.apply_b_dec_to_input = cfg["apply_b_dec_to_input"].get<bool>();
+  m.hook_name_out = cfg.value("hook_name_out", std::string());
   return m;
 }
 

@@ -9,10 +9,11 @@
 namespace saelab::models {
 namespace {
 
-constexpr std::array<std::pair<const char*, HookKind>, 6> kBlockHooks = {{
+constexpr std::array<std::pair<const char*, HookKind>, 7> kBlockHooks = {{
     {"hook_resid_pre", HookKind::ResidPre},
     {"hook_attn_out", HookKind::AttnOut},
     {"hook_resid_mid", HookKind::ResidMid},
+    {"ln2.hook_normalized", HookKind::MlpIn},
     {"mlp.hook_post", HookKind::MlpPost},
     {"hook_mlp_out", HookKind::MlpOut},
     {"hook_resid_post", HookKind::ResidPost},
@@ -20,11 +21,12 @@ constexpr std::array<std::pair<const char*, HookKind>, 6> kBlockHooks = {{
 constexpr const char* kLnFinal = "ln_final.hook_normalized";
 
 [[noreturn]] void unknown(const std::string& name, const HookShape& shape, const std::string& why) {
-  throw ConfigError(cat("hook '", name, "' ", why, ". ", shape.family,
-                        " hooks: blocks.{L}.hook_resid_pre, blocks.{L}.hook_attn_out, "
-                        "blocks.{L}.hook_resid_mid, blocks.{L}.mlp.hook_post, "
-                        "blocks.{L}.hook_mlp_out, blocks.{L}.hook_resid_post with 0 <= L < ",
-                        shape.n_layer, ", and ", kLnFinal));
+  throw ConfigError(
+      cat("hook '", name, "' ", why, ". ", shape.family,
+          " hooks: blocks.{L}.hook_resid_pre, blocks.{L}.hook_attn_out, "
+          "blocks.{L}.hook_resid_mid, blocks.{L}.ln2.hook_normalized, blocks.{L}.mlp.hook_post, "
+          "blocks.{L}.hook_mlp_out, blocks.{L}.hook_resid_post with 0 <= L < ",
+          shape.n_layer, ", and ", kLnFinal));
 }
 
 }  // namespace
@@ -71,7 +73,7 @@ std::map<std::string, std::int64_t> all_hook_layers(const HookShape& shape) {
 }
 
 bool is_residual(HookKind kind) {
-  return kind != HookKind::MlpPost;
+  return kind != HookKind::MlpPost && kind != HookKind::MlpIn;
 }
 
 RunPlan capture_plan(const std::set<HookPoint>& points, std::int64_t n_layer) {

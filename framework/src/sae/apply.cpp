@@ -51,4 +51,16 @@ SaeApplied apply_sae(SaeArchitecture& sae, const torch::Tensor& x, double input_
   return out;
 }
 
+SaeApplied apply_transcoder(SaeArchitecture& sae, const torch::Tensor& x) {
+  const SaeShape shape = sae.shape();
+  SaeApplied out;
+  out.latents = encode_sae(sae, x, 1.0);
+  auto y = sae.forward(x.to(module_device(sae), torch::kFloat32)).reconstruction;
+  SAELAB_CHECK(y.dim() == 2 && y.size(0) == x.size(0) && y.size(1) == shape.out(), Error, "transcoder '",
+               sae.architecture(), "' returned ", y.sizes(), "; expected [", x.size(0), ", ", shape.out(),
+               "]");
+  out.reconstruction = y.to(x.device(), x.scalar_type());
+  return out;
+}
+
 }  // namespace saelab

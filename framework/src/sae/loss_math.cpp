@@ -2,6 +2,7 @@
 #include "saelab/sae/loss_math.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <optional>
 
 #include <ATen/ATen.h>
@@ -52,6 +53,23 @@ struct AbsSumFn : public torch::autograd::Function<AbsSumFn> {
 torch::Tensor mse(const torch::Tensor& xhat, const torch::Tensor& x) {
   check_pair(xhat, x, "mse");
   return (xhat - x).pow(2).sum(-1).mean();
+}
+
+torch::Tensor lp_sparsity(const torch::Tensor& z, double p, bool pth_root) {
+  SAELAB_CHECK(z.dim() == 2, Error, "lp_sparsity: latents must be [batch, d_sae], got ", z.sizes());
+  SAELAB_CHECK(p > 0 && std::isfinite(p), Error, "lp_sparsity: p = ", p, " must be finite and > 0");
+  const torch::Tensor active = z > 0;
+  // where() routes no gradient to the masked entries, so the infinite slope at 0 never appears.
+  const torch::Tensor powered =
+      at::where(active, at::where(active, z, at::ones_like(z)).pow(p), at::zeros_like(z));
+  const torch::Tensor per_row = powered.sum(-1);  // [batch]
+  return (pth_root ? per_row.pow(1.0 / p) : per_row).mean();
+}
+
+torch::Tensor prefix_mse(const std::vector<torch::Tensor>& prefix_reconstructions, const torch::Tensor& x) {
+  torch::Tensor total = at::zeros({}, x.options());
+  for (const auto& xhat : prefix_reconstructions) total = total + mse(xhat, x);
+  return total;
 }
 
 torch::Tensor normalized_mse(const torch::Tensor& xhat, const torch::Tensor& x) {

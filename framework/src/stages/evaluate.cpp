@@ -1,4 +1,5 @@
 // evaluate and report: a saved SAE (the run's, or any SAELens directory) spliced into the source.
+#include <algorithm>
 #include <cstdio>
 #include <initializer_list>
 #include <optional>
@@ -109,10 +110,11 @@ void refuse_existing(const StageContext& ctx, const fs::path& out, const char* w
 
 }  // namespace
 
-nlohmann::json run_evaluate(StageContext& ctx) {
-  const fs::path out = ctx.run_dir / "eval.json";
+namespace {
+
+nlohmann::json evaluate_one(StageContext& ctx, const fs::path& dir, const fs::path& out) {
   refuse_existing(ctx, out, "evaluation");
-  const LoadedSae loaded = load_sae(ctx.registry, sae_dir(ctx), ctx.plugin_ctx);
+  const LoadedSae loaded = load_sae(ctx.registry, dir, ctx.plugin_ctx);
   HeldOut held = held_out_tokens(ctx, "evaluate");
   auto evaluator = ctx.registry.create<Evaluator>(ctx.options().plugin("evaluate.evaluator"), ctx.plugin_ctx);
   EvalContext ec{*loaded.sae,
@@ -125,6 +127,7 @@ nlohmann::json run_evaluate(StageContext& ctx) {
   const CorpusConfig corpus = corpus_config(ctx.options());
   ec.corpus = &corpus;
   ec.cache = ctx.request.eval_cache.get();
+  ec.target_hook = loaded.meta.hook_name_out;
   nlohmann::json result = evaluator->evaluate(ec);
   held.record["last_sequence"] = nullptr;
   if (result.contains("counts") && result["counts"].contains("sequences")) {
@@ -137,6 +140,32 @@ nlohmann::json run_evaluate(StageContext& ctx) {
   log_headline(result);
   log::info("evaluate: wrote ", out.string());
   return result.contains("summary") ? result["summary"] : nlohmann::json::object();
+}
+
+// The SAEs a train stage with train.hooks wrote: saes/<hook>/sae, by hook.
+std::vector<fs::path> per_hook_runs(const StageContext& ctx) {
+  std::vector<fs::path> runs;
+  const fs::path saes = ctx.run_dir / "saes";
+  std::error_code ec;
+  if (!ctx.request.sae_dir.empty() || fs::exists(ctx.run_dir / "sae") || !fs::is_directory(saes, ec))
+    return runs;
+  for (const auto& entry : fs::directory_iterator(saes))
+    if (fs::exists(entry.path() / "sae" / "cfg.json")) runs.push_back(entry.path());
+  std::sort(runs.begin(), runs.end());
+  return runs;
+}
+
+}  // namespace
+
+nlohmann::json run_evaluate(StageContext& ctx) {
+  const std::vector<fs::path> runs = per_hook_runs(ctx);
+  if (runs.empty()) return evaluate_one(ctx, sae_dir(ctx), ctx.run_dir / "eval.json");
+  nlohmann::json summaries = nlohmann::json::object();
+  for (const auto& run : runs) {
+    log::info("evaluate: ", run.filename().string());
+    summaries[run.filename().string()] = evaluate_one(ctx, run / "sae", run / "eval.json");
+  }
+  return {{"saes", summaries}};
 }
 
 std::unique_ptr<ActivationReader> corpus_order_reader(ActivationStore& store, const fs::path& dir) {

@@ -9,27 +9,11 @@
 #include "saelab/core/log.hpp"
 #include "saelab/core/progress.hpp"
 #include "saelab/core/version.hpp"
+#include "stages/hook_stores.hpp"
 #include "stages/stages.hpp"
 
 namespace saelab {
 namespace fs = std::filesystem;
-
-namespace {
-
-std::string hook_list(const SourceInfo& info) {
-  std::string s;
-  int n = 0;
-  for (const auto& [name, d] : info.hooks) {
-    if (n++ == 12) {
-      s += ", ...";
-      break;
-    }
-    s += (s.empty() ? "" : ", ") + name;
-  }
-  return s;
-}
-
-}  // namespace
 
 RowFilter row_filter(const Options& o, const SourceInfo& info) {
   const std::int64_t context = o.integer("corpus.context_size");
@@ -43,15 +27,47 @@ RowFilter row_filter(const Options& o, const SourceInfo& info) {
   return filter;
 }
 
+namespace {
+
+// One hook's store being written: rows of sequences below `skip_below` are already committed
+// there (a writer that got one commit further than the others before a crash).
+struct HookWriter {
+  std::string hook;
+  fs::path dir;
+  std::unique_ptr<ActivationStoreWriter> writer;
+  std::int64_t skip_below = 0;
+};
+
+// The rows of sequences ≥ first (they come in sequence order).
+ActivationRows rows_from_sequence(const ActivationRows& r, std::int64_t first) {
+  const auto keep = (r.sequence >= first).nonzero().flatten();
+  if (keep.numel() == r.sequence.numel()) return r;
+  return {r.activations.index_select(0, keep), r.tokens.index_select(0, keep),
+          r.sequence.index_select(0, keep), r.position.index_select(0, keep)};
+}
+
+// Removes an existing store, or refuses it, or continues it (true).
+bool prepare_store_dir(const StageContext& ctx, const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::exists(dir, ec) || fs::is_empty(dir, ec)) return false;
+  if (ctx.overwrite) {
+    fs::remove_all(dir);
+    return false;
+  }
+  if (ctx.resume) return true;
+  throw UsageError(cat("activation store '", dir.string(),
+                       "' already exists; pass --resume to continue "
+                       "harvesting into it or --overwrite to harvest again"));
+}
+
+}  // namespace
+
 nlohmann::json run_harvest(StageContext& ctx) {
   const Options& o = ctx.options();
   HarvestSettings h = harvest_settings(o);
   auto source = ctx.source();
   const SourceInfo& info = source->info();
-  auto hook_it = info.hooks.find(h.hook);
-  if (hook_it == info.hooks.end())
-    o.fail("harvest.hook",
-           cat("the source '", info.model_id, "' has no hook '", h.hook, "'; available: ", hook_list(info)));
+  const std::vector<std::string> hooks = harvest_hooks(o, info);
   CorpusConfig cc = corpus_config(o);
   if (info.max_context > 0 && cc.context_size > info.max_context)
     o.fail("corpus.context_size",
@@ -61,8 +77,6 @@ nlohmann::json run_harvest(StageContext& ctx) {
   StoreMeta meta;
   meta.model_id = info.model_id;
   meta.config_hash = info.config_hash;
-  meta.hook = h.hook;
-  meta.d = hook_it->second;
   meta.context_size = cc.context_size;
   meta.prepend_bos = cc.prepend_bos;
   meta.exclude_bos = h.exclude_bos && cc.prepend_bos;
@@ -70,25 +84,33 @@ nlohmann::json run_harvest(StageContext& ctx) {
   meta.corpus_fingerprint = corpus.fingerprint();
   meta.saelab_version = kVersion;
 
-  const fs::path dir = ctx.store_dir();
-  bool resume = false;
-  std::error_code ec;
-  if (fs::exists(dir, ec) && !fs::is_empty(dir, ec)) {
-    if (ctx.overwrite) {
-      fs::remove_all(dir);
-    } else if (ctx.resume) {
-      resume = true;
-    } else {
-      throw UsageError(cat("activation store '", dir.string(),
-                           "' already exists; pass --resume to continue "
-                           "harvesting into it or --overwrite to harvest again"));
-    }
+  const fs::path root = ctx.store_dir();
+  const bool multi = multi_hook_harvest(o);
+  const bool resume = prepare_store_dir(ctx, root);
+  SAELAB_CHECK(!resume || multi == !fs::exists(root / "manifest.json"), UsageError, "cannot resume into '",
+               root.string(), "': it holds a ", multi ? "one-hook store" : "store per hook",
+               " but this experiment harvests ", multi ? "harvest.hooks" : "one harvest.hook",
+               "; pass --overwrite to harvest again, or choose another harvest.store_dir");
+  std::vector<HookWriter> writers;
+  std::int64_t start = -1;  // the first sequence some store still lacks
+  for (const auto& hook : hooks) {
+    StoreMeta m = meta;
+    m.hook = hook;
+    m.d = info.hooks.at(hook);
+    HookWriter w{hook, multi ? root / hook : root, nullptr, 0};
+    w.writer = ctx.store()->open_writer(w.dir, m, resume && fs::exists(w.dir));
+    w.skip_below = w.writer->committed_sequences();
+    start = start < 0 ? w.skip_below : std::min(start, w.skip_below);
+    writers.push_back(std::move(w));
   }
-  auto writer = ctx.store()->open_writer(dir, meta, resume);
-  std::int64_t rows = writer->committed_rows();
-  corpus.skip(writer->committed_sequences());
+  // Every hook stores the same positions, so the rows before `start` are those of the store that
+  // stops there; harvest.tokens counts rows of one hook.
+  std::int64_t rows = 0;
+  for (const auto& w : writers)
+    if (w.skip_below == start) rows = w.writer->committed_rows();
+  corpus.skip(start);
   if (resume)
-    log::info("harvest: resuming after ", rows, " rows (", writer->committed_sequences(), " sequences)");
+    log::info("harvest: resuming at sequence ", start, " (", rows, " rows of ", hooks.front(), " stored)");
 
   const RowFilter filter = row_filter(o, info);
   // An estimate for sizing requests: special tokens make the true count per sequence vary.
@@ -104,17 +126,29 @@ nlohmann::json run_harvest(StageContext& ctx) {
       log::warn("harvest: the corpus ran out after ", rows, " rows; harvest.tokens asked for ", h.tokens);
       break;
     }
-    auto acts = source->run_with_hooks(seqs.to(ctx.plugin_ctx.device), {h.hook}).at(h.hook);
-    ActivationRows r = harvest_rows(acts, seqs, first_seq, filter);
-    writer->append(r);
-    rows += r.tokens.size(0);
+    auto acts = source->run_with_hooks(seqs.to(ctx.plugin_ctx.device), hooks);
+    for (auto& w : writers) {
+      ActivationRows r = harvest_rows(acts.at(w.hook), seqs, first_seq, filter);
+      if (&w == &writers.front()) rows += r.tokens.size(0);
+      if (first_seq < w.skip_below) r = rows_from_sequence(r, w.skip_below);
+      if (r.tokens.size(0) > 0) w.writer->append(r);
+    }
     progress.update(rows);
   }
-  NormStats stats = writer->finish();
+  nlohmann::json mean_norms = nlohmann::json::object();
+  for (auto& w : writers) mean_norms[w.hook] = w.writer->finish().mean_norm;
   progress.finish();
-  return {{"rows", rows},          {"sequences", corpus.sequences_emitted()},
-          {"store", dir.string()}, {"hook", h.hook},
-          {"d", meta.d},           {"mean_norm", stats.mean_norm}};
+  nlohmann::json summary = {
+      {"rows", rows}, {"sequences", corpus.sequences_emitted()}, {"store", root.string()}};
+  if (!multi) {
+    summary["hook"] = hooks.front();
+    summary["d"] = info.hooks.at(hooks.front());
+    summary["mean_norm"] = mean_norms[hooks.front()];
+  } else {
+    summary["hooks"] = hooks;
+    summary["mean_norm"] = mean_norms;
+  }
+  return summary;
 }
 
 }  // namespace saelab

@@ -90,6 +90,18 @@ Trainer::Impl::Impl(TrainerConfig c, TrainerInputs i) : cfg(std::move(c)), in(st
   const SaeShape shape = in.sae->shape();
   SAELAB_CHECK(in.reader->d() == shape.d_in, ConfigError, "the activations have width ", in.reader->d(),
                " but the SAE's d_in is ", shape.d_in, "; set the SAE's d_in to the hook's width");
+  if (in.target_reader) {
+    SAELAB_CHECK(in.target_reader->d() == shape.out(), ConfigError, "the target activations have width ",
+                 in.target_reader->d(), " but the SAE's output width d_out is ", shape.out(),
+                 "; set the transcoder's d_out to the target hook's width");
+    SAELAB_CHECK(cfg.resample_steps.empty(), ConfigError,
+                 "train.resample_steps is set, but a run with a target hook (a transcoder) cannot resample "
+                 "dead latents; remove train.resample_steps");
+  } else {
+    SAELAB_CHECK(shape.d_out == 0, ConfigError, "SAE '", in.sae->architecture(),
+                 "' predicts an output of width ", shape.d_out, " from its ", shape.d_in,
+                 "-wide input: it is a transcoder and needs a target hook (train.target_hook)");
+  }
   params = in.sae->parameters(/*recurse=*/true);
   SAELAB_CHECK(!params.empty(), Error, "SAE '", in.sae->architecture(), "' has no parameters");
   device = params.front().device();
@@ -126,16 +138,44 @@ std::string Trainer::Impl::config_hash() const {
 
 // ---- one step ---------------------------------------------------------------------------------
 
-torch::Tensor Trainer::Impl::next_input() {
-  torch::Tensor batch = in.reader->next_batch();
-  const std::int64_t d_in = in.sae->shape().d_in;
-  SAELAB_CHECK(batch.dim() == 2 && batch.size(0) == cfg.batch_size && batch.size(1) == d_in, Error,
-               "the activation reader returned a batch of shape ", batch.sizes(), ", expected [",
-               cfg.batch_size, ", ", d_in,
-               "] (train.batch_size × d_in); open the reader with "
-               "batch_rows = train.batch_size");
-  torch::Tensor x = batch.to(device, torch::kFloat32);
-  return input_scale == 1.0 ? x : x * input_scale;
+namespace {
+torch::Tensor checked_batch(torch::Tensor batch, std::int64_t rows, std::int64_t d, const char* what,
+                            const char* width) {
+  SAELAB_CHECK(batch.dim() == 2 && batch.size(0) == rows && batch.size(1) == d, Error, "the ", what,
+               " reader returned a batch of shape ", batch.sizes(), ", expected [", rows, ", ", d,
+               "] (train.batch_size × ", width, "); open the reader with batch_rows = train.batch_size");
+  return batch;
+}
+
+// The input and target rows of a transcoder must be the same tokens.
+void check_aligned(const ActivationRows& in, const ActivationRows& out, std::int64_t step) {
+  if (in.sequence.equal(out.sequence) && in.position.equal(out.position)) return;
+  const auto bad = (in.sequence.ne(out.sequence) | in.position.ne(out.position)).nonzero().flatten();
+  const std::int64_t i = bad[0].item<std::int64_t>();
+  throw Error(cat("training step ", step + 1, ": the input and target stores are not aligned: row ", i,
+                  " of the batch is sequence ", in.sequence[i].item<std::int64_t>(), " position ",
+                  in.position[i].item<std::int64_t>(), " in the input store but sequence ",
+                  out.sequence[i].item<std::int64_t>(), " position ", out.position[i].item<std::int64_t>(),
+                  " in the target store. Train a transcoder on two hooks of one harvest (harvest.hooks)"));
+}
+}  // namespace
+
+Trainer::Impl::Batch Trainer::Impl::next_batch() {
+  const SaeShape shape = in.sae->shape();
+  Batch b;
+  if (!in.target_reader) {
+    b.x = checked_batch(in.reader->next_batch(), cfg.batch_size, shape.d_in, "activation", "d_in");
+  } else {
+    ActivationRows x = in.reader->next_rows(), y = in.target_reader->next_rows();
+    check_aligned(x, y, step);
+    b.x = checked_batch(x.activations, cfg.batch_size, shape.d_in, "input", "d_in");
+    b.target = checked_batch(y.activations, cfg.batch_size, shape.out(), "target", "d_out");
+    b.target = b.target.to(device, torch::kFloat32);
+    if (output_scale != 1.0) b.target = b.target * output_scale;
+  }
+  b.x = b.x.to(device, torch::kFloat32);
+  if (input_scale != 1.0) b.x = b.x * input_scale;
+  return b;
 }
 
 namespace {
@@ -157,11 +197,18 @@ namespace {
 }  // namespace
 
 void Trainer::Impl::train_step(bool log, StepMetrics& m) {
-  const torch::Tensor x = next_input();  // [batch, d_in]
+  const Batch batch = next_batch();
+  const torch::Tensor& x = batch.x;                                               // [batch, d_in]
+  const torch::Tensor& target = batch.target.defined() ? batch.target : batch.x;  // [batch, d_out]
   const std::int64_t rows = x.size(0);
   SaeOutput out = in.sae->forward(x);
   const torch::Tensor dead_mask = dead->dead_mask().to(device);
-  LossContext ctx{x, out, *in.sae, dead_mask, TrainProgress{step, total_steps()}};
+  LossContext ctx{x,
+                  out,
+                  *in.sae,
+                  dead_mask,
+                  TrainProgress{step, total_steps()},
+                  batch.target.defined() ? &batch.target : nullptr};
   torch::Tensor total;
   std::vector<std::pair<std::string, torch::Tensor>> terms;
   for (const auto& loss : in.losses) {
@@ -199,8 +246,10 @@ void Trainer::Impl::train_step(bool log, StepMetrics& m) {
   m.tokens = tokens;
   m.values["loss"] = loss_value;
   for (const auto& [name, t] : terms) m.values["loss." + name] = t.item<double>();
-  m.values["mse"] = reconstruction_mse(x, out.reconstruction);
-  m.values["explained_variance"] = explained_variance(x, out.reconstruction);
+  for (const auto& loss : in.losses)
+    for (const auto& [key, v] : loss->metrics()) m.values[cat("loss.", loss->name(), ".", key)] = v;
+  m.values["mse"] = reconstruction_mse(target, out.reconstruction);
+  m.values["explained_variance"] = explained_variance(target, out.reconstruction);
   m.values["l0"] = counts.sum().item<double>() / double(rows);
   m.values["dead_fraction"] = dead->dead_fraction();
   m.values["lr"] = lr;
@@ -304,6 +353,7 @@ TrainResult Trainer::run(const RunOptions& opts) {
   result.steps = s.step;
   result.tokens = s.tokens;
   result.input_scale = s.input_scale;
+  result.output_scale = s.output_scale;
   result.last_checkpoint = s.last_checkpoint;
   result.last_metrics = s.last_metrics;
   return result;

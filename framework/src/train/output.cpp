@@ -62,6 +62,7 @@ void Trainer::Impl::check_saveable() const {
 
 fs::path Trainer::Impl::save_final_sae() {
   if (input_scale != 1.0) in.sae->fold_input_scale(input_scale);
+  if (in.target_reader && output_scale != 1.0) in.sae->fold_output_scale(output_scale);
   SaeDirectory out = sae_directory(*in.sae, in.sae_meta);
   out.log10_density = density->log10_density();
   const fs::path dir = in.run_dir / "sae";

@@ -73,9 +73,18 @@ ResampleResult resample_dead_latents(SaeArchitecture& sae, Adam& adam, const tor
   // The architecture writes the rows itself (it knows its decoder-norm convention).
   sae.reinitialize_latents(idx, reservoir.rows.to(W_enc.device(), W_enc.scalar_type()),
                            encoder_scale * result.mean_alive_encoder_norm);
-  adam.reset_slices("W_dec", 0, idx);
-  adam.reset_slices("W_enc", 1, idx);
-  adam.reset_slices("b_enc", 0, idx);
+  // The moments of every per-latent slice start again: decoder rows, encoder columns and every
+  // [d_sae] vector (b_enc; a gated SAE's b_mag and r_mag).
+  const std::int64_t d_sae = sae.shape().d_sae;
+  for (const auto& p : sae.named_parameters(/*recurse=*/true)) {
+    const torch::Tensor& t = p.value();
+    if (p.key() == "W_dec")
+      adam.reset_slices(p.key(), 0, idx);
+    else if (p.key() == "W_enc")
+      adam.reset_slices(p.key(), 1, idx);
+    else if (t.dim() == 1 && t.size(0) == d_sae)
+      adam.reset_slices(p.key(), 0, idx);
+  }
   result.resampled = m;
   result.latents = idx.to(torch::kCPU);
   return result;

@@ -101,38 +101,53 @@ std::string describe_changes(const json& before, const json& now) {
 
 }  // namespace
 
+namespace {
+// sqrt(d) / mean row norm, from the store's statistics or else from the sample.
+double norm_scale(const std::optional<NormStats>& stats, const torch::Tensor& sample, std::int64_t batches,
+                  const char* what) {
+  double mean_norm = 0.0;
+  std::string origin;
+  if (stats && stats->rows > 0) {
+    mean_norm = stats->mean_norm;
+    origin = cat("the store's statistics over ", stats->rows, " rows");
+  } else {
+    mean_norm = sample.to(torch::kFloat64).norm(2, {1}).mean().item<double>();
+    origin = cat(sample.size(0), " rows of the first ", batches, " batches");
+  }
+  SAELAB_CHECK(std::isfinite(mean_norm) && mean_norm > 0, Error, "cannot normalize the ", what,
+               ": their mean norm is ", mean_norm, " (from ", origin,
+               "); the activations are all zero or not finite. Check the store, or set "
+               "train.normalize_inputs: false");
+  return std::sqrt(double(sample.size(1))) / mean_norm;
+}
+
+// The first `batches` batches of `reader` [rows, d], with its cursor put back.
+torch::Tensor sample_batches(ActivationReader& reader, std::int64_t batches) {
+  const json cursor = reader.cursor();
+  std::vector<torch::Tensor> parts;
+  for (std::int64_t i = 0; i < batches; ++i) parts.push_back(reader.next_batch().to(torch::kFloat32));
+  reader.restore(cursor);
+  return torch::cat(parts);
+}
+}  // namespace
+
 void Trainer::Impl::init_fresh() {
   step = 0;
   tokens = 0;
   // The first batches serve as the sample for the input scale (without store statistics) and the
   // SAE's data-dependent initialisation; the cursor is put back so training sees them too.
-  const json cursor = in.reader->cursor();
-  std::vector<torch::Tensor> batches;
-  for (std::int64_t i = 0; i < cfg.init_sample_batches; ++i) {
-    batches.push_back(in.reader->next_batch().to(torch::kFloat32));
-  }
-  in.reader->restore(cursor);
-  const torch::Tensor sample = torch::cat(batches);  // [rows, d_in]
-  input_scale = 1.0;
-  if (cfg.normalize_inputs) {
-    double mean_norm = 0.0;
-    std::string origin;
-    if (in.norm_stats && in.norm_stats->rows > 0) {
-      mean_norm = in.norm_stats->mean_norm;
-      origin = cat("the store's statistics over ", in.norm_stats->rows, " rows");
-    } else {
-      mean_norm = sample.to(torch::kFloat64).norm(2, {1}).mean().item<double>();
-      origin = cat(sample.size(0), " rows of the first ", cfg.init_sample_batches, " batches");
-    }
-    SAELAB_CHECK(std::isfinite(mean_norm) && mean_norm > 0, Error,
-                 "cannot normalize the inputs: "
-                 "their mean norm is ",
-                 mean_norm, " (from ", origin,
-                 "); the activations are all "
-                 "zero or not finite. Check the store, or set train.normalize_inputs: false");
-    input_scale = std::sqrt(double(in.sae->shape().d_in)) / mean_norm;
-  }
+  const torch::Tensor sample = sample_batches(*in.reader, cfg.init_sample_batches);  // [rows, d_in]
+  input_scale =
+      cfg.normalize_inputs ? norm_scale(in.norm_stats, sample, cfg.init_sample_batches, "inputs") : 1.0;
   in.sae->initialize_from_sample(sample.to(device) * input_scale);
+  output_scale = 1.0;
+  if (in.target_reader) {
+    const torch::Tensor targets =
+        sample_batches(*in.target_reader, cfg.init_sample_batches);  // [rows, d_out]
+    if (cfg.normalize_inputs)
+      output_scale = norm_scale(in.target_norm_stats, targets, cfg.init_sample_batches, "targets");
+    in.sae->initialize_from_target_sample(targets.to(device) * output_scale);
+  }
 }
 
 fs::path Trainer::Impl::save_checkpoint() {
@@ -149,15 +164,39 @@ fs::path Trainer::Impl::save_checkpoint() {
                    {"tokens", tokens},
                    {"total_steps", total_steps()},
                    {"input_scale", input_scale},
+                   {"output_scale", output_scale},
                    {"lr", schedule.at(std::min(step, total_steps() - 1))},
                    {"cursor", in.reader->cursor()},
+                   {"target_cursor", in.target_reader ? in.target_reader->cursor() : json(nullptr)},
                    {"config_hash", config_hash()},
                    {"config", identity()},
                    {"rng", {{"trainer", generator_state(gen)}, {"global", generator_state(global)}}},
+                   {"losses", loss_states()},
                    {"saelab_version", kVersion}};
   last_checkpoint = write_train_checkpoint(checkpoints_dir(), ckpt, cfg.keep_checkpoints);
   last_checkpoint_step = step;
   return last_checkpoint;
+}
+
+json Trainer::Impl::loss_states() const {
+  json states = json::object();
+  for (const auto& l : in.losses) {
+    json s = l->state();
+    if (!s.is_null()) states[l->name()] = std::move(s);
+  }
+  return states;
+}
+
+void Trainer::Impl::restore_loss_states(const json& states, const std::string& where) {
+  SAELAB_CHECK(states.is_object(), FormatError, where, ": key 'losses' must be an object, got ",
+               states.dump());
+  for (const auto& l : in.losses) {
+    const bool stateful = !l->state().is_null();
+    if (!stateful) continue;
+    SAELAB_CHECK(states.contains(l->name()), FormatError, where, ": loss '", l->name(),
+                 "' keeps state across steps, but the checkpoint has none for it under 'losses'");
+    l->load_state(states[l->name()], cat(where, " losses.", l->name()));
+  }
 }
 
 namespace {
@@ -217,6 +256,13 @@ bool Trainer::Impl::resume(bool force) {
   set_generator_state(gen, field<std::string>(rng, "trainer", where), where + " rng.trainer");
   set_generator_state(global, field<std::string>(rng, "global", where), where + " rng.global");
   in.reader->restore(field<json>(meta, "cursor", where));
+  if (in.target_reader) {
+    output_scale = field<double>(meta, "output_scale", where);
+    SAELAB_CHECK(std::isfinite(output_scale) && output_scale > 0, FormatError, where, ": output_scale ",
+                 output_scale, " must be finite and > 0");
+    in.target_reader->restore(field<json>(meta, "target_cursor", where));
+  }
+  restore_loss_states(meta.value("losses", json::object()), where);
   truncate_metrics_after(step);
   last_checkpoint = found->dir;
   last_checkpoint_step = step;

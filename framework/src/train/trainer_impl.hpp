@@ -32,6 +32,7 @@ struct Trainer::Impl {
   std::int64_t step = 0;    // optimizer steps taken
   std::int64_t tokens = 0;  // rows trained on
   double input_scale = 1.0;
+  double output_scale = 1.0;  // transcoders: the targets' own scale
   std::unique_ptr<Adam> adam;
   std::unique_ptr<DeadLatentTracker> dead;
   std::unique_ptr<FeatureDensity> density;
@@ -58,11 +59,18 @@ struct Trainer::Impl {
   // trainer_state.cpp
   void init_fresh();  // scale from NormStats or estimated; latent statistics from zero
   std::filesystem::path save_checkpoint();
+  nlohmann::json loss_states() const;  // Loss::state() of the stateful terms, by name
+  void restore_loss_states(const nlohmann::json& states, const std::string& where);
   // Restores from the newest valid checkpoint; false when there is none.
   bool resume(bool force);
 
   // trainer_loop.cpp
-  torch::Tensor next_input();  // [batch, d_in] float32, scaled, on the SAE's device
+  struct Batch {
+    torch::Tensor x;       // [batch, d_in] float32, scaled, on the SAE's device
+    torch::Tensor target;  // [batch, d_out] the same for the target hook; undefined for an SAE
+  };
+  Batch next_batch();
+  torch::Tensor next_input() { return next_batch().x; }
   // One optimizer step; fills `m` when `log` is set.
   void train_step(bool log, StepMetrics& m);
   void maybe_resample();

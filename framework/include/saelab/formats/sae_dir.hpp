@@ -4,13 +4,22 @@
 //
 // <dir>/
 //   cfg.json                  one JSON object (keys below)
-//   sae_weights.safetensors   W_enc [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_in], b_dec [d_in],
-//                             threshold [d_sae] (jumprelu only); all in cfg "dtype"; no other tensors
+//   sae_weights.safetensors   the architecture's tensors, all in cfg "dtype", no others:
+//     standard, topk, batchtopk  W_enc [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_in], b_dec [d_in]
+//     jumprelu                   the same and threshold [d_sae]
+//     gated                      W_enc [d_in, d_sae], b_gate, b_mag, r_mag [d_sae], W_dec, b_dec
+//                                (no b_enc: gate = (x - b_dec) W_enc + b_gate > 0, magnitude =
+//                                ReLU((x - b_dec)(W_enc ⊙ exp r_mag) + b_mag), z = gate · magnitude)
+//     transcoder                 W_enc [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_out], b_dec [d_out]
+//                                (encoder input is the raw x: no b_dec subtraction)
+//     skip_transcoder            the same and W_skip [d_out, d_in] (output += x W_skipᵀ)
 //   sparsity.safetensors      optional: sparsity [d_sae], log10 of each feature's firing frequency
 //
 // cfg.json keys (SAELens SAEConfig.to_dict), all required:
-//   architecture             "standard" | "topk" | "batchtopk" | "jumprelu"
-//   d_in, d_sae              integers > 0
+//   architecture             "standard" | "topk" | "batchtopk" | "jumprelu" | "gated" | "transcoder"
+//                            | "skip_transcoder"
+//   d_in, d_sae              integers > 0; transcoders also d_out (integer > 0) and
+//                            apply_b_dec_to_input false
 //   dtype                    "float32" | "float64" | "float16" | "bfloat16" (also "torch.float32", ...)
 //   device                   string ("cpu")
 //   model_name, hook_name    strings ("gpt2", "blocks.8.hook_resid_pre")
@@ -24,7 +33,8 @@
 //   sae_lens_training_version  null or string
 // Optional, type-checked when present: activation_fn_str (string), activation_fn_kwargs (object),
 // dataset_trust_remote_code (bool), neuronpedia_id (null|string), model_from_pretrained_kwargs
-// (object), k (integer). topk and batchtopk need k (top-level and/or activation_fn_kwargs.k; equal
+// (object), k (integer), hook_name_out (string: a transcoder's target hook, as SAELens names it).
+// topk and batchtopk need k (top-level and/or activation_fn_kwargs.k; equal
 // when both are given, 1 <= k <= d_sae). Other keys are kept and ignored, as SAELens does.
 #include <cstdint>
 #include <filesystem>
@@ -44,6 +54,7 @@ namespace saelab {
 struct SAELAB_API SaeMeta {
   std::string model_name;       // "gpt2"
   std::string hook_name;        // "blocks.8.hook_resid_pre"
+  std::string hook_name_out;    // transcoders: the target hook ("blocks.8.hook_mlp_out"); else empty
   std::int64_t hook_layer = 0;  // 8 (see parse_hook_layer)
   std::int64_t context_size = 0;
   bool prepend_bos = true;
@@ -81,7 +92,22 @@ SAELAB_API SaeMeta sae_meta_from_cfg(const nlohmann::json& cfg, const std::strin
 SAELAB_API std::int64_t parse_hook_layer(const std::string& hook_name);
 // "blocks.8.hook_resid_pre" -> 8; nothing for a name without a block number ("synthetic.hook").
 SAELAB_API std::optional<std::int64_t> hook_layer_from_name(const std::string& hook_name);
-// Tensor names sae_weights.safetensors holds for an architecture (throws for an unknown one).
+// The architectures cfg.json may name (see the table at the top of this header).
+SAELAB_API const std::vector<std::string>& sae_architectures();
+// transcoder, skip_transcoder: the decoder maps into another space of width d_out.
+SAELAB_API bool is_transcoder_architecture(const std::string& architecture);
+// cfg "d_out" for a transcoder, "d_in" otherwise (the cfg must have been validated).
+SAELAB_API std::int64_t sae_d_out(const nlohmann::json& cfg);
+
+// One tensor of sae_weights.safetensors: its name and its shape in terms of the cfg's widths.
+enum class SaeDim { d_in, d_sae, d_out };
+struct SAELAB_API SaeTensorSpec {
+  std::string name;
+  std::vector<SaeDim> shape;
+};
+// The tensors an architecture's sae_weights.safetensors holds (throws for an unknown one).
+SAELAB_API std::vector<SaeTensorSpec> sae_weight_specs(const std::string& architecture);
+// Their names, in the same order.
 SAELAB_API std::vector<std::string> sae_weight_names(const std::string& architecture);
 // "float32" / "torch.float32" -> kFloat32 etc.; throws FormatError listing the allowed strings.
 SAELAB_API torch::Dtype sae_dtype_from_string(const std::string& s, const std::string& where);

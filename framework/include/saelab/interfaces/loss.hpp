@@ -3,7 +3,10 @@
 // Each term returns a scalar that is already multiplied by its own coefficient and schedule; the
 // trainer sums the terms and logs each under its name.
 #include <cstdint>
+#include <map>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include <torch/types.h>
 
@@ -24,6 +27,10 @@ struct SAELAB_API LossContext {
   SaeArchitecture& sae;
   const torch::Tensor& dead_mask;  // [d_sae] bool: latents dead over the tracking window
   TrainProgress progress;
+  // [batch, d_out] what the reconstruction should match when that is not x: a transcoder's output
+  // hook (after the same scaling). Null for an SAE; use target().
+  const torch::Tensor* target_tensor = nullptr;
+  const torch::Tensor& target() const { return target_tensor ? *target_tensor : x; }
 };
 
 class SAELAB_API Loss {
@@ -32,6 +39,14 @@ class SAELAB_API Loss {
   virtual ~Loss() = default;
   virtual std::string name() const = 0;
   virtual torch::Tensor compute(const LossContext& ctx) = 0;  // scalar, ≥ 0
+
+  // Terms that adapt while training (p-annealing's exponent and coefficient) keep that state here,
+  // so that a resumed run continues bit for bit: state() goes into the checkpoint's trainer.json
+  // under "losses"/<name>, load_state() gets it back (untrusted: `where` names the file for errors).
+  virtual nlohmann::json state() const { return nullptr; }
+  virtual void load_state(const nlohmann::json& state, const std::string& where) {}
+  // Numbers worth logging besides the term's value (metrics.jsonl "loss.<name>.<key>").
+  virtual std::map<std::string, double> metrics() const { return {}; }
 };
 
 }  // namespace saelab

@@ -8,11 +8,13 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <torch/nn/module.h>
 #include <torch/types.h>
 
+#include "saelab/core/error.hpp"
 #include "saelab/core/export.hpp"
 
 namespace saelab {
@@ -24,11 +26,22 @@ struct SAELAB_API SaeOutput {
   // [batch] differentiable estimate of the number of active latents, for architectures with learned
   // thresholds (JumpReLU's straight-through L0). Undefined otherwise.
   torch::Tensor l0_estimate;
+  // Gated SAEs: the gate path's ReLU(π_gate) [batch, d_sae] and its reconstruction through a frozen
+  // copy of the decoder (W_dec and b_dec detached) [batch, d_in], for the gate's sparsity and
+  // auxiliary losses (Rajamanoharan et al. 2024). Undefined otherwise.
+  torch::Tensor gate_activations;
+  torch::Tensor gate_reconstruction;
+  // Matryoshka SAEs in training: the reconstruction [batch, d_out] from latents [0, m) for every
+  // inner prefix size m, smallest first (the full width is `reconstruction`). Empty otherwise.
+  std::vector<torch::Tensor> prefix_reconstructions;
 };
 
 struct SAELAB_API SaeShape {
   std::int64_t d_in = 0;
   std::int64_t d_sae = 0;
+  std::int64_t d_out = 0;  // a transcoder's output width (the target hook's); 0 for an SAE
+  // Width of the reconstruction: d_out for a transcoder, d_in for an SAE.
+  std::int64_t out() const { return d_out > 0 ? d_out : d_in; }
 };
 
 using TensorMap = std::map<std::string, torch::Tensor>;
@@ -58,6 +71,9 @@ class SAELAB_API SaeArchitecture : public torch::nn::Module {
   // Data-dependent initialisation (b_dec = mean or geometric median), from a sample of training
   // inputs x [n, d_in] after input scaling. The trainer calls it once, before the first step.
   virtual void initialize_from_sample(const torch::Tensor& x) {}
+  // Transcoders: the same for a sample of the targets y [n, d_out] (b_dec = their mean). The
+  // trainer calls it after initialize_from_sample when the run has a target hook.
+  virtual void initialize_from_target_sample(const torch::Tensor& y) {}
 
   // Resampling of dead latents: latents idx [n] (int64) get the directions new_dirs [n, d_in]
   // (normalised here): decoder row = unit direction (times the decoder norm in use), encoder
@@ -74,6 +90,14 @@ class SAELAB_API SaeArchitecture : public torch::nn::Module {
   // Inputs were multiplied by `factor` during training; fold it back so the saved SAE takes raw
   // activations: W_enc *= factor, W_dec /= factor, b_dec /= factor (each architecture knows its own).
   virtual void fold_input_scale(double factor) = 0;
+  // Transcoders: the targets were multiplied by `factor` (a scale of their own); fold it into the
+  // output side so the saved transcoder predicts raw targets. An SAE, whose target is its input,
+  // never gets this call.
+  virtual void fold_output_scale(double factor) {
+    throw Error(cat(architecture(),
+                    " SAE: fold_output_scale called, but only a transcoder has a target "
+                    "of its own to scale"));
+  }
 };
 
 }  // namespace saelab

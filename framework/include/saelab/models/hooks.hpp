@@ -1,10 +1,12 @@
 #pragma once
 // Hook points of a decoder-only transformer, named as TransformerLens names them. Every source
 // whose blocks are "attention then MLP, each added to the residual stream" (GPT-2, Llama) has
-// the same seven kinds:
+// the same eight kinds:
 //   blocks.{L}.hook_resid_pre     input of block L                          [batch, seq, d_model]
 //   blocks.{L}.hook_attn_out      attention output (after its projection)   [batch, seq, d_model]
 //   blocks.{L}.hook_resid_mid     resid_pre + attn_out                      [batch, seq, d_model]
+//   blocks.{L}.ln2.hook_normalized  the MLP's input: norm(resid_mid)         [batch, seq, d_model]
+//                                 (what a transcoder of the MLP reads)
 //   blocks.{L}.mlp.hook_post      MLP hidden activation (GPT-2: after GELU; [batch, seq, d_mlp]
 //                                 Llama: silu(gate) * up)
 //   blocks.{L}.hook_mlp_out       MLP output (after its projection)         [batch, seq, d_model]
@@ -23,7 +25,7 @@
 
 namespace saelab::models {
 
-enum class HookKind { ResidPre, AttnOut, ResidMid, MlpPost, MlpOut, ResidPost, LnFinal };
+enum class HookKind { ResidPre, AttnOut, ResidMid, MlpIn, MlpPost, MlpOut, ResidPost, LnFinal };
 
 struct SAELAB_API HookPoint {
   HookKind kind = HookKind::ResidPre;

@@ -16,7 +16,7 @@ namespace saelab {
 
 struct SAELAB_API SaeApplied {
   torch::Tensor latents;         // [n, d_sae] on the SAE's device
-  torch::Tensor reconstruction;  // [n, d_in] raw units, on x's device and dtype
+  torch::Tensor reconstruction;  // [n, d_out] raw units, on x's device and dtype (d_out = d_in for an SAE)
 };
 
 // The device of a module's first parameter (CPU when it has none).
@@ -25,6 +25,11 @@ SAELAB_API torch::Device module_device(const torch::nn::Module& module);
 // x [n, d_in] on any device. Throws Error naming both widths when x's width is not d_in, and when
 // the SAE returns tensors of the wrong shape.
 SAELAB_API SaeApplied apply_sae(SaeArchitecture& sae, const torch::Tensor& x, double input_scale);
+
+// A transcoder on its input hook's raw activations x [n, d_in]: latents, and the prediction of the
+// target hook [n, d_out] from forward() (its skip connection needs x). Saved transcoders have their
+// scales folded in, so there is no input_scale.
+SAELAB_API SaeApplied apply_transcoder(SaeArchitecture& sae, const torch::Tensor& x);
 
 // Only the latents [n, d_sae] (reports and heatmaps need no reconstruction); same checks.
 SAELAB_API torch::Tensor encode_sae(SaeArchitecture& sae, const torch::Tensor& x, double input_scale);

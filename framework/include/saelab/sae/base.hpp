@@ -1,7 +1,7 @@
 #pragma once
 // SaeBase: what the linear-encoder/linear-decoder SAE plugins share (standard, TopK, BatchTopK,
-// JumpReLU): the four SAELens parameters, their initialisation, the unit-norm decoder constraint,
-// state save/load with checks, input-scale folding, b_dec from a sample and resampling.
+// Matryoshka BatchTopK, JumpReLU, gated): the four SAELens parameters, their initialisation, the unit-norm
+// decoder constraint, state save/load with checks, input-scale folding, b_dec from a sample and resampling.
 //
 //   pre = (x - b_dec) W_enc + b_enc      [batch, d_sae]
 //   z   = nonlinearity(pre)              (the plugin's own)

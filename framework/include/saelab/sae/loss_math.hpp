@@ -2,6 +2,7 @@
 // The formulas of the loss plugins, each in one place, without coefficients or schedules (the
 // plugins apply those). All return a 0-dim tensor; batch means are over the rows of x.
 #include <cstdint>
+#include <vector>
 
 #include <torch/types.h>
 
@@ -29,6 +30,16 @@ SAELAB_API torch::Tensor l1_decoder_norm(const torch::Tensor& z, const torch::Te
 
 // mean_b l0_b of a per-row differentiable L0 estimate [batch].
 SAELAB_API torch::Tensor l0(const torch::Tensor& l0_estimate);
+
+// Lp sparsity for p-annealing (dictionary_learning's PAnnealTrainer) of non-negative latents
+// z [batch, d_sae], p > 0:   pth_root: mean_b (Σ_i z_bi^p)^(1/p)     otherwise: mean_b Σ_i z_bi^p.
+// Entries at 0 contribute 0 and pass no gradient (d z^p / dz is infinite there when p < 1).
+SAELAB_API torch::Tensor lp_sparsity(const torch::Tensor& z, double p, bool pth_root);
+
+// Σ_m mean_b |x̂_m,b - x_b|² over the prefix reconstructions x̂_m [batch, d] (Matryoshka SAEs:
+// every nested prefix of the latents reconstructs x on its own). 0 when there are none.
+SAELAB_API torch::Tensor prefix_mse(const std::vector<torch::Tensor>& prefix_reconstructions,
+                                    const torch::Tensor& x);
 
 struct SAELAB_API AuxkResult {
   torch::Tensor loss;  // 0-dim, ≥ 0; exactly 0 (no graph) when no latent is dead

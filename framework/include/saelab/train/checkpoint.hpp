@@ -8,7 +8,9 @@
 //                       adam.m.<p>, adam.v.<p>, adam.t    optimizer moments and step count
 //                       dead.rows_since_fired, density.counts, density.rows   latent statistics
 //   trainer.json        {"format": "saelab-train-checkpoint", "version": 1, "step", "tokens",
-//                        "total_steps", "input_scale", "lr", "cursor" (ActivationReader::cursor),
+//                        "total_steps", "input_scale", "output_scale" (transcoders' targets; 1
+//                        otherwise), "lr", "cursor" (ActivationReader::cursor), "target_cursor"
+//                        (the target reader's, or null), "losses" (Loss::state() of stateful terms),
 //                        "config_hash", "config" (what was hashed), "rng": {"trainer", "global"}
 //                        (hex of the generators' states), "saelab_version"}
 // Checkpoints are untrusted on load: a bad one is reported (what, which file) and skipped.

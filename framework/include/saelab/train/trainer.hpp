@@ -10,9 +10,9 @@
 //                                sae_weights.safetensors, sparsity.safetensors
 //
 // Metric keys (StepMetrics::values and metrics.jsonl): loss (sum of the terms), loss.<term> (each
-// Loss plugin under its name()), mse (Σ_d (x - x̂)², mean over the batch, in scaled units),
-// explained_variance, l0 (mean active latents per row), dead_fraction, lr, grad_norm (before
-// clipping), tokens_per_s, elapsed_s, eta_s.
+// Loss plugin under its name()), loss.<term>.<key> (Loss::metrics(), e.g. loss.lp_anneal.p), mse (Σ_d (x -
+// x̂)², mean over the batch, in scaled units), explained_variance, l0 (mean active latents per row),
+// dead_fraction, lr, grad_norm (before clipping), tokens_per_s, elapsed_s, eta_s.
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -77,6 +77,11 @@ SAELAB_API TrainerConfig trainer_config_from(const Options& opts);
 
 struct SAELAB_API TrainerInputs {
   ActivationReader* reader = nullptr;  // yields [batch_size, d_in] rows; the trainer drives its cursor
+  // Transcoders: the target hook's rows [batch_size, d_out], row for row the same tokens as
+  // `reader` (stores of one harvest read with the same options; the trainer compares the rows'
+  // sequence and position every step). Null for an SAE, whose target is its input.
+  ActivationReader* target_reader = nullptr;
+  std::optional<NormStats> target_norm_stats;  // the target store's, as norm_stats
   std::shared_ptr<SaeArchitecture> sae;
   std::vector<std::shared_ptr<Loss>> losses;
   std::vector<std::shared_ptr<TrainerCallback>> callbacks;
@@ -100,7 +105,8 @@ struct SAELAB_API TrainResult {
   std::string status;  // "completed" | "interrupted" (signal) | "stopped" (a callback asked)
   std::int64_t steps = 0;
   std::int64_t tokens = 0;
-  double input_scale = 1.0;  // factor the inputs were multiplied by
+  double input_scale = 1.0;   // factor the inputs were multiplied by
+  double output_scale = 1.0;  // ... and the targets (transcoders; 1 otherwise)
   std::optional<std::int64_t> resumed_from_step;
   std::filesystem::path last_checkpoint;  // empty if none was written
   std::filesystem::path sae_dir;          // empty unless completed and saved
