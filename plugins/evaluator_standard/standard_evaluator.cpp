@@ -213,6 +213,29 @@ ModelOutput run_replaced(ActivationSource& source, const torch::Tensor& tokens, 
 
 }  // namespace
 
+namespace {
+
+// The model's own output (through an identity replacement at `hook`), cached across a sweep.
+ModelOutput clean_run(EvalContext& ctx, const torch::Tensor& tokens, const std::string& hook,
+                      const std::string& batch_key, std::int64_t& runs_reused) {
+  const auto entry = cached(
+      ctx.cache, batch_key + "|clean",
+      [&] {
+        auto out = run_replaced(
+            *ctx.source, tokens, hook, [](const torch::Tensor& a) { return a; }, "clean");
+        return EvalCache::Entry{{"logits", out.logits}, {"loss", out.loss}};
+      },
+      &runs_reused);
+  return ModelOutput{entry.at("logits"), entry.at("loss")};
+}
+
+// A transcoder's input: `hook`'s activations [batch * seq, d_in] from a clean pass.
+torch::Tensor transcoder_input(EvalContext& ctx, const torch::Tensor& tokens) {
+  return ctx.source->run_with_hooks(tokens, {ctx.hook}).at(ctx.hook).reshape({-1, ctx.sae.shape().d_in});
+}
+
+}  // namespace
+
 // Every run of one batch of sequences: clean, spliced, zero-ablated and the optional ones. An SAE
 // replaces its hook's activation by its reconstruction; a transcoder replaces the target hook's
 // (its MLP's output) by its prediction from the input hook, captured first from a clean run (the
@@ -226,28 +249,16 @@ void StandardEvaluator::evaluate_batch(EvalContext& ctx, const torch::Tensor& to
   const auto mask = evaluated_positions(tokens, source.info(), opts_.exclude_bos, ctx.rows);
   const auto flat_rows = mask.reshape({-1}).nonzero().squeeze(1);
   const auto keep = [&](const torch::Tensor& act) { return mask.to(act.device()).unsqueeze(-1); };
-  torch::Tensor transcoder_input;  // [batch * seq, d_in]
-  if (transcoder)
-    transcoder_input =
-        source.run_with_hooks(tokens, {ctx.hook}).at(ctx.hook).reshape({-1, ctx.sae.shape().d_in});
+  const torch::Tensor input = transcoder ? transcoder_input(ctx, tokens) : torch::Tensor();
 
   // The clean and ablated runs do not depend on the SAE: a sweep's later runs reuse them.
   const std::string batch_key =
       ctx.cache ? eval_cache_key("eval", source.info(), hook, {tokens, mask}) : std::string();
-  const auto clean_entry = cached(
-      ctx.cache, batch_key + "|clean",
-      [&] {
-        auto out = run_replaced(
-            source, tokens, hook, [](const torch::Tensor& a) { return a; }, "clean");
-        return EvalCache::Entry{{"logits", out.logits}, {"loss", out.loss}};
-      },
-      &acc.runs_reused);
-  const ModelOutput clean{clean_entry.at("logits"), clean_entry.at("loss")};
+  const ModelOutput clean = clean_run(ctx, tokens, hook, batch_key, acc.runs_reused);
   std::optional<SaeApplied> applied;
   torch::Tensor x;  // [batch * seq, d] the replaced hook's clean activation
   auto apply = [&](const torch::Tensor& flat) {
-    return transcoder ? apply_transcoder(ctx.sae, transcoder_input)
-                      : apply_sae(ctx.sae, flat, ctx.input_scale);
+    return transcoder ? apply_transcoder(ctx.sae, input) : apply_sae(ctx.sae, flat, ctx.input_scale);
   };
   auto splice = [&](const torch::Tensor& act) {
     SAELAB_CHECK(act.dim() == 3 && act.size(2) == d, Error, "evaluator standard: hook '", hook,

@@ -118,6 +118,25 @@ TEST(MultiHook, TrainHooksTrainsOneSaePerHookAndEvaluatesEach) {
   EXPECT_FALSE(fs::exists(dir / "run" / "sae"));
 }
 
+// train.saes: several configurations on one hook from one read of the store.
+TEST(MultiHook, TrainSaesTrainsSeveralConfigurationsFromOneRead) {
+  const auto dir = test::scratch_dir();
+  test::write_text(dir / "sweep.yaml",
+                   config("harvest: {hook: blocks.1.hook_resid_post, tokens: 5000}\n",
+                          "  saes: [{plugin: topk, d_sae: 128, k: 4}, {plugin: topk, d_sae: 128, "
+                          "k: 8}]\n  losses: [{plugin: mse}]\n"));
+  auto r = saelab("run " + (dir / "sweep.yaml").string() + " --out " + (dir / "run").string() +
+                  " --set stages=[harvest,train,evaluate]");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(read_json(dir / "run" / "saes" / "0-topk" / "sae" / "cfg.json")["k"], 4);
+  EXPECT_EQ(read_json(dir / "run" / "saes" / "1-topk" / "sae" / "cfg.json")["k"], 8);
+  EXPECT_TRUE(fs::exists(dir / "run" / "saes" / "1-topk" / "eval.json"));
+  const auto summary = read_json(dir / "run" / "run.json")["stages"]["train"]["summary"];
+  std::printf("train.saes: 2 SAEs x 160 steps from %s batches read\n",
+              summary["batches_read"].dump().c_str());
+  EXPECT_EQ(summary["batches_read"], 160) << summary.dump();
+}
+
 TEST(MultiHook, MistakesAreNamedWithTheirOption) {
   const auto dir = test::scratch_dir();
   test::write_text(dir / "two.yaml",

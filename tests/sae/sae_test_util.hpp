@@ -21,8 +21,8 @@ namespace saelab::test {
 inline Registry& sae_registry() {
   static Registry* reg = [] {
     auto* r = new Registry();
-    for (const char* lib :
-         {"sae_relu_l1", "sae_topk", "sae_batchtopk", "sae_jumprelu", "sae_gated", "losses"})
+    for (const char* lib : {"sae_relu_l1", "sae_topk", "sae_batchtopk", "sae_jumprelu", "sae_gated",
+                            "sae_transcoder", "losses"})
       load_plugin_library(*r, std::string(SAELAB_PLUGIN_DIR) + "/libsaelab_plugin_" + lib + ".so");
     return r;
   }();

@@ -58,6 +58,10 @@ OptionSchema build_schema() {
   s.string("train.target_hook", "",
            "Transcoders: the hook the output must match (e.g. blocks.3.hook_mlp_out, harvested with "
            "the input in harvest.hooks); empty: the input itself");
+  s.plugins("train.saes", "sae", {},
+            "Several SAE configurations trained on one hook from one read of the store, each "
+            "{plugin: name, ...} into <run>/saes/<index>-<plugin>/ (a sweep sharing its data reads); "
+            "replaces train.sae");
   s.strings("train.hooks", {},
             "Train one SAE per hook (patterns as in harvest.hooks) from one store, each in "
             "<run>/saes/<hook>/; replaces train.input_hook");

@@ -1,4 +1,6 @@
 // harvest: corpus -> source -> store, resumable at shard (sequence) granularity.
+#include <algorithm>
+
 #include <c10/core/InferenceMode.h>
 #include <torch/types.h>
 
@@ -60,6 +62,28 @@ bool prepare_store_dir(const StageContext& ctx, const fs::path& dir) {
                        "harvesting into it or --overwrite to harvest again"));
 }
 
+// One writer per hook, each resuming its own store when `resume`.
+std::vector<HookWriter> open_writers(StageContext& ctx, const std::vector<std::string>& hooks,
+                                     const StoreMeta& meta, bool multi, bool resume) {
+  const fs::path root = ctx.store_dir();
+  const SourceInfo& info = ctx.source()->info();
+  SAELAB_CHECK(!resume || multi == !fs::exists(root / "manifest.json"), UsageError, "cannot resume into '",
+               root.string(), "': it holds a ", multi ? "one-hook store" : "store per hook",
+               " but this experiment harvests ", multi ? "harvest.hooks" : "one harvest.hook",
+               "; pass --overwrite to harvest again, or choose another harvest.store_dir");
+  std::vector<HookWriter> writers;
+  for (const auto& hook : hooks) {
+    StoreMeta m = meta;
+    m.hook = hook;
+    m.d = info.hooks.at(hook);
+    HookWriter w{hook, multi ? root / hook : root, nullptr, 0};
+    w.writer = ctx.store()->open_writer(w.dir, m, resume && fs::exists(w.dir));
+    w.skip_below = w.writer->committed_sequences();
+    writers.push_back(std::move(w));
+  }
+  return writers;
+}
+
 }  // namespace
 
 nlohmann::json run_harvest(StageContext& ctx) {
@@ -87,22 +111,9 @@ nlohmann::json run_harvest(StageContext& ctx) {
   const fs::path root = ctx.store_dir();
   const bool multi = multi_hook_harvest(o);
   const bool resume = prepare_store_dir(ctx, root);
-  SAELAB_CHECK(!resume || multi == !fs::exists(root / "manifest.json"), UsageError, "cannot resume into '",
-               root.string(), "': it holds a ", multi ? "one-hook store" : "store per hook",
-               " but this experiment harvests ", multi ? "harvest.hooks" : "one harvest.hook",
-               "; pass --overwrite to harvest again, or choose another harvest.store_dir");
-  std::vector<HookWriter> writers;
-  std::int64_t start = -1;  // the first sequence some store still lacks
-  for (const auto& hook : hooks) {
-    StoreMeta m = meta;
-    m.hook = hook;
-    m.d = info.hooks.at(hook);
-    HookWriter w{hook, multi ? root / hook : root, nullptr, 0};
-    w.writer = ctx.store()->open_writer(w.dir, m, resume && fs::exists(w.dir));
-    w.skip_below = w.writer->committed_sequences();
-    start = start < 0 ? w.skip_below : std::min(start, w.skip_below);
-    writers.push_back(std::move(w));
-  }
+  std::vector<HookWriter> writers = open_writers(ctx, hooks, meta, multi, resume);
+  std::int64_t start = writers.front().skip_below;  // the first sequence some store still lacks
+  for (const auto& w : writers) start = std::min(start, w.skip_below);
   // Every hook stores the same positions, so the rows before `start` are those of the store that
   // stops there; harvest.tokens counts rows of one hook.
   std::int64_t rows = 0;

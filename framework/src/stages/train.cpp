@@ -3,6 +3,7 @@
 
 #include "saelab/interfaces/activation_store.hpp"
 #include "saelab/core/log.hpp"
+#include "saelab/data/shared_reader.hpp"
 #include "saelab/core/progress.hpp"
 #include "saelab/formats/sae_dir.hpp"
 #include "saelab/train/trainer.hpp"
@@ -84,46 +85,50 @@ Options sae_options(const PluginRef& ref, std::int64_t d_in, std::optional<std::
   return o;
 }
 
-nlohmann::json train_one(StageContext& ctx, const TrainPlan& plan) {
+// One hook's store: where it is, what it holds, a reader over it.
+struct OpenStore {
+  fs::path dir;
+  StoreMeta meta;
+  std::unique_ptr<ActivationReader> reader;
+};
+
+OpenStore open_store(StageContext& ctx, const std::string& hook, const ReaderOptions& ro) {
+  OpenStore s;
+  s.dir = hook_store_dir(*ctx.store(), ctx.store_dir(), hook);
+  s.meta = ctx.store()->meta(s.dir);
+  s.reader = ctx.store()->open_reader(s.dir, ro);
+  return s;
+}
+
+TrainerConfig trainer_config(const StageContext& ctx) {
   const Options& o = ctx.options();
-  protect_outputs(ctx, plan.run_dir);
   TrainerConfig tc = trainer_config_from(o.section("train"));
   if (!o.is_set("train.seed")) tc.seed = ctx.plugin_ctx.seed;  // the run's seed unless train.seed is given
+  return tc;
+}
 
-  auto store = ctx.store();
-  const fs::path input_dir = hook_store_dir(*store, ctx.store_dir(), plan.input_hook);
-  StoreMeta meta = store->meta(input_dir);
-  const ReaderOptions ro = reader_options(ctx, tc);
-  auto reader = store->open_reader(input_dir, ro);
-  std::unique_ptr<ActivationReader> target_reader;
-  std::optional<StoreMeta> target_meta;
-  fs::path target_dir;
-  if (!plan.target_hook.empty()) {
-    target_dir = hook_store_dir(*store, ctx.store_dir(), plan.target_hook);
-    target_meta = store->meta(target_dir);
-    target_reader = store->open_reader(target_dir, ro);
-  }
-
+// Everything one trainer needs but its readers: the SAE `sae_ref` names, the losses, callbacks,
+// the identity its checkpoints are checked against and the cfg.json keys.
+TrainerInputs trainer_inputs(StageContext& ctx, const PluginRef& sae_ref, const OpenStore& input,
+                             const OpenStore* target, const fs::path& run_dir) {
+  const Options& o = ctx.options();
   const Registry& reg = ctx.registry;
   TrainerInputs in;
-  in.reader = reader.get();
-  in.target_reader = target_reader.get();
-  const PluginRef& sae_ref = o.plugin("train.sae");
   const FactoryInfo* sae_info = reg.find("sae", sae_ref.plugin);
   const bool wants_d_out = sae_info && sae_info->schema.find("d_out") != nullptr;
-  if (wants_d_out && !target_meta)
+  if (wants_d_out && !target)
     o.fail("train.target_hook",
            cat("is empty, but SAE '", sae_ref.plugin,
                "' predicts another hook: set train.target_hook (e.g. blocks.L.hook_mlp_out) and "
                "harvest it with the input in harvest.hooks"));
   in.sae = reg.create<SaeArchitecture>(
       sae_ref.plugin,
-      sae_options(sae_ref, meta.d, target_meta ? std::optional<std::int64_t>(target_meta->d) : std::nullopt),
+      sae_options(sae_ref, input.meta.d, target ? std::optional<std::int64_t>(target->meta.d) : std::nullopt),
       ctx.plugin_ctx);
   nlohmann::json identity = {{"sae", plugin_identity(sae_ref, "sae", reg)},
                              {"losses", nlohmann::json::array()},
-                             {"store", to_json(meta)}};
-  if (target_meta) identity["target_store"] = to_json(*target_meta);
+                             {"store", to_json(input.meta)}};
+  if (target) identity["target_store"] = to_json(target->meta);
   for (const auto& ref : o.plugins("train.losses")) {
     in.losses.push_back(reg.create<Loss>(ref, ctx.plugin_ctx));
     identity["losses"].push_back(plugin_identity(ref, "loss", reg));
@@ -132,21 +137,29 @@ nlohmann::json train_one(StageContext& ctx, const TrainPlan& plan) {
     o.fail("train.losses", "needs at least one loss term (e.g. [{plugin: mse}, {plugin: l1}])");
   for (const auto& ref : o.plugins("train.callbacks"))
     in.callbacks.push_back(reg.create<TrainerCallback>(ref, ctx.plugin_ctx));
-  in.run_dir = plan.run_dir;
-  in.norm_stats = store->stats(input_dir);
-  if (target_meta) in.target_norm_stats = store->stats(target_dir);
+  in.run_dir = run_dir;
+  in.norm_stats = ctx.store()->stats(input.dir);
+  if (target) in.target_norm_stats = ctx.store()->stats(target->dir);
   in.identity = identity;
-  in.sae_meta.model_name = meta.model_id;
-  in.sae_meta.hook_name = meta.hook;
-  in.sae_meta.hook_name_out = target_meta ? target_meta->hook : "";
-  in.sae_meta.hook_layer = hook_layer(ctx, meta.hook);
-  in.sae_meta.context_size = meta.context_size;
-  in.sae_meta.prepend_bos = meta.prepend_bos;
-  if (target_meta) in.sae_meta.apply_b_dec_to_input = false;
+  in.sae_meta.model_name = input.meta.model_id;
+  in.sae_meta.hook_name = input.meta.hook;
+  in.sae_meta.hook_name_out = target ? target->meta.hook : "";
+  in.sae_meta.hook_layer = hook_layer(ctx, input.meta.hook);
+  in.sae_meta.context_size = input.meta.context_size;
+  in.sae_meta.prepend_bos = input.meta.prepend_bos;
+  if (target) in.sae_meta.apply_b_dec_to_input = false;
+  return in;
+}
 
-  Trainer trainer(tc, std::move(in));
-  Progress progress("train", tc.total_steps() * tc.batch_size, "tok");
-  trainer.on_progress([&](const StepMetrics& m) {
+RunOptions run_options(const StageContext& ctx) {
+  RunOptions ropts;
+  ropts.resume = ctx.resume;
+  ropts.force = ctx.request.force;
+  return ropts;
+}
+
+void show_progress(Trainer& trainer, Progress& progress) {
+  trainer.on_progress([&progress](const StepMetrics& m) {
     std::map<std::string, double> shown;
     for (const char* k : {"loss", "mse", "l0", "dead_fraction"}) {
       auto it = m.values.find(k);
@@ -155,11 +168,9 @@ nlohmann::json train_one(StageContext& ctx, const TrainPlan& plan) {
     progress.update(m.tokens, shown);
   });
   trainer.on_warning([](const std::string& w) { log::warn(w); });
-  RunOptions ropts;
-  ropts.resume = ctx.resume;
-  ropts.force = ctx.request.force;
-  TrainResult r = trainer.run(ropts);
-  progress.finish();
+}
+
+nlohmann::json summary(const TrainResult& r) {
   if (r.status == "interrupted")
     throw Interrupted(cat("training was interrupted at step ", r.steps, "; checkpoint ",
                           r.last_checkpoint.string(), " was written. Continue with --resume."));
@@ -168,14 +179,86 @@ nlohmann::json train_one(StageContext& ctx, const TrainPlan& plan) {
                         {"tokens", r.tokens},
                         {"input_scale", r.input_scale},
                         {"sae_dir", r.sae_dir.string()}};
-  if (target_meta) out["output_scale"] = r.output_scale;
+  if (r.output_scale != 1.0) out["output_scale"] = r.output_scale;
   return out;
+}
+
+nlohmann::json train_one(StageContext& ctx, const TrainPlan& plan) {
+  protect_outputs(ctx, plan.run_dir);
+  const TrainerConfig tc = trainer_config(ctx);
+  const ReaderOptions ro = reader_options(ctx, tc);
+  OpenStore input = open_store(ctx, plan.input_hook, ro);
+  std::optional<OpenStore> target;
+  if (!plan.target_hook.empty()) target = open_store(ctx, plan.target_hook, ro);
+  TrainerInputs in = trainer_inputs(ctx, ctx.options().plugin("train.sae"), input,
+                                    target ? &*target : nullptr, plan.run_dir);
+  in.reader = input.reader.get();
+  if (target) in.target_reader = target->reader.get();
+  Trainer trainer(tc, std::move(in));
+  Progress progress("train", tc.total_steps() * tc.batch_size, "tok");
+  show_progress(trainer, progress);
+  TrainResult r = trainer.run(run_options(ctx));
+  progress.finish();
+  return summary(r);
+}
+
+// train.saes: several SAE configurations on one hook, stepped in turn over one reader of the store,
+// so every batch is read (and decoded) once for all of them. Each trains exactly as it would alone
+// (the same batches in the same order) into saes/<index>-<plugin>/.
+nlohmann::json train_group(StageContext& ctx) {
+  const Options& o = ctx.options();
+  const auto& refs = o.plugins("train.saes");
+  if (!o.string("train.target_hook").empty())
+    o.fail("train.saes", "is set together with train.target_hook; train transcoders one per run");
+  const TrainerConfig tc = trainer_config(ctx);
+  OpenStore input = open_store(ctx, o.string("train.input_hook"), reader_options(ctx, tc));
+  SharedReader shared(*input.reader, static_cast<int>(refs.size()));
+  std::vector<std::unique_ptr<Trainer>> trainers;
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < refs.size(); ++i) {
+    names.push_back(cat(i, "-", refs[i].plugin));
+    const fs::path run_dir = ctx.run_dir / "saes" / names.back();
+    protect_outputs(ctx, run_dir);
+    TrainerInputs in = trainer_inputs(ctx, refs[i], input, nullptr, run_dir);
+    in.reader = &shared.consumer(static_cast<int>(i));
+    trainers.push_back(std::make_unique<Trainer>(tc, std::move(in)));
+    trainers.back()->on_warning([](const std::string& w) { log::warn(w); });
+  }
+  Progress progress("train", tc.total_steps() * tc.batch_size, "tok");
+  show_progress(*trainers.front(), progress);
+  std::vector<std::int64_t> first_steps;
+  for (auto& t : trainers) first_steps.push_back(t->start(run_options(ctx)));
+  for (std::size_t i = 1; i < trainers.size(); ++i)
+    SAELAB_CHECK(
+        first_steps[i] == first_steps[0], Error, "train.saes: saes/", names[i], " starts at step ",
+        first_steps[i], " but saes/", names[0], " at step ", first_steps[0],
+        "; SAEs sharing one read of the store resume together. Remove the checkpoints that are ahead "
+        "(or train the others to the same step alone) and resume again");
+  std::vector<bool> going(trainers.size(), true);
+  for (bool any = true; any;) {
+    any = false;
+    for (std::size_t i = 0; i < trainers.size(); ++i)
+      if (going[i]) any = (going[i] = trainers[i]->advance()) || any;
+  }
+  nlohmann::json runs = nlohmann::json::object();
+  std::vector<TrainResult> results(trainers.size());
+  for (std::size_t i = trainers.size(); i-- > 0;) results[i] = trainers[i]->finish();
+  progress.finish();
+  for (std::size_t i = 0; i < trainers.size(); ++i) runs[names[i]] = summary(results[i]);
+  log::info("train: ", trainers.size(), " SAEs from ", shared.source_batches(), " batches read once");
+  return {{"saes", runs}, {"batches_read", shared.source_batches()}};
 }
 
 }  // namespace
 
 nlohmann::json run_train(StageContext& ctx) {
   const Options& o = ctx.options();
+  if (!o.plugins("train.saes").empty()) {
+    if (!o.strings("train.hooks").empty())
+      o.fail("train.saes",
+             "is set together with train.hooks; train several SAEs on one hook or one SAE per hook");
+    return train_group(ctx);
+  }
   const std::string target = o.string("train.target_hook");
   if (o.strings("train.hooks").empty())
     return train_one(ctx, {o.string("train.input_hook"), target, ctx.run_dir});

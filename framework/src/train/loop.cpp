@@ -306,12 +306,21 @@ std::string Trainer::config_hash() const {
 }
 
 TrainResult Trainer::run(const RunOptions& opts) {
+  start(opts);
+  while (advance()) {
+  }
+  return finish();
+}
+
+std::int64_t Trainer::start(const RunOptions& opts) {
   Impl& s = *impl_;
+  SAELAB_CHECK(!s.running, Error, "Trainer::start: this run has already started");
+  s.opts = opts;
   if (opts.save_sae) s.check_saveable();
   fs::create_directories(s.in.run_dir);
-  TrainResult result;
+  s.result = TrainResult{};
   if (opts.resume && s.resume(opts.force)) {
-    result.resumed_from_step = s.step;
+    s.result.resumed_from_step = s.step;
   } else {
     SAELAB_CHECK(opts.resume || list_train_checkpoints(s.checkpoints_dir()).empty(), Error, "run directory ",
                  s.in.run_dir.string(),
@@ -322,34 +331,47 @@ TrainResult Trainer::run(const RunOptions& opts) {
     s.init_fresh();
   }
   clear_stop_request();
-  SignalGuard signals(opts.handle_signals);
+  s.signals = std::make_shared<SignalGuard>(opts.handle_signals);
   s.started = s.last_log = std::chrono::steady_clock::now();
   s.tokens_at_last_log = s.tokens;
+  s.result.status = "completed";
+  s.running = true;
+  return s.step;
+}
 
-  result.status = "completed";
+bool Trainer::advance() {
+  Impl& s = *impl_;
+  SAELAB_CHECK(s.running, Error, "Trainer::advance: call start() first (or the run has finished)");
   const std::int64_t total = s.total_steps(), every = s.cfg.checkpoint_every_tokens;
-  while (s.step < total) {
-    const bool log = (s.step + 1) % s.cfg.metrics_every_steps == 0 || s.step + 1 == total;
-    StepMetrics m;
-    s.train_step(log, m);
-    s.maybe_resample();
-    bool callback_stop = false;
-    if (log) {
-      s.log_metrics(m);
-      for (const auto& cb : s.in.callbacks) callback_stop = cb->should_stop(m) || callback_stop;
-    }
-    if (stop_requested())
-      result.status = "interrupted";
-    else if (callback_stop)
-      result.status = "stopped";
-    const bool due = every > 0 && s.tokens / every != (s.tokens - s.cfg.batch_size) / every;
-    if (due || result.status != "completed") s.save_checkpoint();
-    if (result.status != "completed") break;
+  if (s.step >= total || s.result.status != "completed") return false;
+  const bool log = (s.step + 1) % s.cfg.metrics_every_steps == 0 || s.step + 1 == total;
+  StepMetrics m;
+  s.train_step(log, m);
+  s.maybe_resample();
+  bool callback_stop = false;
+  if (log) {
+    s.log_metrics(m);
+    for (const auto& cb : s.in.callbacks) callback_stop = cb->should_stop(m) || callback_stop;
   }
-  if (result.status == "completed" && every > 0 && s.last_checkpoint_step != s.step) {
+  if (stop_requested())
+    s.result.status = "interrupted";
+  else if (callback_stop)
+    s.result.status = "stopped";
+  const bool due = every > 0 && s.tokens / every != (s.tokens - s.cfg.batch_size) / every;
+  if (due || s.result.status != "completed") s.save_checkpoint();
+  return s.result.status == "completed" && s.step < total;
+}
+
+TrainResult Trainer::finish() {
+  Impl& s = *impl_;
+  SAELAB_CHECK(s.running, Error, "Trainer::finish: call start() first (or the run has finished)");
+  s.running = false;
+  TrainResult& result = s.result;
+  if (result.status == "completed" && s.cfg.checkpoint_every_tokens > 0 && s.last_checkpoint_step != s.step) {
     s.save_checkpoint();
   }
-  if (result.status != "interrupted" && opts.save_sae) result.sae_dir = s.save_final_sae();
+  if (result.status != "interrupted" && s.opts.save_sae) result.sae_dir = s.save_final_sae();
+  s.signals.reset();
   result.steps = s.step;
   result.tokens = s.tokens;
   result.input_scale = s.input_scale;

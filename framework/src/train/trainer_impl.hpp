@@ -48,6 +48,11 @@ struct Trainer::Impl {
   std::chrono::steady_clock::time_point started, last_log;
   std::int64_t tokens_at_last_log = 0;
   StepMetrics last_metrics;
+  // Between Trainer::start and Trainer::finish.
+  bool running = false;
+  RunOptions opts;
+  TrainResult result;
+  std::shared_ptr<void> signals;  // the SIGINT/SIGTERM handlers, restored when released
 
   Impl(TrainerConfig c, TrainerInputs i);
 

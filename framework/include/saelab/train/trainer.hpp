@@ -134,6 +134,15 @@ class SAELAB_API Trainer {
   // on a refused resume and on I/O failures; the last good checkpoint is left in place.
   TrainResult run(const RunOptions& opts = {});
 
+  // run() in three parts, for several trainers stepped in turn over one shared reader
+  // (data/shared_reader.hpp): start() initialises or resumes, advance() takes one optimizer step
+  // (with its resampling, metrics and checkpoint) and says whether another is due, finish() writes
+  // what the end of the run writes. Trainers that start in one order finish in the reverse one
+  // (each restores the signal handlers it found).
+  std::int64_t start(const RunOptions& opts = {});  // returns the step it starts from
+  bool advance();
+  TrainResult finish();
+
   // SHA-256 over the config identity, the SAE's shape/architecture and TrainerInputs::identity.
   std::string config_hash() const;
 
