@@ -1,7 +1,8 @@
 // Several hooks from one forward pass, end to end through the saelab executable on a random
 // 2-layer GPT-2: the per-hook stores of one harvest equal one-hook harvests byte for byte; a
 // transcoder trains on an MLP's input -> output pair, is saved as SAELens's transcoder and is
-// evaluated spliced in place of the MLP; train.hooks trains one SAE per hook into saes/<hook>/.
+// evaluated spliced in place of the MLP; train.hooks trains one SAE per hook into saes/<hook>/
+// (each evaluated and reported from its own hook's store); train.saes several from one read.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -99,21 +100,23 @@ TEST(MultiHook, TranscoderTrainsOnAnMlpAndIsEvaluatedInItsPlace) {
       << "the transcoder replaced nothing";
 }
 
-TEST(MultiHook, TrainHooksTrainsOneSaePerHookAndEvaluatesEach) {
+TEST(MultiHook, TrainHooksTrainsOneSaePerHookAndEvaluatesAndReportsEach) {
   const auto dir = test::scratch_dir();
   test::write_text(dir / "per.yaml",
                    config("harvest: {hooks: [\"blocks.*.hook_resid_post\"], tokens: 5000}\n",
                           "  hooks: [\"blocks.*.hook_resid_post\"]\n"
                           "  sae: {plugin: topk, d_sae: 128, k: 8}\n"
-                          "  losses: [{plugin: mse}]\n"));
+                          "  losses: [{plugin: mse}]\n") +
+                       "report: {reporter: {plugin: html, input: store}}\n");
   auto r = saelab("run " + (dir / "per.yaml").string() + " --out " + (dir / "run").string() +
-                  " --set stages=[harvest,train,evaluate]");
+                  " --set stages=[harvest,train,evaluate,report]");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   for (const char* hook : {"blocks.0.hook_resid_post", "blocks.1.hook_resid_post"}) {
     const fs::path run = dir / "run" / "saes" / hook;
     EXPECT_EQ(read_json(run / "sae" / "cfg.json")["hook_name"], hook);
     EXPECT_TRUE(fs::exists(run / "metrics.jsonl")) << run;
     EXPECT_EQ(read_json(run / "eval.json")["hook"], hook);
+    EXPECT_TRUE(fs::exists(run / "report" / "index.html")) << run;
   }
   EXPECT_FALSE(fs::exists(dir / "run" / "sae"));
 }

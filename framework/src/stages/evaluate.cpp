@@ -177,18 +177,29 @@ std::unique_ptr<ActivationReader> corpus_order_reader(ActivationStore& store, co
   return store.open_reader(dir, ro);
 }
 
-nlohmann::json run_report(StageContext& ctx) {
-  const fs::path out = ctx.run_dir / "report";
+namespace {
+
+// The store rows of the SAE's own hook: the store itself, or its sub-store in a store per hook.
+std::unique_ptr<ActivationReader> hook_reader(StageContext& ctx, const std::string& hook) {
+  const fs::path root = ctx.store_dir();
+  if (fs::exists(root / "manifest.json")) return corpus_order_reader(*ctx.store(), root);
+  return corpus_order_reader(*ctx.store(),
+                             fs::exists(root / hook / "manifest.json") ? root / hook : fs::path());
+}
+
+// One SAE's report: `run` holds its eval.json and gets report/.
+nlohmann::json report_one(StageContext& ctx, const fs::path& dir, const fs::path& run) {
+  const fs::path out = run / "report";
   // No removal here: the reporter replaces an existing report only once the new one is complete.
   if (fs::exists(out) && !ctx.overwrite)
     throw UsageError(cat("'", out.string(), "' already exists; pass --overwrite to write the report again"));
-  const LoadedSae loaded = load_sae(ctx.registry, sae_dir(ctx), ctx.plugin_ctx);
+  const LoadedSae loaded = load_sae(ctx.registry, dir, ctx.plugin_ctx);
   HeldOut held = held_out_tokens(ctx, "report");
   nlohmann::json eval;
-  if (fs::exists(ctx.run_dir / "eval.json"))
-    eval = nlohmann::json::parse(read_file(ctx.run_dir / "eval.json", 256 << 20, "evaluation"));
+  if (fs::exists(run / "eval.json"))
+    eval = nlohmann::json::parse(read_file(run / "eval.json", 256 << 20, "evaluation"));
   auto reporter = ctx.registry.create<Reporter>(ctx.options().plugin("report.reporter"), ctx.plugin_ctx);
-  auto reader = corpus_order_reader(*ctx.store(), ctx.store_dir());
+  auto reader = hook_reader(ctx, loaded.meta.hook_name);
   ReportContext rc{*loaded.sae,
                    ctx.source().get(),
                    loaded.meta.hook_name,
@@ -203,6 +214,16 @@ nlohmann::json run_report(StageContext& ctx) {
   reporter->write(rc);
   log::info("report: wrote ", (out / "index.html").string());
   return {{"index", (out / "index.html").string()}};
+}
+
+}  // namespace
+
+nlohmann::json run_report(StageContext& ctx) {
+  const std::vector<fs::path> runs = per_hook_runs(ctx);
+  if (runs.empty()) return report_one(ctx, sae_dir(ctx), ctx.run_dir);
+  nlohmann::json indexes = nlohmann::json::object();
+  for (const auto& run : runs) indexes[run.filename().string()] = report_one(ctx, run / "sae", run)["index"];
+  return {{"saes", indexes}};
 }
 
 }  // namespace saelab
