@@ -1,8 +1,11 @@
 #pragma once
-// SaeArchitecture: a sparse autoencoder, x [batch, d_in] -> latents [batch, d_sae] -> x̂ [batch, d_in].
+// SaeArchitecture: a sparse autoencoder, x [batch, d_in] -> latents [batch, d_sae] -> x̂ [batch, d_in],
+// or a transcoder, whose output [batch, d_out] predicts another hook (shape().d_out > 0).
 //
 // Parameters use SAELens names and layouts so that saved SAEs load in Python unchanged:
-//   W_enc [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_in], b_dec [d_in], threshold [d_sae] (JumpReLU).
+//   W_enc [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_in], b_dec [d_in], threshold [d_sae] (JumpReLU);
+//   gated: b_gate, b_mag, r_mag [d_sae] instead of b_enc; transcoders: W_dec [d_sae, d_out],
+//   b_dec [d_out], W_skip [d_out, d_in] (formats/sae_dir.hpp lists every architecture's tensors).
 // The trainer calls before_optimizer_step() after backward (e.g. to project out the gradient parallel
 // to unit-norm decoder rows) and after_optimizer_step() after Adam (e.g. to renormalise them).
 #include <cstdint>
@@ -50,7 +53,8 @@ class SAELAB_API SaeArchitecture : public torch::nn::Module {
  public:
   static constexpr const char* kKind = "sae";
 
-  // SAELens architecture name written to cfg.json: "standard", "topk", "batchtopk", "jumprelu".
+  // SAELens architecture name: "standard", "topk", "batchtopk", "matryoshka_batchtopk", "jumprelu",
+  // "gated", "transcoder", "skip_transcoder" (cfg.json gets inference_architecture()).
   virtual std::string architecture() const = 0;
   virtual SaeShape shape() const = 0;
 
