@@ -142,7 +142,7 @@ nlohmann::json evaluate_one(StageContext& ctx, const fs::path& dir, const fs::pa
   return result.contains("summary") ? result["summary"] : nlohmann::json::object();
 }
 
-// The SAEs a train stage with train.hooks wrote: saes/<hook>/sae, by hook.
+// The SAEs a train stage with train.hooks or train.saes wrote: saes/<name>/sae, by name.
 std::vector<fs::path> per_hook_runs(const StageContext& ctx) {
   std::vector<fs::path> runs;
   const fs::path saes = ctx.run_dir / "saes";
@@ -182,9 +182,7 @@ namespace {
 // The store rows of the SAE's own hook: the store itself, or its sub-store in a store per hook.
 std::unique_ptr<ActivationReader> hook_reader(StageContext& ctx, const std::string& hook) {
   const fs::path root = ctx.store_dir();
-  if (fs::exists(root / "manifest.json")) return corpus_order_reader(*ctx.store(), root);
-  return corpus_order_reader(*ctx.store(),
-                             fs::exists(root / hook / "manifest.json") ? root / hook : fs::path());
+  return corpus_order_reader(*ctx.store(), fs::exists(root / "manifest.json") ? root : root / hook);
 }
 
 // One SAE's report: `run` holds its eval.json and gets report/.

@@ -22,7 +22,7 @@ nlohmann::json plugin_identity(const PluginRef& ref, const std::string& kind, co
 }
 
 // SAE plugins take their widths (d_in; d_out for a transcoder) from the data, not from the user.
-Options with_d_in(Options o, const char* key, std::int64_t d, const char* what) {
+Options with_width(Options o, const char* key, std::int64_t d, const char* what) {
   if (o.has(key)) {
     Options::Entry e = o.entries().at(key);
     if (!e.from_default && !e.is_auto && std::get<std::int64_t>(e.value) != d &&
@@ -80,8 +80,8 @@ ReaderOptions reader_options(const StageContext& ctx, const TrainerConfig& tc) {
 
 // The SAE's options with its widths set from the data: d_in always, d_out for a transcoder.
 Options sae_options(const PluginRef& ref, std::int64_t d_in, std::optional<std::int64_t> d_out) {
-  Options o = with_d_in(*ref.options, "d_in", d_in, "activations");
-  if (d_out) o = with_d_in(o, "d_out", *d_out, "target activations");
+  Options o = with_width(*ref.options, "d_in", d_in, "activations");
+  if (d_out) o = with_width(o, "d_out", *d_out, "target activations");
   return o;
 }
 
@@ -167,7 +167,6 @@ void show_progress(Trainer& trainer, Progress& progress) {
     }
     progress.update(m.tokens, shown);
   });
-  trainer.on_warning([](const std::string& w) { log::warn(w); });
 }
 
 nlohmann::json summary(const TrainResult& r) {
@@ -195,6 +194,7 @@ nlohmann::json train_one(StageContext& ctx, const TrainPlan& plan) {
   in.reader = input.reader.get();
   if (target) in.target_reader = target->reader.get();
   Trainer trainer(tc, std::move(in));
+  trainer.on_warning([](const std::string& w) { log::warn(w); });
   Progress progress("train", tc.total_steps() * tc.batch_size, "tok");
   show_progress(trainer, progress);
   TrainResult r = trainer.run(run_options(ctx));

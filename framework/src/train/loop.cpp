@@ -160,6 +160,11 @@ void check_aligned(const ActivationRows& in, const ActivationRows& out, std::int
 }
 }  // namespace
 
+torch::Tensor Trainer::Impl::scaled(const torch::Tensor& batch, double scale) const {
+  torch::Tensor t = batch.to(device, torch::kFloat32);
+  return scale == 1.0 ? t : t * scale;
+}
+
 Trainer::Impl::Batch Trainer::Impl::next_batch() {
   const SaeShape shape = in.sae->shape();
   Batch b;
@@ -169,12 +174,10 @@ Trainer::Impl::Batch Trainer::Impl::next_batch() {
     ActivationRows x = in.reader->next_rows(), y = in.target_reader->next_rows();
     check_aligned(x, y, step);
     b.x = checked_batch(x.activations, cfg.batch_size, shape.d_in, "input", "d_in");
-    b.target = checked_batch(y.activations, cfg.batch_size, shape.out(), "target", "d_out");
-    b.target = b.target.to(device, torch::kFloat32);
-    if (output_scale != 1.0) b.target = b.target * output_scale;
+    b.target =
+        scaled(checked_batch(y.activations, cfg.batch_size, shape.out(), "target", "d_out"), output_scale);
   }
-  b.x = b.x.to(device, torch::kFloat32);
-  if (input_scale != 1.0) b.x = b.x * input_scale;
+  b.x = scaled(b.x, input_scale);
   return b;
 }
 

@@ -75,6 +75,8 @@ struct Trainer::Impl {
     torch::Tensor target;  // [batch, d_out] the same for the target hook; undefined for an SAE
   };
   Batch next_batch();
+  // A batch on the SAE's device as float32, multiplied by `scale`.
+  torch::Tensor scaled(const torch::Tensor& batch, double scale) const;
   torch::Tensor next_input() { return next_batch().x; }
   // One optimizer step; fills `m` when `log` is set.
   void train_step(bool log, StepMetrics& m);
