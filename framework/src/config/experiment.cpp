@@ -69,6 +69,19 @@ OptionSchema build_schema() {
   s.plugins("train.callbacks", "callback", {},
             "Trainer callbacks (metrics sinks, early stopping), each {plugin: name, ...}");
 
+  s.choice("distributed.backend", "auto", {"auto", "gloo", "nccl"},
+           "Collectives of a data-parallel run (launched by torchrun or with RANK/WORLD_SIZE set): "
+           "auto is nccl for a CUDA device, else gloo");
+  s.real("distributed.timeout_s", 600,
+         "A collective that gets no answer for this long fails the run, naming the lost rank")
+      .at_least(1);
+  s.integer("distributed.check_every_steps", 100,
+            "Compare a checksum of the SAE's parameters across ranks every N steps (0: never)")
+      .at_least(0);
+  s.real("distributed.bucket_mb", 25, "Gradient all-reduce bucket size, MiB (DDP's default)").at_least(0.001);
+  s.boolean("distributed.overlap", true,
+            "Start each bucket's all-reduce as soon as backward has produced its gradients");
+
   s.plugin("evaluate.evaluator", "evaluator", "standard", "Evaluator plugin that writes eval.json");
   s.integer("evaluate.skip_sequences", -1,
             "Corpus sequences to skip before evaluating; auto skips those harvested")
@@ -95,6 +108,11 @@ RunSettings run_settings(const Options& o) {
   r.device = o.string("device");
   r.threads = o.is_auto("threads") ? -1 : o.integer("threads");
   r.stages = o.strings("stages");
+  r.distributed.backend = o.string("distributed.backend");
+  r.distributed.timeout_s = o.real("distributed.timeout_s");
+  r.distributed.check_every_steps = o.integer("distributed.check_every_steps");
+  r.distributed.bucket_bytes = static_cast<std::int64_t>(o.real("distributed.bucket_mb") * (1 << 20));
+  r.distributed.overlap = o.boolean("distributed.overlap");
   for (const auto& st : r.stages) {
     if (std::find(kStageNames.begin(), kStageNames.end(), st) == kStageNames.end())
       o.fail("stages", cat("unknown stage '", st, "'; allowed: harvest, train, evaluate, report",

@@ -11,6 +11,7 @@ namespace {
 std::mutex mu;
 std::ofstream file_out;
 bool quiet = false;
+std::string tag;  // "[rank 1] " in a data-parallel run
 
 std::string timestamp() {
   std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
@@ -38,8 +39,8 @@ const char* prefix(Level l) {
 
 void write(Level level, const std::string& message) {
   std::lock_guard<std::mutex> lock(mu);
-  if (!quiet || level >= Level::Warn) std::cerr << prefix(level) << message << std::endl;
-  if (file_out.is_open()) file_out << timestamp() << " " << prefix(level) << message << std::endl;
+  if (!quiet || level >= Level::Warn) std::cerr << tag << prefix(level) << message << std::endl;
+  if (file_out.is_open()) file_out << timestamp() << " " << tag << prefix(level) << message << std::endl;
 }
 
 void file_only(const std::string& message) {
@@ -54,6 +55,11 @@ void set_file(const std::filesystem::path& file) {
     file_out.open(file, std::ios::app);
     if (!file_out) throw Error(cat("cannot open log file '", file.string(), "' for writing"));
   }
+}
+
+void set_tag(const std::string& t) {
+  std::lock_guard<std::mutex> lock(mu);
+  tag = t.empty() ? "" : "[" + t + "] ";
 }
 
 void set_quiet(bool q) {

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <ATen/Parallel.h>
 
@@ -14,6 +15,7 @@
 #include "saelab/core/plugin_host.hpp"
 #include "saelab/core/progress.hpp"
 #include "saelab/core/runtime.hpp"
+#include "saelab/dist/process_group.hpp"
 #include "stages/stages.hpp"
 
 namespace saelab {
@@ -57,6 +59,14 @@ std::string first_difference(const std::string& a, const std::string& b) {
   }
 }
 
+void check_same_config(const fs::path& dir, const ExperimentConfig& cfg, const RunRequest& req) {
+  std::string old = read_file(dir / "config.resolved.yaml", kMaxConfigBytes, "resolved config");
+  if (old != cfg.resolved && !req.force)
+    throw ConfigError(cat("the configuration differs from the one '", dir.string(), "' was created with; ",
+                          first_difference(old, cfg.resolved),
+                          "\n  Use a new --out directory, or --force to continue with the new configuration."));
+}
+
 // Applies the never-overwrite rule. Returns true when continuing an existing run.
 bool prepare_run_dir(const fs::path& dir, const ExperimentConfig& cfg, const RunRequest& req,
                      bool whole_run) {
@@ -72,14 +82,7 @@ bool prepare_run_dir(const fs::path& dir, const ExperimentConfig& cfg, const Run
         throw UsageError(cat("run directory '", dir.string(),
                              "' already exists; pass --resume to "
                              "continue it, --overwrite to start over, or --out DIR for a new one"));
-      std::string old = read_file(dir / "config.resolved.yaml", kMaxConfigBytes, "resolved config");
-      if (old != cfg.resolved && !req.force)
-        throw ConfigError(
-            cat("the configuration differs from the one '", dir.string(),
-                "' was "
-                "created with; ",
-                first_difference(old, cfg.resolved),
-                "\n  Use a new --out directory, or --force to continue with the new configuration."));
+      check_same_config(dir, cfg, req);
       return true;
     }
   }
@@ -123,6 +126,38 @@ void adopt_shared_harvest(nlohmann::json& record, const RunRequest& req, const f
   write_file_atomic(run_dir / "run.json", record.dump(2) + "\n");
 }
 
+// A data-parallel launch (torchrun, or RANK and WORLD_SIZE set): the process group; else null.
+std::shared_ptr<dist::ProcessGroup> join_group(const RunSettings& rs, torch::Device device) {
+  const std::optional<dist::LaunchEnv> env = dist::launch_env();
+  if (!env || !env->distributed()) return nullptr;
+  dist::GroupOptions go;
+  go.backend = rs.distributed.backend;
+  go.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(rs.distributed.timeout_s * 1000));
+  return dist::ProcessGroup::connect(*env, go, device);
+}
+
+// Rank 0 prepares the run directory (the never-overwrite rule); the others then check they run
+// the same configuration. Returns true when continuing an existing run.
+bool prepare_run_dir_on_ranks(dist::ProcessGroup* group, const fs::path& dir, const ExperimentConfig& cfg,
+                              const RunRequest& req, bool whole_run) {
+  if (!group) return prepare_run_dir(dir, cfg, req, whole_run);
+  bool continuing = false;
+  if (group->is_main()) continuing = prepare_run_dir(dir, cfg, req, whole_run);
+  group->barrier("preparing the run directory (rank 0 failed to; see its error)");
+  if (!group->is_main()) {
+    SAELAB_CHECK(is_run_dir(dir), UsageError, "rank ", group->rank(), ": the run directory '", dir.string(),
+                 "' that rank 0 prepared is not visible here; every rank needs the same run directory "
+                 "(a shared file system across hosts)");
+    check_same_config(dir, cfg, req);
+  }
+  return continuing;
+}
+
+// Stages that are data-parallel; evaluate and report run on rank 0 alone.
+bool runs_on_every_rank(const std::string& stage) {
+  return stage == "harvest" || stage == "train";
+}
+
 nlohmann::json run_stage(const std::string& stage, StageContext& ctx) {
   if (stage == "harvest") return run_harvest(ctx);
   if (stage == "train") return run_train(ctx);
@@ -141,15 +176,23 @@ fs::path run_experiment(const RunRequest& req) {
   std::string name = rs.name.empty() ? req.config_file.stem().string() : rs.name;
   fs::path run_dir = req.out_dir.empty() ? fs::path("runs") / name : req.out_dir;
 
-  bool continuing = prepare_run_dir(run_dir, cfg, req, whole_run);
-  log::set_file(run_dir / "saelab.log");
-  struct CloseLog {
-    ~CloseLog() { log::set_file({}); }
-  } close_log;
-  log::info("saelab run '", name, "' in ", run_dir.string(), continuing ? " (continuing)" : "");
-
-  configure_threads(rs.threads);
   torch::Device device = resolve_device(rs.device);
+  const std::optional<dist::LaunchEnv> launch = dist::launch_env();
+  // Ranks sharing a host share its cores unless `threads` says otherwise.
+  const int per_host = launch && launch->distributed() ? launch->local_world_size : 1;
+  configure_threads(rs.threads > 0 ? rs.threads
+                                   : std::max<std::int64_t>(1, std::thread::hardware_concurrency() / per_host));
+  std::shared_ptr<dist::ProcessGroup> group = join_group(rs, device);
+  struct CloseLog {
+    ~CloseLog() {
+      log::set_file({});
+      log::set_tag("");
+    }
+  } close_log;
+  if (group) log::set_tag(cat("rank ", group->rank()));
+  bool continuing = prepare_run_dir_on_ranks(group.get(), run_dir, cfg, req, whole_run);
+  log::set_file(run_dir / (group && !group->is_main() ? cat("saelab.rank-", group->rank(), ".log") : "saelab.log"));
+  log::info("saelab run '", name, "' in ", run_dir.string(), continuing ? " (continuing)" : "");
   BlasInfo blas = blas_info();
   log::info("device ", device.str(), ", ", at::get_num_threads(), " threads, BLAS ", blas.kind,
             blas.library.empty() ? "" : " (" + blas.library + ")");
@@ -158,7 +201,8 @@ fs::path run_experiment(const RunRequest& req) {
         "LibTorch is using the reference BLAS, about 10x slower than OpenBLAS; "
         "install it with: sudo apt-get install libopenblas0-pthread");
 
-  StageContext ctx(cfg, registry, req, run_dir, PluginContext{device, rs.seed, run_dir});
+  StageContext ctx(cfg, registry, req, run_dir, PluginContext{device, rs.seed, run_dir, group});
+  ctx.distributed = rs.distributed;
   ctx.resume = req.resume;
   ctx.overwrite = req.overwrite;
   nlohmann::json record = read_run_json(run_dir);
@@ -172,12 +216,18 @@ fs::path run_experiment(const RunRequest& req) {
       log::info("stage ", stage, ": already complete, skipped (--resume)");
       continue;
     }
+    if (group && !group->is_main() && !runs_on_every_rank(stage)) {
+      log::info("stage ", stage, ": runs on rank 0 alone");
+      continue;
+    }
     log::info("stage ", stage, ": starting");
     auto t0 = std::chrono::steady_clock::now();
     nlohmann::json summary = run_stage(stage, ctx);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (group) summary["world_size"] = group->size();
     record["stages"][stage] = {{"finished", utc_now()}, {"seconds", secs}, {"summary", summary}};
-    write_file_atomic(run_dir / "run.json", record.dump(2) + "\n");
+    if (!group || group->is_main()) write_file_atomic(run_dir / "run.json", record.dump(2) + "\n");
+    if (group && runs_on_every_rank(stage)) group->barrier(cat("the end of stage ", stage));
     log::info("stage ", stage, ": done in ", Progress::format_duration(secs));
   }
   return run_dir;

@@ -30,6 +30,7 @@ struct StageContext {
   PluginContext plugin_ctx;
   bool resume = false;
   bool overwrite = false;
+  DistributedSettings distributed;  // used when plugin_ctx.group is set
 
   const Options& options() const { return config.options; }
   std::filesystem::path store_dir() const;

@@ -148,6 +148,10 @@ TrainerInputs trainer_inputs(StageContext& ctx, const PluginRef& sae_ref, const 
   in.sae_meta.context_size = input.meta.context_size;
   in.sae_meta.prepend_bos = input.meta.prepend_bos;
   if (target) in.sae_meta.apply_b_dec_to_input = false;
+  in.parallel.group = ctx.plugin_ctx.group;
+  in.parallel.check_every_steps = ctx.distributed.check_every_steps;
+  in.parallel.bucket_bytes = ctx.distributed.bucket_bytes;
+  in.parallel.overlap = ctx.distributed.overlap;
   return in;
 }
 

@@ -15,7 +15,7 @@ std::int64_t TrainerConfig::total_steps() const {
 }
 
 json TrainerConfig::identity_json() const {
-  return json{{"batch_size", batch_size},
+  json j{{"batch_size", batch_size},
               {"training_tokens", training_tokens},
               {"seed", seed},
               {"lr", lr},
@@ -32,6 +32,8 @@ json TrainerConfig::identity_json() const {
               {"resample_steps", resample_steps},
               {"resample_inputs", resample_inputs},
               {"resample_encoder_scale", resample_encoder_scale}};
+  if (micro_batches != 1) j["micro_batches"] = micro_batches;  // older checkpoints keep their hash
+  return j;
 }
 
 namespace {
@@ -43,6 +45,8 @@ void check_field(bool ok, const char* key, T value, const char* allowed) {
 
 void TrainerConfig::validate() const {
   check_field(batch_size >= 1, "batch_size", batch_size, "≥ 1");
+  check_field(micro_batches >= 1 && batch_size % micro_batches == 0, "micro_batches", micro_batches,
+              "≥ 1 and a divisor of train.batch_size");
   check_field(training_tokens >= 1, "training_tokens", training_tokens, "≥ 1");
   check_field(lr > 0 && std::isfinite(lr), "lr", lr, "> 0");
   check_field(adam_beta1 >= 0 && adam_beta1 < 1, "adam_beta1", adam_beta1, "in [0, 1)");
@@ -71,7 +75,13 @@ void TrainerConfig::validate() const {
 OptionSchema train_schema() {
   const TrainerConfig d;
   OptionSchema s;
-  s.integer("batch_size", d.batch_size, "Rows (tokens) per optimizer step").at_least(1);
+  s.integer("batch_size", d.batch_size,
+            "Rows (tokens) per optimizer step; in a data-parallel run, the global batch over all ranks")
+      .at_least(1);
+  s.integer("micro_batches", d.micro_batches,
+            "Gradient accumulation: split each step's batch into this many parts, one backward each, "
+            "gradients summed in order (a single process then computes exactly what as many ranks do)")
+      .at_least(1);
   s.integer("training_tokens", d.training_tokens, "Rows seen in training, rounded up to whole batches")
       .at_least(1);
   s.integer("seed", std::int64_t(d.seed), "Seed for resampling and data order").at_least(0);
@@ -126,6 +136,7 @@ std::vector<std::int64_t> parse_steps(const Options& opts, const std::string& ke
 TrainerConfig trainer_config_from(const Options& opts) {
   TrainerConfig c;
   c.batch_size = opts.integer("batch_size");
+  c.micro_batches = opts.integer("micro_batches");
   c.training_tokens = opts.integer("training_tokens");
   c.seed = std::uint64_t(opts.integer("seed"));
   c.lr = opts.real("lr");

@@ -55,17 +55,6 @@ class SignalGuard {
   }, old_term_{};
 };
 
-// Σ_d (x − x̂)², mean over rows.
-double reconstruction_mse(const torch::Tensor& x, const torch::Tensor& x_hat) {
-  return (x - x_hat).pow(2).sum(1).mean().item<double>();
-}
-
-// 1 − Σ‖x − x̂‖² / Σ‖x − mean(x)‖² over the batch (SAELens's definition).
-double explained_variance(const torch::Tensor& x, const torch::Tensor& x_hat) {
-  const double residual = (x - x_hat).pow(2).sum().item<double>();
-  const double total = (x - x.mean(0, /*keepdim=*/true)).pow(2).sum().item<double>();
-  return total > 0 ? 1.0 - residual / total : 0.0;
-}
 }  // namespace
 
 void request_stop() {
@@ -116,6 +105,7 @@ Trainer::Impl::Impl(TrainerConfig c, TrainerInputs i) : cfg(std::move(c)), in(st
   schedule = LrSchedule{cfg.lr, cfg.lr_warmup_steps, cfg.lr_decay_fraction, cfg.lr_floor, total_steps()};
   resample_at.insert(cfg.resample_steps.begin(), cfg.resample_steps.end());
   warn = [](const std::string& msg) { log::warn(msg); };
+  setup_parallel();
 }
 
 json Trainer::Impl::identity() const {
@@ -181,84 +171,6 @@ Trainer::Impl::Batch Trainer::Impl::next_batch() {
   return b;
 }
 
-namespace {
-[[noreturn]] void fail_non_finite(const std::string& what, double value, std::int64_t step,
-                                  std::int64_t total,
-                                  const std::vector<std::pair<std::string, torch::Tensor>>& terms,
-                                  const fs::path& last_checkpoint) {
-  std::string detail;
-  for (const auto& [name, t] : terms)
-    detail += cat(detail.empty() ? "" : ", ", name, " = ", t.item<double>());
-  throw Error(cat("training stopped at step ", step, " of ", total, ": the ", what, " is ", value,
-                  terms.empty() ? "" : " (", detail, terms.empty() ? "" : ")", ". ",
-                  last_checkpoint.empty()
-                      ? std::string("No checkpoint had been written yet.")
-                      : cat("The last good checkpoint is ", last_checkpoint.string(), "."),
-                  " Check the activations for NaN/Inf, lower train.lr or enable "
-                  "train.grad_clip_norm, then resume or restart"));
-}
-}  // namespace
-
-void Trainer::Impl::train_step(bool log, StepMetrics& m) {
-  const Batch batch = next_batch();
-  const torch::Tensor& x = batch.x;                                               // [batch, d_in]
-  const torch::Tensor& target = batch.target.defined() ? batch.target : batch.x;  // [batch, d_out]
-  const std::int64_t rows = x.size(0);
-  SaeOutput out = in.sae->forward(x);
-  const torch::Tensor dead_mask = dead->dead_mask().to(device);
-  LossContext ctx{x,
-                  out,
-                  *in.sae,
-                  dead_mask,
-                  TrainProgress{step, total_steps()},
-                  batch.target.defined() ? &batch.target : nullptr};
-  torch::Tensor total;
-  std::vector<std::pair<std::string, torch::Tensor>> terms;
-  for (const auto& loss : in.losses) {
-    torch::Tensor t = loss->compute(ctx);
-    SAELAB_CHECK(t.numel() == 1, Error, "loss '", loss->name(), "' returned a tensor of shape ", t.sizes(),
-                 "; a loss term must be a scalar");
-    terms.emplace_back(loss->name(), t);
-    total = total.defined() ? total + t : t;
-  }
-  const double loss_value = total.item<double>();
-  if (!std::isfinite(loss_value)) {
-    fail_non_finite("loss", loss_value, step + 1, total_steps(), terms, last_checkpoint);
-  }
-
-  for (auto& p : params) p.mutable_grad() = torch::Tensor();
-  total.backward();
-  in.sae->before_optimizer_step();
-  const double grad_norm = clip_grad_norm(params, cfg.grad_clip_norm);
-  if (!std::isfinite(grad_norm)) {
-    fail_non_finite("gradient norm", grad_norm, step + 1, total_steps(), terms, last_checkpoint);
-  }
-  const double lr = schedule.at(step);
-  adam->step(lr);
-  in.sae->after_optimizer_step();
-
-  const torch::Tensor counts = fire_counts(out.latents);
-  dead->update(counts, rows);
-  density->update(step, counts, rows);
-  ++step;
-  tokens += rows;
-  if (!log) return;
-
-  torch::NoGradGuard no_grad;
-  m.step = step;
-  m.tokens = tokens;
-  m.values["loss"] = loss_value;
-  for (const auto& [name, t] : terms) m.values["loss." + name] = t.item<double>();
-  for (const auto& loss : in.losses)
-    for (const auto& [key, v] : loss->metrics()) m.values[cat("loss.", loss->name(), ".", key)] = v;
-  m.values["mse"] = reconstruction_mse(target, out.reconstruction);
-  m.values["explained_variance"] = explained_variance(target, out.reconstruction);
-  m.values["l0"] = counts.sum().item<double>() / double(rows);
-  m.values["dead_fraction"] = dead->dead_fraction();
-  m.values["lr"] = lr;
-  m.values["grad_norm"] = grad_norm;
-}
-
 void Trainer::Impl::maybe_resample() {
   if (resample_at.count(step) == 0) return;
   const std::int64_t dead_before = dead->dead_count();
@@ -288,7 +200,7 @@ void Trainer::Impl::log_metrics(StepMetrics& m) {
   tokens_at_last_log = tokens;
   append_metrics(m);
   last_metrics = m;
-  if (progress) progress(m);
+  if (progress && is_main()) progress(m);
   for (const auto& cb : in.callbacks) cb->on_metrics(m, *in.sae);
 }
 
@@ -333,6 +245,8 @@ std::int64_t Trainer::start(const RunOptions& opts) {
       s.warn(cat("no usable checkpoint in ", s.checkpoints_dir().string(), "; starting from step 0"));
     s.init_fresh();
   }
+  s.check_ranks_agree(s.result.resumed_from_step ? cat("after resuming from step ", s.step)
+                                                  : std::string("at the start"));
   clear_stop_request();
   s.signals = std::make_shared<SignalGuard>(opts.handle_signals);
   s.started = s.last_log = std::chrono::steady_clock::now();
@@ -345,24 +259,40 @@ std::int64_t Trainer::start(const RunOptions& opts) {
 bool Trainer::advance() {
   Impl& s = *impl_;
   SAELAB_CHECK(s.running, Error, "Trainer::advance: call start() first (or the run has finished)");
-  const std::int64_t total = s.total_steps(), every = s.cfg.checkpoint_every_tokens;
-  if (s.step >= total || s.result.status != "completed") return false;
-  const bool log = (s.step + 1) % s.cfg.metrics_every_steps == 0 || s.step + 1 == total;
+  try {
+    return s.advance_step();
+  } catch (const dist::DistributedError& e) {
+    s.running = false;
+    const auto found = load_newest_train_checkpoint(s.checkpoints_dir(), [](const std::string&) {});
+    throw dist::DistributedError(
+        cat(e.what(), ". ",
+            found ? cat("The last committed checkpoint is ", found->dir.string(), " (step ",
+                        found->checkpoint.step, "); relaunch every rank with --resume to continue from it")
+                  : std::string("No checkpoint was committed yet; relaunch to start again")));
+  }
+}
+
+bool Trainer::Impl::advance_step() {
+  const std::int64_t total = total_steps(), every = cfg.checkpoint_every_tokens;
+  if (step >= total || result.status != "completed") return false;
+  const bool log = (step + 1) % cfg.metrics_every_steps == 0 || step + 1 == total;
   StepMetrics m;
-  s.train_step(log, m);
-  s.maybe_resample();
+  train_step(log, m);
+  maybe_resample();
   bool callback_stop = false;
   if (log) {
-    s.log_metrics(m);
-    for (const auto& cb : s.in.callbacks) callback_stop = cb->should_stop(m) || callback_stop;
+    log_metrics(m);
+    for (const auto& cb : in.callbacks) callback_stop = cb->should_stop(m) || callback_stop;
   }
-  if (stop_requested())
-    s.result.status = "interrupted";
+  const std::int64_t check = in.parallel.check_every_steps;
+  if (group && check > 0 && step % check == 0) check_ranks_agree(cat("after step ", step));
+  if (group ? stop_voted : stop_requested())
+    result.status = "interrupted";
   else if (callback_stop)
-    s.result.status = "stopped";
-  const bool due = every > 0 && s.tokens / every != (s.tokens - s.cfg.batch_size) / every;
-  if (due || s.result.status != "completed") s.save_checkpoint();
-  return s.result.status == "completed" && s.step < total;
+    result.status = "stopped";
+  const bool due = every > 0 && tokens / every != (tokens - cfg.batch_size) / every;
+  if (due || result.status != "completed") save_checkpoint();
+  return result.status == "completed" && step < total;
 }
 
 TrainResult Trainer::finish() {
@@ -374,6 +304,8 @@ TrainResult Trainer::finish() {
     s.save_checkpoint();
   }
   if (result.status != "interrupted" && s.opts.save_sae) result.sae_dir = s.save_final_sae();
+  // The other ranks return once rank 0 has written what the run ends with.
+  if (s.group) s.group->barrier("the end of training");
   s.signals.reset();
   result.steps = s.step;
   result.tokens = s.tokens;
@@ -381,6 +313,7 @@ TrainResult Trainer::finish() {
   result.output_scale = s.output_scale;
   result.last_checkpoint = s.last_checkpoint;
   result.last_metrics = s.last_metrics;
+  if (s.reducer) result.all_reduce = s.reducer->stats();
   return result;
 }
 

@@ -21,12 +21,14 @@ void append_line(const fs::path& path, const json& j) {
 }  // namespace
 
 void Trainer::Impl::append_metrics(const StepMetrics& m) const {
+  if (!is_main()) return;
   json j = {{"step", m.step}, {"tokens", m.tokens}};
   for (const auto& [k, v] : m.values) j[k] = v;
   append_line(in.run_dir / "metrics.jsonl", j);
 }
 
 void Trainer::Impl::append_metrics_event(const json& event) const {
+  if (!is_main()) return;
   append_line(in.run_dir / "metrics.jsonl", event);
 }
 
@@ -34,7 +36,7 @@ void Trainer::Impl::append_metrics_event(const json& event) const {
 // reads as one uninterrupted run.
 void Trainer::Impl::truncate_metrics_after(std::int64_t last_step) const {
   const fs::path path = in.run_dir / "metrics.jsonl";
-  if (!fs::exists(path)) return;
+  if (!is_main() || !fs::exists(path)) return;
   std::istringstream lines(read_file(path, std::uintmax_t(1) << 34, "metrics log"));
   std::string kept, line;
   while (std::getline(lines, line)) {
@@ -61,6 +63,7 @@ void Trainer::Impl::check_saveable() const {
 }
 
 fs::path Trainer::Impl::save_final_sae() {
+  if (!is_main()) return in.run_dir / "sae";  // rank 0 writes it
   if (input_scale != 1.0) in.sae->fold_input_scale(input_scale);
   if (in.target_reader && output_scale != 1.0) in.sae->fold_output_scale(output_scale);
   SaeDirectory out = sae_directory(*in.sae, in.sae_meta);

@@ -7,6 +7,7 @@
 #include <torch/types.h>
 
 #include "saelab/core/error.hpp"
+#include "saelab/core/log.hpp"
 #include "saelab/core/version.hpp"
 #include "train/trainer_impl.hpp"
 
@@ -151,6 +152,10 @@ void Trainer::Impl::init_fresh() {
 }
 
 fs::path Trainer::Impl::save_checkpoint() {
+  if (!is_main()) {  // rank 0 writes it; the others hold the same state
+    last_checkpoint_step = step;
+    return {};
+  }
   TrainCheckpoint ckpt;
   ckpt.step = step;
   for (const auto& p : in.sae->named_parameters(true)) ckpt.tensors["module." + p.key()] = p.value();
@@ -172,6 +177,7 @@ fs::path Trainer::Impl::save_checkpoint() {
                    {"config", identity()},
                    {"rng", {{"trainer", generator_state(gen)}, {"global", generator_state(global)}}},
                    {"losses", loss_states()},
+                   {"world_size", group ? group->size() : 1},
                    {"saelab_version", kVersion}};
   last_checkpoint = write_train_checkpoint(checkpoints_dir(), ckpt, cfg.keep_checkpoints);
   last_checkpoint_step = step;
@@ -222,7 +228,7 @@ bool Trainer::Impl::resume(bool force) {
   // Newer directories that failed to load are moved aside, so that pruning after the next
   // checkpoint never keeps them in place of good ones.
   for (const fs::path& dir : list_train_checkpoints(checkpoints_dir())) {
-    if (dir == found->dir) break;
+    if (dir == found->dir || !is_main()) break;
     const fs::path aside = checkpoints_dir() / ("corrupt-" + dir.filename().string());
     fs::remove_all(aside);
     fs::rename(dir, aside);
@@ -263,6 +269,11 @@ bool Trainer::Impl::resume(bool force) {
     in.target_reader->restore(field<json>(meta, "target_cursor", where));
   }
   restore_loss_states(meta.value("losses", json::object()), where);
+  const std::int64_t saved_world = meta.value("world_size", std::int64_t(1)), world = group ? group->size() : 1;
+  if (saved_world != world && is_main())
+    log::info("resuming on ", world, world == 1 ? " process" : " ranks", " a run checkpointed on ", saved_world,
+              ": the global batch (train.batch_size) is the same, so the run goes on as it would have, to "
+              "float rounding (its gradients are now summed over ", world, " slices)");
   truncate_metrics_after(step);
   last_checkpoint = found->dir;
   last_checkpoint_step = step;

@@ -22,6 +22,21 @@
 
 namespace saelab {
 
+// What one rank's micro-batches add up to in one step; summed over ranks (one all-reduce) they
+// give the global batch's values.
+struct StepSums {
+  torch::Tensor counts;           // [d_sae] int64 rows in which each latent fired
+  std::vector<double> terms;      // each loss term summed over micro-batches (each a mean over rows)
+  double residual = 0;            // Σ ‖y − ŷ‖²   (log steps only)
+  double sq_norm = 0;             // Σ ‖y‖²
+  torch::Tensor target_sum;       // [d_out] float64 Σ y
+  bool stop = false;              // this rank was asked to stop (SIGINT/SIGTERM)
+};
+
+// 1 − Σ‖y − ŷ‖² / Σ‖y − ȳ‖² over a batch (SAELens's explained variance), from the sums above:
+// Σ‖y − ȳ‖² = Σ‖y‖² − ‖Σy‖² / rows.
+double explained_variance(double residual, double sq_norm, const torch::Tensor& sum, std::int64_t rows);
+
 struct Trainer::Impl {
   TrainerConfig cfg;
   TrainerInputs in;
@@ -48,6 +63,10 @@ struct Trainer::Impl {
   std::chrono::steady_clock::time_point started, last_log;
   std::int64_t tokens_at_last_log = 0;
   StepMetrics last_metrics;
+  // Data parallelism (null group: one process).
+  dist::ProcessGroup* group = nullptr;
+  std::unique_ptr<dist::GradientReducer> reducer;
+  bool stop_voted = false;  // some rank was asked to stop during the last step
   // Between Trainer::start and Trainer::finish.
   bool running = false;
   RunOptions opts;
@@ -75,11 +94,21 @@ struct Trainer::Impl {
     torch::Tensor target;  // [batch, d_out] the same for the target hook; undefined for an SAE
   };
   Batch next_batch();
+  // Rows [part · n / parts, (part + 1) · n / parts) of a batch and of its target.
+  static Batch part_of(const Batch& b, std::int64_t part, std::int64_t parts);
   // A batch on the SAE's device as float32, multiplied by `scale`.
   torch::Tensor scaled(const torch::Tensor& batch, double scale) const;
   torch::Tensor next_input() { return next_batch().x; }
-  // One optimizer step; fills `m` when `log` is set.
+  // One optimizer step; fills `m` when `log` is set (train/step.cpp).
   void train_step(bool log, StepMetrics& m);
+  void micro_step(const Batch& b, const torch::Tensor& dead_mask, bool log, StepSums& sums);
+
+  // train/parallel.cpp
+  bool is_main() const { return group == nullptr || group->is_main(); }
+  void setup_parallel();                        // checks, the reducer
+  void reduce_over_ranks(StepSums& s, bool log);  // one all-reduce of counts, terms, metric sums
+  void check_ranks_agree(const std::string& when);  // step, tokens and a parameter checksum
+  bool advance_step();  // Trainer::advance without its error translation
   void maybe_resample();
   void log_metrics(StepMetrics& m);
 

@@ -26,8 +26,18 @@ inline const std::vector<std::string> kStageNames = {"harvest", "train", "evalua
 
 SAELAB_API const OptionSchema& experiment_schema();
 
+// The `distributed` section: how the ranks of a data-parallel run talk (docs/distributed.md).
+struct SAELAB_API DistributedSettings {
+  std::string backend = "auto";
+  double timeout_s = 600;
+  std::int64_t check_every_steps = 100;
+  std::int64_t bucket_bytes = 25 << 20;
+  bool overlap = true;
+};
+
 struct SAELAB_API RunSettings {
   std::string name;
+  DistributedSettings distributed;
   std::uint64_t seed = 0;
   std::string device = "auto";
   std::int64_t threads = -1;  // <= 0: all cores

@@ -13,7 +13,9 @@ enum class Level { Debug, Info, Warn, Error };
 SAELAB_API void write(Level level, const std::string& message);
 // Also append every message to `file` (nullptr path: stop). Lines carry a UTC timestamp there.
 SAELAB_API void set_file(const std::filesystem::path& file);
-SAELAB_API void set_quiet(bool quiet);  // only warnings and errors on stderr
+SAELAB_API void set_quiet(bool quiet);
+// Starts every line with "[tag] " (e.g. "rank 1" in a data-parallel run); "" removes it.
+SAELAB_API void set_tag(const std::string& tag);  // only warnings and errors on stderr
 // Writes to the log file only (progress lines that the terminal shows as a bar).
 SAELAB_API void file_only(const std::string& message);
 

@@ -18,12 +18,19 @@
 #include "saelab/core/options.hpp"
 
 namespace saelab {
+namespace dist {
+class ProcessGroup;
+}
 
 // What a factory gets besides its options.
 struct SAELAB_API PluginContext {
   torch::Device device = torch::kCPU;
   std::uint64_t seed = 0;
   std::filesystem::path run_dir;  // empty outside a run (e.g. in `saelab validate`)
+  // The data-parallel process group (saelab/dist/process_group.hpp) when this process is one rank
+  // of several; null otherwise. Plugins whose training forward depends on the whole batch (BatchTopK)
+  // reduce over it.
+  std::shared_ptr<dist::ProcessGroup> group;
 };
 
 // Identity of the library a factory came from ("<builtin>" for the framework's own).

@@ -10,6 +10,6 @@ inline constexpr const char* kVersion = "0.1.0";
 // 2: SourceInfo::special_tokens; 3: SourceInfo::hook_layers, EvalContext/ReportContext::rows;
 // 4: EvalContext::corpus and cache; 5: ReportContext::run_dir and config_text,
 // ActivationSource::generate
-inline constexpr std::uint32_t kPluginAbiVersion = 5;
+inline constexpr std::uint32_t kPluginAbiVersion = 6;
 
 }  // namespace saelab

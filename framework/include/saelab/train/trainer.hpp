@@ -29,6 +29,8 @@
 #include "saelab/interfaces/loss.hpp"
 #include "saelab/interfaces/sae.hpp"
 #include "saelab/core/options.hpp"
+#include "saelab/dist/grad_reducer.hpp"
+#include "saelab/dist/process_group.hpp"
 #include "saelab/formats/sae_dir.hpp"
 
 namespace saelab {
@@ -38,6 +40,9 @@ namespace saelab {
 struct SAELAB_API TrainerConfig {
   // Data
   std::int64_t batch_size = 4096;              // rows per step; must equal the reader's batch_rows
+  // Gradient accumulation: each step's batch (each rank's slice of it) is split into this many
+  // equal parts, one forward and backward each, and their gradients summed in order.
+  std::int64_t micro_batches = 1;
   std::int64_t training_tokens = 100'000'000;  // rows seen in training (rounded up to whole steps)
   std::uint64_t seed = 42;
   // Optimizer
@@ -75,6 +80,18 @@ struct SAELAB_API TrainerConfig {
 SAELAB_API OptionSchema train_schema();
 SAELAB_API TrainerConfig trainer_config_from(const Options& opts);
 
+// Data-parallel training (docs/distributed.md). Every rank reads the same shuffled global batch of
+// batch_size rows and trains on its slice [rank · B/W, (rank + 1) · B/W); gradients are averaged
+// over ranks before the step, fire counts and metrics are summed, so every rank holds the same
+// parameters, and the run is the single-process run with batch B. Rank 0 writes checkpoints,
+// metrics.jsonl and the SAE.
+struct SAELAB_API DataParallel {
+  std::shared_ptr<dist::ProcessGroup> group;  // null: this process trains alone
+  std::int64_t check_every_steps = 100;       // compare a parameter checksum across ranks; 0: never
+  std::int64_t bucket_bytes = 25 << 20;       // gradient all-reduce buckets (DDP's default)
+  bool overlap = true;                        // start a bucket's all-reduce during backward
+};
+
 struct SAELAB_API TrainerInputs {
   ActivationReader* reader = nullptr;  // yields [batch_size, d_in] rows; the trainer drives its cursor
   // Transcoders: the target hook's rows [batch_size, d_out], row for row the same tokens as
@@ -92,6 +109,7 @@ struct SAELAB_API TrainerInputs {
   nlohmann::json identity = nlohmann::json::object();
   // cfg.json keys the trainer cannot know (model_name, hook_name, context_size, ...).
   SaeMeta sae_meta;
+  DataParallel parallel;
 };
 
 struct SAELAB_API RunOptions {
@@ -111,6 +129,7 @@ struct SAELAB_API TrainResult {
   std::filesystem::path last_checkpoint;  // empty if none was written
   std::filesystem::path sae_dir;          // empty unless completed and saved
   StepMetrics last_metrics;
+  dist::ReduceStats all_reduce;  // data-parallel runs: what the gradient all-reduce cost
 };
 
 // Process-wide stop flag set by the signal handlers; also settable from code (tests, a GUI).
