@@ -24,6 +24,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   libtorch-dev libopenblas0-pthread
+  libgloo-dev  # the headers c10d's ProcessGroupGloo.hpp includes (data-parallel runs, src/dist)
   libboost-dev libboost-program-options-dev libboost-filesystem-dev
   libyaml-cpp-dev libhdf5-dev libgtest-dev libgmock-dev nlohmann-json3-dev
   libpcre2-dev libcurl4-openssl-dev libssl-dev
@@ -39,7 +40,8 @@ if ! command -v npm >/dev/null 2>&1; then
 fi
 if [ "$want_oracle" = 1 ]; then
   # Test-only: the Python oracle, a headless browser that renders the HTML report, and tmux.
-  packages+=(python3 python3-venv python3-torch python3-numpy python3-h5py chromium tmux)
+  packages+=(python3 python3-venv python3-torch python3-numpy python3-h5py chromium tmux
+    iproute2)  # torchrun (python3-torch) and ip netns for the data-parallel tests
 fi
 
 if [ "$want_fuzz" = 1 ]; then

@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "saelab/interfaces/activation_store.hpp"
 #include "saelab/data/row_dtype.hpp"
@@ -55,6 +56,8 @@ class Hdf5Store final : public ActivationStore {
   // status: "ok" | "missing" | "damaged" (error says why). verify=true also hashes every shard
   // against the manifest's SHA-256 and reads every chunk through its Fletcher32 checksum.
   nlohmann::json info(const std::filesystem::path& dir, bool verify) override;
+  // Lists the parts' shards in one manifest (store_format.hpp, parts/); moves no file.
+  void join_parts(const std::filesystem::path& dir, const std::vector<std::filesystem::path>& parts) override;
 
  private:
   Hdf5StoreConfig cfg_;

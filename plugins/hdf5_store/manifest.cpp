@@ -118,12 +118,24 @@ double double_key(const nlohmann::json& j, const char* k, const std::string& whe
   return v.get<double>();
 }
 
+// "shard-000000.h5", or "parts/<part>/shard-000000.h5" in a joined data-parallel store.
+bool is_shard_reference(const std::string& file) {
+  if (is_plain_file_name(file)) return true;
+  const std::string head = std::string(kPartsDir) + "/";
+  if (file.rfind(head, 0) != 0) return false;
+  const std::string rest = file.substr(head.size());
+  const auto slash = rest.find('/');
+  return slash != std::string::npos && is_plain_file_name(rest.substr(0, slash)) &&
+         is_plain_file_name(rest.substr(slash + 1));
+}
+
 ShardEntry shard_from_json(const nlohmann::json& j, const std::string& where) {
   ShardEntry s;
   s.file = str_key(j, "file", where);
-  // Only our own flat names: a manifest must not point outside its directory.
-  if (s.file.empty() || s.file.find('/') != std::string::npos || s.file[0] == '.')
-    throw FormatError(cat(where, ": file '", s.file, "' is not a plain file name like shard-000000.h5"));
+  // Only our own names: a manifest must not point outside its directory.
+  if (!is_shard_reference(s.file))
+    throw FormatError(cat(where, ": file '", s.file,
+                          "' is not a plain file name like shard-000000.h5 (or parts/<part>/shard-000000.h5)"));
   s.rows = int_key(j, "rows", where, 1);
   s.first_sequence = int_key(j, "first_sequence", where, 0);
   s.end_sequence = int_key(j, "end_sequence", where, s.first_sequence + 1);
@@ -180,6 +192,10 @@ Manifest manifest_from_json(const nlohmann::json& j, const std::string& where) {
     m.stats = std::move(s);
   }
   return m;
+}
+
+bool is_plain_file_name(const std::string& name) {
+  return !name.empty() && name.find('/') == std::string::npos && name[0] != '.';
 }
 
 fs::path shard_path(const fs::path& dir, const ShardEntry& e) {

@@ -6,6 +6,9 @@
 //   shard-000000.h5 ...    HDF5 shard files, numbered in commit order; files the manifest does not
 //                          list (a shard renamed just before a crash) are ignored and overwritten
 //   shard-000007.h5.tmp    a shard being written; deleted when a writer resumes
+//   parts/<part>/          a data-parallel harvest: each rank's part, itself a store of this
+//                          format holding a consecutive range of sequences; the joined manifest
+//                          lists their shards as "parts/<part>/shard-000000.h5", in sequence order
 //
 // manifest.json
 //   {"format": "saelab-activation-store", "format_version": 1,
@@ -58,9 +61,12 @@ inline constexpr const char* kStoreFormat = "saelab-activation-store";
 inline constexpr const char* kShardFormat = "saelab-activation-shard";
 inline constexpr std::int64_t kFormatVersion = 1;
 inline constexpr const char* kManifestName = "manifest.json";
+inline constexpr const char* kPartsDir = "parts";
 inline constexpr std::uintmax_t kMaxManifestBytes = std::uintmax_t(1) << 30;
 
 std::string shard_file_name(std::int64_t index);  // "shard-000012.h5"
+// A name that stays in its directory: not empty, no '/', not starting with '.'.
+bool is_plain_file_name(const std::string& name);
 struct ShardEntry;
 // dir / e.file, resolved; FormatError when a symlink leads out of dir (a missing file is left to
 // the shard reader, which names it).

@@ -4,6 +4,11 @@
 
 namespace saelab {
 
+void ActivationStore::join_parts(const std::filesystem::path& dir, const std::vector<std::filesystem::path>&) {
+  throw ConfigError(cat("this store plugin cannot join the parts of a data-parallel harvest into ", dir.string(),
+                        "; harvest in one process, or use the hdf5 store"));
+}
+
 nlohmann::json to_json(const StoreMeta& m) {
   return {{"model_id", m.model_id},
           {"config_hash", m.config_hash},

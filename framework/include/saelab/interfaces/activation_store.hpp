@@ -113,6 +113,11 @@ class SAELAB_API ActivationStore {
   virtual std::optional<NormStats> stats(const std::filesystem::path& dir) = 0;
   // Human-readable summary; verify=true checks every shard's checksums.
   virtual nlohmann::json info(const std::filesystem::path& dir, bool verify) = 0;
+  // Data-parallel harvest: commits `dir` as one complete store made of the complete stores
+  // `parts`, which lie in `dir`/parts/ and hold consecutive sequence ranges, in order. Rows are not
+  // copied, and the commit is atomic: after a crash the store is complete or absent. The default
+  // refuses (a store plugin that cannot do it).
+  virtual void join_parts(const std::filesystem::path& dir, const std::vector<std::filesystem::path>& parts);
 };
 
 }  // namespace saelab
