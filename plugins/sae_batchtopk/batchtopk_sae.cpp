@@ -15,7 +15,14 @@
 // Σ_m |x - x̂_m|² (mse for the full width) + auxk. Early prefixes learn the general features, and
 // absorption of a general feature into a specific one costs the small prefixes' reconstruction.
 // Saved as SAELens does: a JumpReLU, with matryoshka_widths kept in cfg.json.
+//
+// Data-parallel training (PluginContext::group): the selection is over the global batch, as one
+// process with that batch would make it. Each rank's `count` largest pre-activations are gathered
+// (count = k · rows · ranks, so they contain the global top count), the count-th largest of them is
+// the cut, and each rank keeps its entries at or above it. The threshold's minimum is reduced over
+// the ranks too, so θ stays equal on all of them.
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -24,6 +31,7 @@
 #include <torch/nn/pimpl.h>
 
 #include "saelab/core/plugin_api.hpp"
+#include "saelab/dist/process_group.hpp"
 #include "saelab/sae/base.hpp"
 #include "saelab/sae/math.hpp"
 
@@ -41,7 +49,7 @@ struct BatchTopkConfig {
 class BatchTopkSaeImpl : public SaeBase {
  public:
   BatchTopkSaeImpl(const BatchTopkConfig& cfg, const PluginContext& ctx)
-      : SaeBase(cfg.common, ctx), cfg_k_(cfg) {
+      : SaeBase(cfg.common, ctx), cfg_k_(cfg), group_(ctx.group) {
     threshold_ = register_buffer("threshold", at::zeros({cfg.common.d_sae}, W_enc_.options()));
   }
 
@@ -110,24 +118,42 @@ class BatchTopkSaeImpl : public SaeBase {
     return at::relu(pre) * (pre > threshold_).to(pre.scalar_type());
   }
 
+  int ranks() const { return group_ ? group_->size() : 1; }
+
   sae_math::SparseEncodeResult encode_batch(const torch::Tensor& x) {
-    const std::int64_t count = std::max<std::int64_t>(1, std::llround(cfg_k_.k * double(x.size(0))));
+    const std::int64_t count =
+        std::max<std::int64_t>(1, std::llround(cfg_k_.k * double(x.size(0)) * double(ranks())));
     const std::int64_t d_sae = cfg_.d_sae;
     return sae_math::sparse_encode(
         x, W_enc_, b_enc_, b_dec_,
-        [count, d_sae](const torch::Tensor& pre) {
-          auto flat = sae_math::batch_topk_flat_indices(pre, count);
+        [this, count, d_sae](const torch::Tensor& pre) {
+          auto flat = ranks() == 1 ? sae_math::batch_topk_flat_indices(pre, count) : global_top(pre, count);
           return sae_math::rows_from_flat(torch::Tensor(), flat, pre.size(0), d_sae);
         },
         pool_);
+  }
+
+  // pre [rows, d_sae] -> flat indices (ascending) of this rank's share of the global top `count`.
+  torch::Tensor global_top(const torch::Tensor& pre, std::int64_t count) const {
+    at::NoGradGuard no_grad;
+    const torch::Tensor flat = pre.detach().reshape({-1});
+    const std::int64_t m = std::min(count, flat.numel());
+    const torch::Tensor mine = flat.index_select(0, sae_math::batch_topk_flat_indices(pre, m));  // [m]
+    const torch::Tensor all = group_->all_gather(mine, "BatchTopK's selection over the global batch");
+    if (all.numel() <= count) return at::arange(flat.numel(), flat.options().dtype(at::kLong));
+    const torch::Tensor cut = std::get<0>(at::topk(all, count, 0, true, /*sorted=*/false)).min();
+    return at::nonzero(flat >= cut).squeeze(1);
   }
 
   void update_threshold(const torch::Tensor& values) {
     at::NoGradGuard no_grad;
     auto v = values.detach();
     auto pos = v.masked_select(v > 0);
-    if (pos.numel() == 0) return;
-    auto m = pos.min().to(threshold_.scalar_type());
+    torch::Tensor m = pos.numel() > 0 ? pos.min().to(threshold_.scalar_type()).reshape({1})
+                                      : at::full({1}, std::numeric_limits<float>::infinity(), threshold_.options());
+    if (group_) group_->all_reduce(m, dist::ReduceOp::Min, "BatchTopK's threshold update");
+    if (!std::isfinite(m.item<double>())) return;
+    m = m.reshape({});
     if (!(threshold_ > 0).any().item<bool>()) {
       threshold_.fill_(m);
     } else {
@@ -135,6 +161,7 @@ class BatchTopkSaeImpl : public SaeBase {
     }
   }
 
+  std::shared_ptr<dist::ProcessGroup> group_;  // data-parallel training; null in one process
   torch::Tensor threshold_;          // [d_sae], all entries equal while training here
   torch::Tensor pending_threshold_;  // checked by load_extra_state, applied by load_state
 };

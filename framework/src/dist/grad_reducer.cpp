@@ -131,7 +131,16 @@ void GradientReducer::finish(std::int64_t local_terms) {
   ++s.stats.steps;
   torch::NoGradGuard no_grad;
   for (auto& b : s.buckets) mean_of_summed(b.flat, s.group.size() * local_terms);
-  for (std::size_t k = 0; k < s.params.size(); ++k) s.params[k].mutable_grad() = s.slot(k).view_as(s.params[k]);
+  // Into each .grad as backward laid it out (a transposed matmul's gradient stays transposed), so
+  // what reads it afterwards (a projection, a norm) reduces in the order one process would.
+  for (std::size_t k = 0; k < s.params.size(); ++k) {
+    torch::Tensor& grad = s.params[k].mutable_grad();
+    const torch::Tensor mean = s.slot(k).view_as(s.params[k]);
+    if (grad.defined())
+      grad.copy_(mean);
+    else
+      grad = mean.clone();
+  }
 }
 
 const ReduceStats& GradientReducer::stats() const {

@@ -17,7 +17,8 @@ int int_variable(const GetEnv& getenv, const char* name, long lo, long hi, std::
   const char* v = getenv(name);
   if (v == nullptr || *v == '\0') {
     SAELAB_CHECK(fallback.has_value(), ConfigError, "distributed launch: ", name,
-                 " is not set but RANK/WORLD_SIZE are. ", kHowToLaunch);
+                 " is not set, but RANK or WORLD_SIZE is, so this process is one rank of several. ",
+                 kHowToLaunch);
     return *fallback;
   }
   const std::optional<long long> n = parse_integer(v);

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Two ranks (Gloo over loopback, launched by Debian's torchrun --no_python) train 200 steps of
+# global batch 1024. The result must be bitwise equal to one process that sums the same two
+# half-batch gradients in the same order (train.micro_batches: 2), and equal to one process with
+# batch 1024 to float tolerance at every logged step.
+#   ddp_train.sh SAELAB SOURCE_DIR WORK_DIR      (SAELAB_ORACLE_PYTHON: numpy + safetensors)
+set -euo pipefail
+saelab=$1 src=$2 work=$3
+py=${SAELAB_ORACLE_PYTHON:?set SAELAB_ORACLE_PYTHON (scripts/setup.sh --oracle makes .venv-oracle)}
+source "$src/tests/dist/launch.sh"
+cfg="$src/tests/dist/ddp.yaml"
+rm -rf "$work" && mkdir -p "$work"
+cd "$src"
+"$saelab" harvest "$cfg" --out "$work/base" 2>/dev/null
+for r in one micro two; do cp -r "$work/base" "$work/$r"; done
+"$saelab" train "$cfg" --out "$work/one" 2>/dev/null
+"$saelab" train "$cfg" --out "$work/micro" --force --set train.micro_batches=2 2>/dev/null
+torchrun_2 29701 "$saelab" train "$cfg" --out "$work/two" > "$work/two.log" 2>&1 || { cat "$work/two.log"; exit 1; }
+grep -q "world_size" "$work/two/run.json"
+echo "== 2 ranks against 1 process summing the two half-batch gradients (train.micro_batches: 2)"
+"$py" "$src/tests/dist/compare_runs.py" "$work/two" "$work/micro" --bitwise
+echo "== 2 ranks against 1 process with the whole batch"
+"$py" "$src/tests/dist/compare_runs.py" "$work/two" "$work/one" --metric-rtol 2e-3
