@@ -29,21 +29,21 @@ done
 
 rm -rf "$work" && mkdir -p "$work"
 cd "$src"
-# Rank $1 of 2 in its namespace, the rest of the arguments to saelab; prints its PID.
+# Rank $1 of 2 in its namespace, the rest of the arguments to saelab; its PID in pid[$1].
+pid=()
 rank() {
   local r=$1
   shift
   ip netns exec "${ns[$r]}" env RANK="$r" WORLD_SIZE=2 LOCAL_RANK=0 LOCAL_WORLD_SIZE=1 \
     MASTER_ADDR="${addr[0]}" MASTER_PORT=29721 GLOO_SOCKET_IFNAME="${veth[$r]}" \
     "$saelab" train "$cfg" "$@" > "$work/rank$r.log" 2>&1 &
-  echo $!
+  pid[$r]=$!
 }
 two_ranks() {  # both ranks to the end; fails when either does
-  local p0 p1
-  p0=$(rank 0 "$@")
-  p1=$(rank 1 "$@")
-  wait "$p0" || { cat "$work/rank0.log"; exit 1; }
-  wait "$p1" || { cat "$work/rank1.log"; exit 1; }
+  rank 0 "$@"
+  rank 1 "$@"
+  wait "${pid[0]}" || { cat "$work/rank0.log"; exit 1; }
+  wait "${pid[1]}" || { cat "$work/rank1.log"; exit 1; }
 }
 every=(--set train.checkpoint_every_tokens=20480 --set train.training_tokens=614400)
 
@@ -54,8 +54,9 @@ echo "== uninterrupted, two ranks"
 two_ranks --out "$work/whole" --force "${every[@]}"
 
 echo "== rank 1 killed with SIGKILL after the checkpoint of step 200"
-p0=$(rank 0 --out "$work/faulted" --force "${every[@]}")
-p1=$(rank 1 --out "$work/faulted" --force "${every[@]}")
+rank 0 --out "$work/faulted" --force "${every[@]}"
+rank 1 --out "$work/faulted" --force "${every[@]}"
+p0=${pid[0]} p1=${pid[1]}
 until [ -e "$work/faulted/checkpoints/step-000000000200/COMMITTED" ]; do
   kill -0 "$p1" 2>/dev/null || { cat "$work/rank1.log"; echo "rank 1 ended before it was killed" >&2; exit 1; }
   sleep 0.05
@@ -76,5 +77,5 @@ grep -q "last committed checkpoint is .*step-0000000" "$work/rank0.log" || { ech
 
 echo "== relaunched with --resume"
 two_ranks --out "$work/faulted" --force --resume "${every[@]}"
-grep -h "resum" "$work/rank0.log" | head -2
+grep -h "continuing" "$work/rank0.log" || true
 "$py" "$src/tests/dist/compare_runs.py" "$work/faulted" "$work/whole" --bitwise

@@ -200,7 +200,7 @@ void Trainer::Impl::log_metrics(StepMetrics& m) {
   tokens_at_last_log = tokens;
   append_metrics(m);
   last_metrics = m;
-  if (progress && is_main()) progress(m);
+  if (progress) progress(m);
   for (const auto& cb : in.callbacks) cb->on_metrics(m, *in.sae);
 }
 
