@@ -23,19 +23,4 @@ for shape in "576 4608" "768 24576"; do
   results+=("$("${launch[@]}" --master_port $((port++)) "$bin" "${common[@]}" --threads 1 --no-overlap | grep '^{')")
 done
 printf '%s\n' "${results[@]}"
-printf '%s\n' "${results[@]}" | python3 -c '
-import json, sys
-rows = [json.loads(l) for l in sys.stdin]
-print()
-print(f"{\"shape\":>12} {\"ranks x thr\":>11} {\"overlap\":>7} {\"step ms\":>8} {\"tok/s\":>8} {\"MB/step\":>8} {\"wait ms\":>8} {\"AR alone ms\":>11} {\"vs 1x2\":>7}")
-base = {}
-for r in rows:
-    shape = f"{r[\"d_in\"]}->{r[\"d_sae\"]}"
-    if r["world"] == 1: base[shape] = r["step_s"]
-    mb = r.get("all_reduce_bytes_per_step", 0) / 2**20
-    wait = r.get("all_reduce_wait_s_per_step", 0) * 1e3
-    alone = r.get("all_reduce_alone_s", 0) * 1e3
-    print(f"{shape:>12} {str(r[\"world\"])+\" x \"+str(r[\"threads\"]):>11} {str(r[\"overlap\"]) if r[\"world\"]>1 else \"-\":>7} "
-          f"{r[\"step_s\"]*1e3:8.1f} {r[\"tokens_per_s\"]:8.0f} {mb:8.1f} {wait:8.1f} {alone:11.1f} {base[shape]/r[\"step_s\"]:7.2f}x")
-print(f"sgemm in this run: {rows[0][\"sgemm_gflops\"]:.1f} GFLOP/s at 2 threads")
-'
+printf '%s\n' "${results[@]}" | python3 "$(dirname "$0")/table.py"
