@@ -6,8 +6,7 @@
 #   ddp_train.sh SAELAB SOURCE_DIR WORK_DIR      (SAELAB_ORACLE_PYTHON: numpy + safetensors)
 set -euo pipefail
 saelab=$1 src=$2 work=$3
-py=${SAELAB_ORACLE_PYTHON:?set SAELAB_ORACLE_PYTHON (scripts/setup.sh --oracle makes .venv-oracle)}
-source "$src/tests/dist/launch.sh"
+source "$src/tests/dist/launch.sh"  # py, torchrun_2
 cfg="$src/tests/dist/ddp.yaml"
 rm -rf "$work" && mkdir -p "$work"
 cd "$src"

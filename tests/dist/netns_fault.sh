@@ -7,7 +7,7 @@
 #   netns_fault.sh SAELAB SOURCE_DIR WORK_DIR      (SAELAB_ORACLE_PYTHON: numpy + safetensors)
 set -euo pipefail
 saelab=$1 src=$2 work=$3
-py=${SAELAB_ORACLE_PYTHON:?set SAELAB_ORACLE_PYTHON (scripts/setup.sh --oracle makes .venv-oracle)}
+source "$src/tests/dist/launch.sh"  # py, torchrun_2
 command -v ip >/dev/null || { echo "netns_fault.sh: 'ip' not found: apt-get install iproute2" >&2; exit 1; }
 cfg="$src/tests/dist/ddp.yaml"
 tag="sl$$"

@@ -79,6 +79,7 @@ struct ProcessGroup::Impl {
   LaunchEnv env;
   GroupOptions opts;
   std::string backend;
+  torch::Device device = torch::kCPU;  // where the backend's tensors must live (CUDA for NCCL)
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroup> pg;
   int fault_round = 0;
@@ -132,6 +133,14 @@ struct ProcessGroup::Impl {
     }
   }
 
+  // NCCL reduces CUDA tensors only: a CPU tensor travels through the group's device.
+  torch::Tensor staged(const torch::Tensor& t) const {
+    return backend == "nccl" && t.device() != device ? t.to(device) : t;
+  }
+  static void unstage(torch::Tensor& t, const torch::Tensor& s) {
+    if (!s.is_same(t)) t.copy_(s);
+  }
+
   void run(const std::string& what, const c10::intrusive_ptr<c10d::Work>& work) {
     guarded(what, [&] { return work->wait(opts.timeout); });
   }
@@ -166,6 +175,7 @@ std::shared_ptr<ProcessGroup> ProcessGroup::connect(const LaunchEnv& env, const 
   impl->env = env;
   impl->opts = opts;
   impl->backend = resolve_backend(opts.backend, device);
+  impl->device = device;
   c10d::TCPStoreOptions so;
   so.port = static_cast<std::uint16_t>(env.master_port);
   so.isServer = env.rank == 0 && !env.agent_store;
@@ -216,13 +226,16 @@ std::chrono::milliseconds ProcessGroup::timeout() const {
 }
 
 void ProcessGroup::all_reduce(torch::Tensor& t, ReduceOp op, const std::string& what) {
-  std::vector<torch::Tensor> ts{t};
+  std::vector<torch::Tensor> ts{impl_->staged(t)};
   c10d::AllreduceOptions o;
   o.reduceOp = to_c10d(op);
   impl_->run(what, impl_->guarded(what, [&] { return impl_->pg->allreduce(ts, o); }));
+  Impl::unstage(t, ts[0]);
 }
 
 PendingReduce ProcessGroup::all_reduce_async(torch::Tensor& t, const std::string& what) {
+  SAELAB_CHECK(impl_->staged(t).is_same(t), Error, what, ": an asynchronous all-reduce needs its tensor on ",
+               impl_->device.str(), " (the ", impl_->backend, " backend's device), not ", t.device().str());
   std::vector<torch::Tensor> ts{t};
   auto s = std::make_shared<PendingReduce::State>();
   s->group = impl_.get();
@@ -232,18 +245,19 @@ PendingReduce ProcessGroup::all_reduce_async(torch::Tensor& t, const std::string
 }
 
 torch::Tensor ProcessGroup::all_gather(const torch::Tensor& t, const std::string& what) {
-  std::vector<torch::Tensor> in{t.contiguous()};
+  std::vector<torch::Tensor> in{impl_->staged(t.contiguous())};
   std::vector<std::vector<torch::Tensor>> out(1);
   for (int r = 0; r < size(); ++r) out[0].push_back(torch::empty_like(in[0]));
   impl_->run(what, impl_->guarded(what, [&] { return impl_->pg->allgather(out, in); }));
-  return torch::cat(out[0], 0);
+  return torch::cat(out[0], 0).to(t.device());
 }
 
 void ProcessGroup::broadcast(torch::Tensor& t, int root, const std::string& what) {
-  std::vector<torch::Tensor> ts{t};
+  std::vector<torch::Tensor> ts{impl_->staged(t)};
   c10d::BroadcastOptions o;
   o.rootRank = root;
   impl_->run(what, impl_->guarded(what, [&] { return impl_->pg->broadcast(ts, o); }));
+  Impl::unstage(t, ts[0]);
 }
 
 void ProcessGroup::barrier(const std::string& what) {

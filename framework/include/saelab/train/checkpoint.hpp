@@ -12,7 +12,9 @@
 //                        otherwise), "lr", "cursor" (ActivationReader::cursor), "target_cursor"
 //                        (the target reader's, or null), "losses" (Loss::state() of stateful terms),
 //                        "config_hash", "config" (what was hashed), "rng": {"trainer", "global"}
-//                        (hex of the generators' states), "saelab_version"}
+//                        (hex of the generators' states), "world_size" (ranks that trained it;
+//                        a resume on another count continues the same global batches),
+//                        "saelab_version"}
 // Checkpoints are untrusted on load: a bad one is reported (what, which file) and skipped.
 #include <cstdint>
 #include <filesystem>
