@@ -37,13 +37,20 @@ Args parse(int argc, char** argv) {
       if (i + 1 >= argc) throw UsageError(cat("bench_ddp: ", k, " needs a value"));
       return std::stoll(argv[++i]);
     };
-    if (k == "--d-in") a.d_in = next();
-    else if (k == "--d-sae") a.d_sae = next();
-    else if (k == "--batch") a.batch = next();
-    else if (k == "--steps") a.steps = next();
-    else if (k == "--threads") a.threads = next();
-    else if (k == "--no-overlap") a.overlap = false;
-    else throw UsageError(cat("bench_ddp: unknown argument ", k));
+    if (k == "--d-in")
+      a.d_in = next();
+    else if (k == "--d-sae")
+      a.d_sae = next();
+    else if (k == "--batch")
+      a.batch = next();
+    else if (k == "--steps")
+      a.steps = next();
+    else if (k == "--threads")
+      a.threads = next();
+    else if (k == "--no-overlap")
+      a.overlap = false;
+    else
+      throw UsageError(cat("bench_ddp: unknown argument ", k));
   }
   return a;
 }
@@ -58,7 +65,8 @@ int run(int argc, char** argv) {
   const Args a = parse(argc, argv);
   const auto env = dist::launch_env();
   const int local = env && env->distributed() ? env->local_world_size : 1;
-  configure_threads(a.threads > 0 ? a.threads : std::max<std::int64_t>(1, std::thread::hardware_concurrency() / local));
+  configure_threads(a.threads > 0 ? a.threads
+                                  : std::max<std::int64_t>(1, std::thread::hardware_concurrency() / local));
   std::shared_ptr<dist::ProcessGroup> group;
   if (env && env->distributed()) group = dist::ProcessGroup::connect(*env, {}, torch::kCPU);
   const int rank = group ? group->rank() : 0;
@@ -78,7 +86,8 @@ int run(int argc, char** argv) {
   ReaderOptions ro;
   ro.batch_rows = a.batch;
   ro.seed = 3;
-  TensorActivationReader reader(torch::randn({a.batch * 4, a.d_in}, at::TensorOptions().dtype(torch::kFloat32)), ro);
+  TensorActivationReader reader(
+      torch::randn({a.batch * 4, a.d_in}, at::TensorOptions().dtype(torch::kFloat32)), ro);
   in.reader = &reader;
   const fs::path run_dir = fs::temp_directory_path() / cat("saelab-bench-ddp-", ::getpid());
   in.run_dir = run_dir;

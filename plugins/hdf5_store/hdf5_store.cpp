@@ -89,7 +89,8 @@ nlohmann::json Hdf5Store::info(const fs::path& dir, bool verify) {
   nlohmann::json unlisted = nlohmann::json::array();
   for (const auto& ent : fs::directory_iterator(dir)) {
     const std::string name = ent.path().filename().string();
-    const bool parts = name == kPartsDir && !m.shards.empty() && m.shards.front().file.rfind(name + "/", 0) == 0;
+    const bool parts =
+        name == kPartsDir && !m.shards.empty() && m.shards.front().file.rfind(name + "/", 0) == 0;
     if (name != kManifestName && !listed.count(name) && !parts) unlisted.push_back(name);
   }
   nlohmann::json stats = nullptr;

@@ -16,7 +16,8 @@ std::string part_prefix(const fs::path& dir, const fs::path& part) {
   const auto first = rel.begin();
   const bool ok = !rel.empty() && std::distance(rel.begin(), rel.end()) == 2 && *first == kPartsDir &&
                   is_plain_file_name(std::next(first)->string());
-  SAELAB_CHECK(ok, Error, "hdf5 store: part '", part.string(), "' is not a directory ", (dir / kPartsDir).string(),
+  SAELAB_CHECK(ok, Error, "hdf5 store: part '", part.string(), "' is not a directory ",
+               (dir / kPartsDir).string(),
                "/<name>; the parts of a data-parallel harvest live inside the store they join");
   return rel.generic_string() + "/";
 }

@@ -134,8 +134,9 @@ ShardEntry shard_from_json(const nlohmann::json& j, const std::string& where) {
   s.file = str_key(j, "file", where);
   // Only our own names: a manifest must not point outside its directory.
   if (!is_shard_reference(s.file))
-    throw FormatError(cat(where, ": file '", s.file,
-                          "' is not a plain file name like shard-000000.h5 (or parts/<part>/shard-000000.h5)"));
+    throw FormatError(
+        cat(where, ": file '", s.file,
+            "' is not a plain file name like shard-000000.h5 (or parts/<part>/shard-000000.h5)"));
   s.rows = int_key(j, "rows", where, 1);
   s.first_sequence = int_key(j, "first_sequence", where, 0);
   s.end_sequence = int_key(j, "end_sequence", where, s.first_sequence + 1);

@@ -149,8 +149,9 @@ class BatchTopkSaeImpl : public SaeBase {
     at::NoGradGuard no_grad;
     auto v = values.detach();
     auto pos = v.masked_select(v > 0);
-    torch::Tensor m = pos.numel() > 0 ? pos.min().to(threshold_.scalar_type()).reshape({1})
-                                      : at::full({1}, std::numeric_limits<float>::infinity(), threshold_.options());
+    torch::Tensor m = pos.numel() > 0
+                          ? pos.min().to(threshold_.scalar_type()).reshape({1})
+                          : at::full({1}, std::numeric_limits<float>::infinity(), threshold_.options());
     if (group_) group_->all_reduce(m, dist::ReduceOp::Min, "BatchTopK's threshold update");
     if (!std::isfinite(m.item<double>())) return;
     m = m.reshape({});
@@ -162,8 +163,8 @@ class BatchTopkSaeImpl : public SaeBase {
   }
 
   std::shared_ptr<dist::ProcessGroup> group_;  // data-parallel training; null in one process
-  torch::Tensor threshold_;          // [d_sae], all entries equal while training here
-  torch::Tensor pending_threshold_;  // checked by load_extra_state, applied by load_state
+  torch::Tensor threshold_;                    // [d_sae], all entries equal while training here
+  torch::Tensor pending_threshold_;            // checked by load_extra_state, applied by load_state
 };
 TORCH_MODULE(BatchTopkSae);
 

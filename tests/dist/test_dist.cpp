@@ -138,22 +138,26 @@ TEST(ProcessGroup, DisagreementNamesTheRank) {
     }
   });
   std::printf("  error: %s\n", errors[0].c_str());
-  for (const auto& e : errors) EXPECT_NE(e.find("rank 0 has 3.5 but rank 1 has 3.25"), std::string::npos) << e;
+  for (const auto& e : errors)
+    EXPECT_NE(e.find("rank 0 has 3.5 but rank 1 has 3.25"), std::string::npos) << e;
 }
 
 TEST(ProcessGroup, LostRankIsNamed) {
   std::string error;
-  on_ranks(2, [&](ProcessGroup& g) {
-    g.barrier("the start");
-    if (g.rank() == 1) return;  // rank 1 "dies": its group (sockets, store client) is destroyed
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    torch::Tensor t = torch::ones({4});
-    try {
-      g.all_reduce(t, dist::ReduceOp::Sum, "the gradient all-reduce of step 7");
-    } catch (const DistributedError& e) {
-      error = e.what();
-    }
-  }, 20);
+  on_ranks(
+      2,
+      [&](ProcessGroup& g) {
+        g.barrier("the start");
+        if (g.rank() == 1) return;  // rank 1 "dies": its group (sockets, store client) is destroyed
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        torch::Tensor t = torch::ones({4});
+        try {
+          g.all_reduce(t, dist::ReduceOp::Sum, "the gradient all-reduce of step 7");
+        } catch (const DistributedError& e) {
+          error = e.what();
+        }
+      },
+      20);
   std::printf("  error: %s\n", error.c_str());
   EXPECT_NE(error.find("the gradient all-reduce of step 7 failed on rank 0 of 2: rank 1 is lost"),
             std::string::npos)
@@ -227,8 +231,8 @@ struct Interruption {
 };
 
 TrainedWeights train_tiny(const std::filesystem::path& dir, std::int64_t micro_batches,
-                          const std::shared_ptr<ProcessGroup>& owner = nullptr, const SaeFactory& make = tiny_relu,
-                          Interruption stop = {}) {
+                          const std::shared_ptr<ProcessGroup>& owner = nullptr,
+                          const SaeFactory& make = tiny_relu, Interruption stop = {}) {
   static const torch::Tensor data = torch::randn({2048, 16}, at::TensorOptions().dtype(torch::kFloat32));
   TrainedWeights out;
   TrainerConfig tc;
@@ -290,10 +294,10 @@ double max_metric_difference(const TrainedWeights& a, const TrainedWeights& b) {
   for (std::size_t i = 0; i < std::min(a.metrics.size(), b.metrics.size()); ++i)
     for (const auto& [k, v] : a.metrics[i].values) {
       if (k == "tokens_per_s" || k == "elapsed_s" || k == "eta_s") continue;
-    {
-      const double d = std::abs(b.metrics[i].values.at(k) - v) / std::max(1e-12, std::abs(v));
-      worst = std::max(worst, d);
-    }
+      {
+        const double d = std::abs(b.metrics[i].values.at(k) - v) / std::max(1e-12, std::abs(v));
+        worst = std::max(worst, d);
+      }
     }
   return worst;
 }
@@ -312,8 +316,9 @@ TEST(DataParallelTrainer, TwoRanksEqualTwoMicroBatchesBitwise) {
           << "tensor " << i << ": max |diff| " << (r.params[i] - micro.params[i]).abs().max().item<double>();
   }
   const double worst = max_metric_difference(ranks[0], whole);
-  std::printf("  2 ranks vs 1 process with 2 micro-batches: every parameter and logged metric equal (%zu steps)\n",
-              micro.metrics.size());
+  std::printf(
+      "  2 ranks vs 1 process with 2 micro-batches: every parameter and logged metric equal (%zu steps)\n",
+      micro.metrics.size());
   std::printf("  2 ranks vs 1 process with the whole batch: max relative metric difference %.3g\n", worst);
   EXPECT_LT(worst, 1e-3);
 }
@@ -346,8 +351,10 @@ TEST(DataParallelTrainer, ResumesOnAnotherWorldSize) {
   double worst = 0;
   for (std::size_t i = 0; i < whole.params.size(); ++i)
     worst = std::max(worst, (whole.params[i] - resumed.params[i]).abs().max().item<double>());
-  std::printf("  2 ranks to step 20, then 1 process to step 40, against 1 process throughout: max |weight diff| %.3g\n",
-              worst);
+  std::printf(
+      "  2 ranks to step 20, then 1 process to step 40, against 1 process throughout: max |weight diff| "
+      "%.3g\n",
+      worst);
   EXPECT_LT(worst, 1e-4);
 }
 

@@ -23,9 +23,9 @@ struct GradientReducer::Impl {
   std::vector<torch::Tensor> params;
   bool overlap;
   std::vector<Bucket> buckets;
-  std::vector<std::size_t> bucket_of;          // param -> bucket
-  std::vector<std::int64_t> offset_of;         // param -> offset in its bucket's flat
-  std::vector<bool> arrived;                   // param -> its gradient is in the bucket this step
+  std::vector<std::size_t> bucket_of;   // param -> bucket
+  std::vector<std::int64_t> offset_of;  // param -> offset in its bucket's flat
+  std::vector<bool> arrived;            // param -> its gradient is in the bucket this step
   std::vector<unsigned> hooks;
   std::size_t next_launch = 0;
   bool armed = false;
@@ -92,7 +92,8 @@ struct GradientReducer::Impl {
   void launch_ready() {
     while (next_launch < buckets.size() && buckets[next_launch].pending == 0) {
       Bucket& b = buckets[next_launch];
-      b.work = group.all_reduce_async(b.flat, cat(what, " (bucket ", next_launch + 1, " of ", buckets.size(), ")"));
+      b.work = group.all_reduce_async(b.flat,
+                                      cat(what, " (bucket ", next_launch + 1, " of ", buckets.size(), ")"));
       b.launched = true;
       ++next_launch;
     }

@@ -46,15 +46,14 @@ std::optional<LaunchEnv> launch_env(const GetEnv& getenv) {
   e.restart_count = int_variable(getenv, "TORCHELASTIC_RESTART_COUNT", 0, 1 << 20, 0);
   if (!e.distributed()) return e;
   const char* addr = getenv("MASTER_ADDR");
-  SAELAB_CHECK(addr != nullptr && *addr != '\0', ConfigError,
-               "distributed launch: WORLD_SIZE=", e.world_size,
+  SAELAB_CHECK(addr != nullptr && *addr != '\0', ConfigError, "distributed launch: WORLD_SIZE=", e.world_size,
                " but MASTER_ADDR is not set; it names the host of rank 0 (or of the launcher's store). ",
                kHowToLaunch);
   e.master_addr = addr;
   e.master_port = int_variable(getenv, "MASTER_PORT", 1, 65535, std::nullopt);
   const char* agent = getenv("TORCHELASTIC_USE_AGENT_STORE");
-  e.agent_store = agent != nullptr && (std::string(agent) == "True" || std::string(agent) == "true" ||
-                                       std::string(agent) == "1");
+  e.agent_store = agent != nullptr &&
+                  (std::string(agent) == "True" || std::string(agent) == "true" || std::string(agent) == "1");
   return e;
 }
 

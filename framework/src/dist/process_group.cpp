@@ -50,9 +50,8 @@ std::string resolve_backend(const std::string& requested, torch::Device device) 
   const std::string b = requested == "auto" ? (device.is_cuda() ? "nccl" : "gloo") : requested;
   SAELAB_CHECK(b == "gloo" || b == "nccl", ConfigError, "distributed.backend is '", requested,
                "'; allowed: auto, gloo, nccl");
-  SAELAB_CHECK(b != "nccl" || device.is_cuda(), ConfigError,
-               "distributed.backend is nccl but the device is ", device.str(),
-               "; NCCL reduces CUDA tensors only. Use gloo on CPU, or set device: cuda");
+  SAELAB_CHECK(b != "nccl" || device.is_cuda(), ConfigError, "distributed.backend is nccl but the device is ",
+               device.str(), "; NCCL reduces CUDA tensors only. Use gloo on CPU, or set device: cuda");
 #ifndef SAELAB_WITH_NCCL
   SAELAB_CHECK(b != "nccl", ConfigError,
                "distributed.backend nccl: this saelab was built without NCCL (SAELAB_WITH_NCCL=OFF, as "
@@ -99,27 +98,27 @@ struct ProcessGroup::Impl {
         if (std::chrono::steady_clock::now() > deadline) {
           std::string names;
           for (int r : missing) names += cat(names.empty() ? "" : ", ", r);
-          return cat(missing.size() == 1 ? "rank " : "ranks ", names,
-                     missing.size() == 1 ? " is" : " are", " lost (no answer to a roll call)");
+          return cat(missing.size() == 1 ? "rank " : "ranks ", names, missing.size() == 1 ? " is" : " are",
+                     " lost (no answer to a roll call)");
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
       }
     } catch (const std::exception&) {
       return env.agent_store ? cat("the launcher's rendezvous store at ", env.master_addr, ":",
                                    env.master_port, " no longer answers (the launcher is gone)")
-                             : cat("rank 0 is lost (it hosted the rendezvous store at ", env.master_addr,
-                                   ":", env.master_port, ", which no longer answers)");
+                             : cat("rank 0 is lost (it hosted the rendezvous store at ", env.master_addr, ":",
+                                   env.master_port, ", which no longer answers)");
     }
   }
 
   [[noreturn]] void fail(const std::string& what, const std::exception& e) {
     const std::string lost = lost_ranks();
-    throw DistributedError(cat(
-        what, " failed on rank ", env.rank, " of ", env.world_size, ": ",
-        lost.empty() ? cat("every rank answered, so it timed out (distributed.timeout_s = ",
-                           opts.timeout.count() / 1000.0, ")")
-                     : lost,
-        ". ", backend, " said: ", first_line(message_of(e))));
+    throw DistributedError(cat(what, " failed on rank ", env.rank, " of ", env.world_size, ": ",
+                               lost.empty()
+                                   ? cat("every rank answered, so it timed out (distributed.timeout_s = ",
+                                         opts.timeout.count() / 1000.0, ")")
+                                   : lost,
+                               ". ", backend, " said: ", first_line(message_of(e))));
   }
 
   template <class Fn>
@@ -199,8 +198,8 @@ std::shared_ptr<ProcessGroup> ProcessGroup::connect(const LaunchEnv& env, const 
     }
   } catch (const std::exception& e) {
     throw DistributedError(cat("could not join the process group as ", env.describe(), " within ",
-                               opts.timeout.count() / 1000.0, " s (distributed.timeout_s): ",
-                               first_line(message_of(e)),
+                               opts.timeout.count() / 1000.0,
+                               " s (distributed.timeout_s): ", first_line(message_of(e)),
                                ". Check that every rank was started with the same MASTER_ADDR, MASTER_PORT "
                                "and WORLD_SIZE, that the port is free on rank 0's host, and, across "
                                "hosts, that GLOO_SOCKET_IFNAME names the interface to use"));

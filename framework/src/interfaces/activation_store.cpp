@@ -4,9 +4,10 @@
 
 namespace saelab {
 
-void ActivationStore::join_parts(const std::filesystem::path& dir, const std::vector<std::filesystem::path>&) {
-  throw ConfigError(cat("this store plugin cannot join the parts of a data-parallel harvest into ", dir.string(),
-                        "; harvest in one process, or use the hdf5 store"));
+void ActivationStore::join_parts(const std::filesystem::path& dir,
+                                 const std::vector<std::filesystem::path>&) {
+  throw ConfigError(cat("this store plugin cannot join the parts of a data-parallel harvest into ",
+                        dir.string(), "; harvest in one process, or use the hdf5 store"));
 }
 
 nlohmann::json to_json(const StoreMeta& m) {

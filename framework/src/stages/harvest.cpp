@@ -88,8 +88,9 @@ HarvestSpan harvest_span(StageContext& ctx, TokenBatches& corpus, std::vector<Ho
     if (span.rows + n >= span.target_rows && n > 0)
       cut = counted.sequence[span.target_rows - span.rows - 1].item<std::int64_t>() + 1;
     for (auto& w : writers) {
-      ActivationRows r = rows_in(&w == &writers.front() ? counted : harvest_rows(acts.at(w.hook), seqs, batch_first, filter),
-                                 std::max(span.first, w.skip_below), cut);
+      ActivationRows r =
+          rows_in(&w == &writers.front() ? counted : harvest_rows(acts.at(w.hook), seqs, batch_first, filter),
+                  std::max(span.first, w.skip_below), cut);
       if (r.tokens.size(0) > 0) w.writer->append(r);
     }
     span.rows += (counted.sequence < cut).sum().item<std::int64_t>();
@@ -256,10 +257,12 @@ void check_part_names(const fs::path& hook_dir, int world) {
   const std::string suffix = cat("-of-", world);
   for (const auto& e : fs::directory_iterator(parts)) {
     const std::string name = e.path().filename().string();
-    SAELAB_CHECK(name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0,
-                 UsageError, "cannot resume the data-parallel harvest in ", hook_dir.string(), " on ", world,
-                 " ranks: its part ", name, " was written by a run of another world size. Relaunch with that "
-                 "many ranks, or harvest again (--overwrite)");
+    SAELAB_CHECK(
+        name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0,
+        UsageError, "cannot resume the data-parallel harvest in ", hook_dir.string(), " on ", world,
+        " ranks: its part ", name,
+        " was written by a run of another world size. Relaunch with that "
+        "many ranks, or harvest again (--overwrite)");
   }
 }
 

@@ -62,9 +62,10 @@ std::string first_difference(const std::string& a, const std::string& b) {
 void check_same_config(const fs::path& dir, const ExperimentConfig& cfg, const RunRequest& req) {
   std::string old = read_file(dir / "config.resolved.yaml", kMaxConfigBytes, "resolved config");
   if (old != cfg.resolved && !req.force)
-    throw ConfigError(cat("the configuration differs from the one '", dir.string(), "' was created with; ",
-                          first_difference(old, cfg.resolved),
-                          "\n  Use a new --out directory, or --force to continue with the new configuration."));
+    throw ConfigError(
+        cat("the configuration differs from the one '", dir.string(), "' was created with; ",
+            first_difference(old, cfg.resolved),
+            "\n  Use a new --out directory, or --force to continue with the new configuration."));
 }
 
 // Applies the never-overwrite rule. Returns true when continuing an existing run.
@@ -180,8 +181,9 @@ fs::path run_experiment(const RunRequest& req) {
   const std::optional<dist::LaunchEnv> launch = dist::launch_env();
   // Ranks sharing a host share its cores unless `threads` says otherwise.
   const int per_host = launch && launch->distributed() ? launch->local_world_size : 1;
-  configure_threads(rs.threads > 0 ? rs.threads
-                                   : std::max<std::int64_t>(1, std::thread::hardware_concurrency() / per_host));
+  configure_threads(rs.threads > 0
+                        ? rs.threads
+                        : std::max<std::int64_t>(1, std::thread::hardware_concurrency() / per_host));
   std::shared_ptr<dist::ProcessGroup> group = join_group(rs, device);
   struct CloseLog {
     ~CloseLog() {
@@ -191,7 +193,8 @@ fs::path run_experiment(const RunRequest& req) {
   } close_log;
   if (group) log::set_tag(cat("rank ", group->rank()));
   bool continuing = prepare_run_dir_on_ranks(group.get(), run_dir, cfg, req, whole_run);
-  log::set_file(run_dir / (group && !group->is_main() ? cat("saelab.rank-", group->rank(), ".log") : "saelab.log"));
+  log::set_file(run_dir /
+                (group && !group->is_main() ? cat("saelab.rank-", group->rank(), ".log") : "saelab.log"));
   log::info("saelab run '", name, "' in ", run_dir.string(), continuing ? " (continuing)" : "");
   BlasInfo blas = blas_info();
   log::info("device ", device.str(), ", ", at::get_num_threads(), " threads, BLAS ", blas.kind,

@@ -16,22 +16,22 @@ std::int64_t TrainerConfig::total_steps() const {
 
 json TrainerConfig::identity_json() const {
   json j{{"batch_size", batch_size},
-              {"training_tokens", training_tokens},
-              {"seed", seed},
-              {"lr", lr},
-              {"adam_beta1", adam_beta1},
-              {"adam_beta2", adam_beta2},
-              {"adam_eps", adam_eps},
-              {"lr_warmup_steps", lr_warmup_steps},
-              {"lr_decay_fraction", lr_decay_fraction},
-              {"lr_floor", lr_floor},
-              {"grad_clip_norm", grad_clip_norm},
-              {"normalize_inputs", normalize_inputs},
-              {"init_sample_batches", init_sample_batches},
-              {"dead_window_tokens", dead_window_tokens},
-              {"resample_steps", resample_steps},
-              {"resample_inputs", resample_inputs},
-              {"resample_encoder_scale", resample_encoder_scale}};
+         {"training_tokens", training_tokens},
+         {"seed", seed},
+         {"lr", lr},
+         {"adam_beta1", adam_beta1},
+         {"adam_beta2", adam_beta2},
+         {"adam_eps", adam_eps},
+         {"lr_warmup_steps", lr_warmup_steps},
+         {"lr_decay_fraction", lr_decay_fraction},
+         {"lr_floor", lr_floor},
+         {"grad_clip_norm", grad_clip_norm},
+         {"normalize_inputs", normalize_inputs},
+         {"init_sample_batches", init_sample_batches},
+         {"dead_window_tokens", dead_window_tokens},
+         {"resample_steps", resample_steps},
+         {"resample_inputs", resample_inputs},
+         {"resample_encoder_scale", resample_encoder_scale}};
   if (micro_batches != 1) j["micro_batches"] = micro_batches;  // older checkpoints keep their hash
   return j;
 }

@@ -246,7 +246,7 @@ std::int64_t Trainer::start(const RunOptions& opts) {
     s.init_fresh();
   }
   s.check_ranks_agree(s.result.resumed_from_step ? cat("after resuming from step ", s.step)
-                                                  : std::string("at the start"));
+                                                 : std::string("at the start"));
   clear_stop_request();
   s.signals = std::make_shared<SignalGuard>(opts.handle_signals);
   s.started = s.last_log = std::chrono::steady_clock::now();

@@ -269,11 +269,14 @@ bool Trainer::Impl::resume(bool force) {
     in.target_reader->restore(field<json>(meta, "target_cursor", where));
   }
   restore_loss_states(meta.value("losses", json::object()), where);
-  const std::int64_t saved_world = meta.value("world_size", std::int64_t(1)), world = group ? group->size() : 1;
+  const std::int64_t saved_world = meta.value("world_size", std::int64_t(1)),
+                     world = group ? group->size() : 1;
   if (saved_world != world && is_main())
-    log::info("resuming on ", world, world == 1 ? " process" : " ranks", " a run checkpointed on ", saved_world,
+    log::info("resuming on ", world, world == 1 ? " process" : " ranks", " a run checkpointed on ",
+              saved_world,
               ": the global batch (train.batch_size) is the same, so the run goes on as it would have, to "
-              "float rounding (its gradients are now summed over ", world, " slices)");
+              "float rounding (its gradients are now summed over ",
+              world, " slices)");
   truncate_metrics_after(step);
   last_checkpoint = found->dir;
   last_checkpoint_step = step;

@@ -13,7 +13,8 @@ namespace fs = std::filesystem;
 namespace {
 
 [[noreturn]] void fail_non_finite(const std::string& what, double value, std::int64_t step,
-                                  std::int64_t total, const std::vector<std::pair<std::string, double>>& terms,
+                                  std::int64_t total,
+                                  const std::vector<std::pair<std::string, double>>& terms,
                                   const fs::path& last_checkpoint) {
   std::string detail;
   for (const auto& [name, v] : terms) detail += cat(detail.empty() ? "" : ", ", name, " = ", v);
@@ -54,7 +55,11 @@ double explained_variance(double residual, double sq_norm, const torch::Tensor& 
 void Trainer::Impl::micro_step(const Batch& b, const torch::Tensor& dead_mask, bool log, StepSums& sums) {
   const torch::Tensor& target = b.target.defined() ? b.target : b.x;  // [rows, d_out]
   SaeOutput out = in.sae->forward(b.x);
-  LossContext ctx{b.x,       out, *in.sae, dead_mask, TrainProgress{step, total_steps()},
+  LossContext ctx{b.x,
+                  out,
+                  *in.sae,
+                  dead_mask,
+                  TrainProgress{step, total_steps()},
                   b.target.defined() ? &b.target : nullptr};
   torch::Tensor total;
   for (std::size_t i = 0; i < in.losses.size(); ++i) {
@@ -96,7 +101,8 @@ void Trainer::Impl::train_step(bool log, StepMetrics& m) {
     terms.emplace_back(in.losses[i]->name(), sums.terms[i] / mean_over);
     loss_value += terms.back().second;
   }
-  if (!std::isfinite(loss_value)) fail_non_finite("loss", loss_value, step + 1, total_steps(), terms, last_checkpoint);
+  if (!std::isfinite(loss_value))
+    fail_non_finite("loss", loss_value, step + 1, total_steps(), terms, last_checkpoint);
   in.sae->before_optimizer_step();
   const double grad_norm = clip_grad_norm(params, cfg.grad_clip_norm);
   if (!std::isfinite(grad_norm))

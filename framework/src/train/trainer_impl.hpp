@@ -25,12 +25,12 @@ namespace saelab {
 // What one rank's micro-batches add up to in one step; summed over ranks (one all-reduce) they
 // give the global batch's values.
 struct StepSums {
-  torch::Tensor counts;           // [d_sae] int64 rows in which each latent fired
-  std::vector<double> terms;      // each loss term summed over micro-batches (each a mean over rows)
-  double residual = 0;            // Σ ‖y − ŷ‖²   (log steps only)
-  double sq_norm = 0;             // Σ ‖y‖²
-  torch::Tensor target_sum;       // [d_out] float64 Σ y
-  bool stop = false;              // this rank was asked to stop (SIGINT/SIGTERM)
+  torch::Tensor counts;       // [d_sae] int64 rows in which each latent fired
+  std::vector<double> terms;  // each loss term summed over micro-batches (each a mean over rows)
+  double residual = 0;        // Σ ‖y − ŷ‖²   (log steps only)
+  double sq_norm = 0;         // Σ ‖y‖²
+  torch::Tensor target_sum;   // [d_out] float64 Σ y
+  bool stop = false;          // this rank was asked to stop (SIGINT/SIGTERM)
 };
 
 // 1 − Σ‖y − ŷ‖² / Σ‖y − ȳ‖² over a batch (SAELens's explained variance), from the sums above:
@@ -105,10 +105,10 @@ struct Trainer::Impl {
 
   // train/parallel.cpp
   bool is_main() const { return group == nullptr || group->is_main(); }
-  void setup_parallel();                        // checks, the reducer
-  void reduce_over_ranks(StepSums& s, bool log);  // one all-reduce of counts, terms, metric sums
+  void setup_parallel();                            // checks, the reducer
+  void reduce_over_ranks(StepSums& s, bool log);    // one all-reduce of counts, terms, metric sums
   void check_ranks_agree(const std::string& when);  // step, tokens and a parameter checksum
-  bool advance_step();  // Trainer::advance without its error translation
+  bool advance_step();                              // Trainer::advance without its error translation
   void maybe_resample();
   void log_metrics(StepMetrics& m);
 

@@ -39,7 +39,7 @@ namespace saelab {
 // trainer_config_from(), tests fill it directly.
 struct SAELAB_API TrainerConfig {
   // Data
-  std::int64_t batch_size = 4096;              // rows per step; must equal the reader's batch_rows
+  std::int64_t batch_size = 4096;  // rows per step; must equal the reader's batch_rows
   // Gradient accumulation: each step's batch (each rank's slice of it) is split into this many
   // equal parts, one forward and backward each, and their gradients summed in order.
   std::int64_t micro_batches = 1;
