@@ -227,7 +227,7 @@ fs::path run_experiment(const RunRequest& req) {
     auto t0 = std::chrono::steady_clock::now();
     nlohmann::json summary = run_stage(stage, ctx);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (group) summary["world_size"] = group->size();
+    if (group && runs_on_every_rank(stage)) summary["world_size"] = group->size();
     record["stages"][stage] = {{"finished", utc_now()}, {"seconds", secs}, {"summary", summary}};
     if (!group || group->is_main()) write_file_atomic(run_dir / "run.json", record.dump(2) + "\n");
     if (group && runs_on_every_rank(stage)) group->barrier(cat("the end of stage ", stage));
