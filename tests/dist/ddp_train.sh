@@ -8,8 +8,7 @@ set -euo pipefail
 saelab=$1 src=$2 work=$3
 source "$src/tests/dist/launch.sh"  # py, torchrun_2
 cfg="$src/tests/dist/ddp.yaml"
-rm -rf "$work" && mkdir -p "$work"
-cd "$src"
+fresh_work_dir
 "$saelab" harvest "$cfg" --out "$work/base" 2>/dev/null
 for r in one micro two; do cp -r "$work/base" "$work/$r"; done
 "$saelab" train "$cfg" --out "$work/one" 2>/dev/null

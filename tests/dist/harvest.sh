@@ -7,8 +7,7 @@ set -euo pipefail
 saelab=$1 src=$2 work=$3
 source "$src/tests/dist/launch.sh"  # py, torchrun_2
 cfg="$src/tests/dist/harvest.yaml"
-rm -rf "$work" && mkdir -p "$work"
-cd "$src"
+fresh_work_dir
 
 stored_rows() {  # rows committed in a store's manifest (0 before the first commit)
   "$py" -c 'import json,sys

@@ -10,3 +10,7 @@ torchrun_2() {
   torchrun --redirects 2 --tee 2 --no_python --nnodes 1 --nproc_per_node 2 --master_addr 127.0.0.1 \
     --master_port "$port" "$@"
 }
+# Empties $work and runs from the source tree (the experiments name data/ relative to it).
+fresh_work_dir() {
+  rm -rf "$work" && mkdir -p "$work" && cd "$src"
+}

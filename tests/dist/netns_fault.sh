@@ -27,8 +27,7 @@ for i in 0 1; do
   ip -n "${ns[$i]}" link set lo up
 done
 
-rm -rf "$work" && mkdir -p "$work"
-cd "$src"
+fresh_work_dir
 # Rank $1 of 2 in its namespace, the rest of the arguments to saelab; its PID in pid[$1].
 pid=()
 rank() {
