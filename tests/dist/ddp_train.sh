@@ -19,3 +19,9 @@ echo "== 2 ranks against 1 process summing the two half-batch gradients (train.m
 "$py" "$src/tests/dist/compare_runs.py" "$work/two" "$work/micro" --bitwise
 echo "== 2 ranks against 1 process with the whole batch"
 "$py" "$src/tests/dist/compare_runs.py" "$work/two" "$work/one" --metric-rtol 2e-3
+echo "== a store harvested by one process is not resumed by two ranks"
+if torchrun_2 29702 "$saelab" harvest "$cfg" --out "$work/base" --resume > "$work/refused.log" 2>&1; then
+  echo "two ranks resumed a one-process harvest" >&2
+  exit 1
+fi
+grep -m1 "cannot resume the harvest" "$work/refused.log"

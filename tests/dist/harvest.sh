@@ -32,8 +32,8 @@ harvest_killed_at() {
 
 "$saelab" harvest "$cfg" --out "$work/alone" 2>/dev/null
 torchrun_2 29711 "$saelab" harvest "$cfg" --out "$work/ranks" > "$work/ranks.log" 2>&1 || { cat "$work/ranks.log"; exit 1; }
-harvest_killed_at 8000
-harvest_killed_at 24000 --resume
+harvest_killed_at 6000
+harvest_killed_at 16000 --resume
 "$saelab" harvest "$cfg" --out "$work/killed" --resume 2>&1 | grep "resuming at sequence"
 
 for s in ranks killed; do

@@ -44,7 +44,7 @@ two_ranks() {  # both ranks to the end; fails when either does
   wait "${pid[0]}" || { cat "$work/rank0.log"; exit 1; }
   wait "${pid[1]}" || { cat "$work/rank1.log"; exit 1; }
 }
-every=(--set train.checkpoint_every_tokens=20480 --set train.training_tokens=614400)
+every=(--set train.checkpoint_every_tokens=20480 --set train.training_tokens=307200)
 
 "$saelab" harvest "$cfg" --out "$work/base" 2>/dev/null
 cp -r "$work/base" "$work/whole"
@@ -52,11 +52,11 @@ cp -r "$work/base" "$work/faulted"
 echo "== uninterrupted, two ranks"
 two_ranks --out "$work/whole" --force "${every[@]}"
 
-echo "== rank 1 killed with SIGKILL after the checkpoint of step 200"
+echo "== rank 1 killed with SIGKILL after the checkpoint of step 100"
 rank 0 --out "$work/faulted" --force "${every[@]}"
 rank 1 --out "$work/faulted" --force "${every[@]}"
 p0=${pid[0]} p1=${pid[1]}
-until [ -e "$work/faulted/checkpoints/step-000000000200/COMMITTED" ]; do
+until [ -e "$work/faulted/checkpoints/step-000000000100/COMMITTED" ]; do
   kill -0 "$p1" 2>/dev/null || { cat "$work/rank1.log"; echo "rank 1 ended before it was killed" >&2; exit 1; }
   sleep 0.05
 done

@@ -10,14 +10,14 @@ namespace saelab::dist {
 namespace {
 
 constexpr const char* kHowToLaunch =
-    "Launch with torchrun --no-python --nproc-per-node P saelab ..., or set RANK, WORLD_SIZE, "
-    "MASTER_ADDR and MASTER_PORT for every process";
+    "Launch with torchrun --no_python --nproc_per_node P saelab ... (newer torchrun also spells them "
+    "--no-python --nproc-per-node), or set RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT for every process";
 
 int int_variable(const GetEnv& getenv, const char* name, long lo, long hi, std::optional<int> fallback) {
   const char* v = getenv(name);
   if (v == nullptr || *v == '\0') {
     SAELAB_CHECK(fallback.has_value(), ConfigError, "distributed launch: ", name,
-                 " is not set, but RANK or WORLD_SIZE is, so this process is one rank of several. ",
+                 " is not set, while the other launch variables say this process is one rank of several. ",
                  kHowToLaunch);
     return *fallback;
   }

@@ -192,8 +192,21 @@ nlohmann::json harvest_summary(StageContext& ctx, const HarvestSetup& s, std::in
   return summary;
 }
 
+// A store is resumed the way it was harvested: alone, or by ranks (its parts/ directories).
+void check_resumed_alike(const HarvestSetup& s, bool by_ranks) {
+  const fs::path dir = s.multi ? s.root / s.hooks.front() : s.root;
+  std::error_code ec;
+  const bool parts = fs::is_directory(dir / "parts", ec);
+  const bool alone = fs::exists(dir / "manifest.json", ec) && !parts;
+  SAELAB_CHECK(!(by_ranks ? alone : parts), UsageError, "cannot resume the harvest in ", s.root.string(),
+               by_ranks ? " on several ranks: one process harvested it. Resume it in one process"
+                        : " in one process: several ranks harvested it (its parts/). Relaunch them",
+               ", or harvest again (--overwrite)");
+}
+
 nlohmann::json harvest_alone(StageContext& ctx, HarvestSetup& s) {
   const bool resume = prepare_store_dir(ctx, s.root);
+  if (resume) check_resumed_alike(s, false);
   std::vector<HookWriter> writers = open_writers(ctx, s.hooks, s.meta, s.multi, resume);
   std::int64_t start = writers.front().skip_below;  // the first sequence some store still lacks
   for (const auto& w : writers) start = std::min(start, w.skip_below);
@@ -267,7 +280,7 @@ void check_part_names(const fs::path& hook_dir, int world) {
 }
 
 nlohmann::json harvest_on_ranks(StageContext& ctx, HarvestSetup& s, dist::ProcessGroup& g) {
-  if (g.is_main()) prepare_store_dir(ctx, s.root);
+  if (g.is_main() && prepare_store_dir(ctx, s.root)) check_resumed_alike(s, true);
   g.barrier("preparing the store directory (rank 0 refused; see its error)");
   const std::int64_t sequences = sequences_needed(s, *ctx.source());
   const RankPart part = rank_part(sequences, s.h.batch_sequences, g.rank(), g.size());
