@@ -358,6 +358,24 @@ TEST(DataParallelTrainer, ResumesOnAnotherWorldSize) {
   EXPECT_LT(worst, 1e-4);
 }
 
+TEST(DataParallelTrainer, DivergedRanksAreCaught) {
+  // Rank 1 starts from another initialisation: the checksum at the start names the disagreement.
+  at::set_num_threads(1);
+  test::TempDir tmp;
+  const auto mismatched = [](const std::shared_ptr<ProcessGroup>& g) -> std::shared_ptr<SaeArchitecture> {
+    return std::make_shared<test::TinySae>(16, 48, 0, g && g->rank() == 1 ? 6 : 5);
+  };
+  try {
+    train_on_two_ranks(tmp / "diverged", mismatched);
+    ADD_FAILURE() << "two ranks with different parameters trained without an error";
+  } catch (const DistributedError& e) {
+    std::printf("  error: %s\n", e.what());
+    EXPECT_NE(std::string(e.what()).find("the parameter checksum at the start"), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("rank 1 has"), std::string::npos) << e.what();
+  }
+}
+
 TEST(DataParallelTrainer, RefusesABatchTheRanksCannotSplit) {
   on_ranks(2, [](ProcessGroup& g) {
     TrainerConfig tc;
