@@ -94,8 +94,13 @@ void Hdf5Reader::load_window() {
   loaded_ = true;
 }
 
-ActivationRows Hdf5Reader::take(bool with_provenance) {
-  const std::int64_t n = opts_.batch_rows;
+// Rows [lo, hi) of the next batch_rows of the stream are converted into the batch; the others are
+// skipped without conversion.
+ActivationRows Hdf5Reader::take(bool with_provenance, std::int64_t part, std::int64_t parts) {
+  SAELAB_CHECK(parts >= 1 && part >= 0 && part < parts && opts_.batch_rows % parts == 0, Error,
+               "activation store '", dir_.string(), "': reading part ", part, " of ", parts,
+               " of a batch of ", opts_.batch_rows, " rows; parts must divide the batch, 0 ≤ part < parts");
+  const std::int64_t n = opts_.batch_rows / parts, lo = part * n, hi = lo + n;
   const std::int64_t d = manifest_.meta.d;
   ActivationRows out;
   out.activations = staging_batch(n, d, opts_.device);
@@ -104,8 +109,7 @@ ActivationRows Hdf5Reader::take(bool with_provenance) {
     out.sequence = torch::empty({n}, torch::kLong);
     out.position = torch::empty({n}, torch::kInt);
   }
-  std::int64_t filled = 0;
-  while (filled < n) {
+  for (std::int64_t pos = 0; pos < opts_.batch_rows;) {
     if (loaded_ && buffer_.size() == 0) {
       loaded_ = false;
       offset_ = 0;
@@ -115,12 +119,18 @@ ActivationRows Hdf5Reader::take(bool with_provenance) {
       }
     }
     if (!loaded_) load_window();
-    const std::int64_t k = std::min(n - filled, buffer_.size());
-    buffer_.take(k, out.activations.data_ptr<float>() + filled * d,
-                 with_provenance ? out.tokens.data_ptr<std::int32_t>() + filled : nullptr,
-                 with_provenance ? out.sequence.data_ptr<std::int64_t>() + filled : nullptr,
-                 with_provenance ? out.position.data_ptr<std::int32_t>() + filled : nullptr);
-    filled += k;
+    const std::int64_t until = pos < lo ? lo : pos < hi ? hi : opts_.batch_rows;
+    const std::int64_t k = std::min(until - pos, buffer_.size());
+    if (pos < lo || pos >= hi) {
+      buffer_.skip(k);
+    } else {
+      const std::int64_t at = pos - lo;
+      buffer_.take(k, out.activations.data_ptr<float>() + at * d,
+                   with_provenance ? out.tokens.data_ptr<std::int32_t>() + at : nullptr,
+                   with_provenance ? out.sequence.data_ptr<std::int64_t>() + at : nullptr,
+                   with_provenance ? out.position.data_ptr<std::int32_t>() + at : nullptr);
+    }
+    pos += k;
     offset_ += k;
   }
   out.activations = to_batch_device(out.activations, opts_.device);
@@ -128,11 +138,15 @@ ActivationRows Hdf5Reader::take(bool with_provenance) {
 }
 
 torch::Tensor Hdf5Reader::next_batch() {
-  return take(false).activations;
+  return take(false, 0, 1).activations;
 }
 
 ActivationRows Hdf5Reader::next_rows() {
-  return take(true);
+  return take(true, 0, 1);
+}
+
+ActivationRows Hdf5Reader::next_part(std::int64_t part, std::int64_t parts, bool with_provenance) {
+  return take(with_provenance, part, parts);
 }
 
 nlohmann::json Hdf5Reader::cursor() const {

@@ -34,6 +34,7 @@ class Hdf5Reader final : public ActivationReader {
 
   torch::Tensor next_batch() override;  // [batch_rows, d] float32 on opts.device
   ActivationRows next_rows() override;  // provenance on the CPU
+  ActivationRows next_part(std::int64_t part, std::int64_t parts, bool with_provenance) override;
   std::int64_t rows_per_epoch() const override { return rows_per_epoch_; }
   std::int64_t d() const override { return manifest_.meta.d; }
   nlohmann::json cursor() const override;
@@ -51,7 +52,7 @@ class Hdf5Reader final : public ActivationReader {
     std::int64_t rows;
   };
 
-  ActivationRows take(bool with_provenance);
+  ActivationRows take(bool with_provenance, std::int64_t part, std::int64_t parts);
   void plan_epoch(std::int64_t epoch);  // order_ and windows_ for `epoch`
   void load_window();                   // reads windows_[window_] and skips offset_ rows
   ShardReader& shard(std::int32_t index);

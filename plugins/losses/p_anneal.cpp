@@ -65,12 +65,26 @@ class PAnnealLoss : public Loss {
     torch::Tensor loss = lp * scale_;
     if (next_p_) {
       torch::NoGradGuard no_grad;
-      queue_.push_back(
-          {lp.item<double>(), loss_math::lp_sparsity(z.detach(), *next_p_, cfg_.pth_root).item<double>()});
+      seen_.current += lp.item<double>();
+      seen_.next += loss_math::lp_sparsity(z.detach(), *next_p_, cfg_.pth_root).item<double>();
+    }
+    return loss;
+  }
+
+  // The batch means of Lp at the current and the next p, summed over this step's compute() calls.
+  std::vector<double> step_sums() const override { return {seen_.current, seen_.next}; }
+
+  // The queue holds the whole batch's means (the mean of the parts' means); p and α move here, so
+  // every micro-batch of a step uses the same p.
+  void end_step(const std::vector<double>& sums, std::int64_t parts, const TrainProgress& progress) override {
+    SAELAB_CHECK(sums.size() == 2 && parts >= 1, Error, "lp_anneal: end_step got ", sums.size(),
+                 " sums from ", parts, " parts; expected the 2 of step_sums() from at least 1");
+    if (next_p_) {
+      queue_.push_back({sums[0] / double(parts), sums[1] / double(parts)});
       while (std::int64_t(queue_.size()) > cfg_.queue_length) queue_.pop_front();
     }
-    advance(ctx.progress);
-    return loss;
+    seen_ = {};
+    advance(progress);
   }
 
   json state() const override {
@@ -119,6 +133,7 @@ class PAnnealLoss : public Loss {
   double scale_ = 0;   // α with its warm-up at the last step (logged)
   double used_p_ = 0;  // p at the last step (logged)
   std::deque<Recent> queue_;
+  Recent seen_{0, 0};  // this step's compute() calls so far (step_sums)
 };
 
 double number(const json& s, const char* key, const std::string& where) {

@@ -6,6 +6,8 @@
 // moves to the next value, α is multiplied by mean Lp_current / mean Lp_next over the last
 // `queue_length` batches, so that the penalty's size does not jump with p. With p_end = p_start it
 // is the plain L1 penalty (p = 1) of the standard SAE. Its state (p, α, the queue) is checkpointed.
+// The queue holds whole optimizer steps' batch means (Loss::end_step), so micro-batches and the
+// ranks of a data-parallel run see one state, the one a single process with the whole batch has.
 #include "saelab/core/registry.hpp"
 
 namespace saelab::losses {

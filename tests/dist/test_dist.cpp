@@ -225,6 +225,27 @@ std::shared_ptr<SaeArchitecture> batchtopk_plugin(const std::shared_ptr<ProcessG
       "batchtopk", test::plugin_options("sae", "batchtopk", {{"d_in", 16}, {"d_sae", 48}, {"k", 4.0}}), ctx);
 }
 
+using LossFactory = std::function<std::vector<std::shared_ptr<Loss>>()>;
+
+std::vector<std::shared_ptr<Loss>> mse_l1() {
+  return {std::make_shared<test::MseLoss>(), std::make_shared<test::L1Loss>(0.5)};
+}
+
+// p anneals from 1 to 0.5 in 4 values at steps 10, 20, 30, 40 (of 40), the coefficient adapting
+// from the last 3 steps each time.
+std::vector<std::shared_ptr<Loss>> mse_lp_anneal() {
+  const test::Values v{{"coefficient", 0.5},
+                       {"warmup_fraction", 0.0},
+                       {"p_start", 1.0},
+                       {"p_end", 0.5},
+                       {"anneal_start", 0.25},
+                       {"anneal_end", 1.0},
+                       {"updates", std::int64_t(4)},
+                       {"queue_length", std::int64_t(3)}};
+  return {std::make_shared<test::MseLoss>(),
+          test::plugins().create<Loss>("lp_anneal", test::plugin_options("loss", "lp_anneal", v), {})};
+}
+
 struct Interruption {
   std::int64_t stop_at = 0;  // > 0: stop (and checkpoint) after this step
   bool resume = false;
@@ -232,7 +253,8 @@ struct Interruption {
 
 TrainedWeights train_tiny(const std::filesystem::path& dir, std::int64_t micro_batches,
                           const std::shared_ptr<ProcessGroup>& owner = nullptr,
-                          const SaeFactory& make = tiny_relu, Interruption stop = {}) {
+                          const SaeFactory& make = tiny_relu, Interruption stop = {},
+                          const LossFactory& losses = mse_l1) {
   static const torch::Tensor data = torch::randn({2048, 16}, at::TensorOptions().dtype(torch::kFloat32));
   TrainedWeights out;
   TrainerConfig tc;
@@ -247,7 +269,7 @@ TrainedWeights train_tiny(const std::filesystem::path& dir, std::int64_t micro_b
   tc.dead_window_tokens = 128 * 3;
   TrainerInputs in;
   in.sae = make(owner);
-  in.losses = {std::make_shared<test::MseLoss>(), std::make_shared<test::L1Loss>(0.5)};
+  in.losses = losses();
   in.callbacks = {std::make_shared<Recorder>(&out.metrics)};
   if (stop.stop_at > 0) in.callbacks.push_back(std::make_shared<test::StopAt>(stop.stop_at));
   ReaderOptions ro;
@@ -272,7 +294,7 @@ TrainedWeights train_tiny(const std::filesystem::path& dir, std::int64_t micro_b
 
 // Two thread-ranks training with `make`, each rank's result.
 std::vector<TrainedWeights> train_on_two_ranks(const std::filesystem::path& dir, const SaeFactory& make,
-                                               Interruption stop = {}) {
+                                               Interruption stop = {}, const LossFactory& losses = mse_l1) {
   std::vector<TrainedWeights> ranks(2);
   const int port = free_port();
   std::vector<std::future<void>> done;
@@ -281,7 +303,7 @@ std::vector<TrainedWeights> train_on_two_ranks(const std::filesystem::path& dir,
       at::set_num_threads(1);
       dist::LaunchEnv env{r, 2, r, 2, "127.0.0.1", port};
       auto g = ProcessGroup::connect(env, {}, torch::kCPU);
-      ranks[r] = train_tiny(dir, 1, g, make, stop);
+      ranks[r] = train_tiny(dir, 1, g, make, stop, losses);
     }));
   for (auto& f : done) f.get();
   return ranks;
@@ -321,6 +343,35 @@ TEST(DataParallelTrainer, TwoRanksEqualTwoMicroBatchesBitwise) {
       micro.metrics.size());
   std::printf("  2 ranks vs 1 process with the whole batch: max relative metric difference %.3g\n", worst);
   EXPECT_LT(worst, 1e-3);
+}
+
+TEST(DataParallelTrainer, PAnnealingAdaptsToTheGlobalBatch) {
+  // p and the coefficient move once per step from the whole batch's Lp: two ranks equal two
+  // micro-batches bit for bit (p, coefficient and loss are logged metrics), and one whole batch
+  // to rounding.
+  at::set_num_threads(1);
+  test::TempDir tmp;
+  const TrainedWeights whole = train_tiny(tmp / "whole", 1, nullptr, tiny_relu, {}, mse_lp_anneal);
+  const TrainedWeights micro = train_tiny(tmp / "micro", 2, nullptr, tiny_relu, {}, mse_lp_anneal);
+  const std::vector<TrainedWeights> ranks = train_on_two_ranks(tmp / "ranks", tiny_relu, {}, mse_lp_anneal);
+  ASSERT_FALSE(whole.metrics.empty());
+  for (const auto& r : ranks) {
+    EXPECT_EQ(max_metric_difference(r, micro), 0.0);
+    for (std::size_t i = 0; i < r.params.size(); ++i) EXPECT_TRUE(r.params[i].equal(micro.params[i])) << i;
+  }
+  std::vector<double> ps;
+  for (const auto& m : whole.metrics) ps.push_back(m.values.at("loss.lp_anneal.p"));
+  for (std::size_t i = 0; i < whole.metrics.size(); ++i)
+    EXPECT_EQ(micro.metrics[i].values.at("loss.lp_anneal.p"), ps[i]) << "step " << whole.metrics[i].step;
+  EXPECT_EQ(ps.front(), 1.0);
+  EXPECT_NEAR(ps.back(), 0.5 + 0.5 / 3, 1e-12);  // the update at step 40 is past the end
+  const double vs_whole = max_metric_difference(ranks[0], whole);
+  std::printf(
+      "  lp_anneal, 2 ranks = 2 micro-batches bitwise; vs the whole batch: max relative metric "
+      "difference %.3g (p %.3f -> %.3f, coefficient %.4f -> %.4f)\n",
+      vs_whole, ps.front(), ps.back(), whole.metrics.front().values.at("loss.lp_anneal.coefficient"),
+      whole.metrics.back().values.at("loss.lp_anneal.coefficient"));
+  EXPECT_LT(vs_whole, 1e-3);
 }
 
 TEST(DataParallelTrainer, BatchTopkSelectsOverTheGlobalBatch) {

@@ -58,7 +58,9 @@ struct Driver {
     SaeOutput out;
     out.latents = z;
     LossContext ctx{x, out, *sae, dead, TrainProgress{step, total}};
-    return loss->compute(ctx).item<double>();
+    const double v = loss->compute(ctx).item<double>();
+    loss->end_step(loss->step_sums(), 1, TrainProgress{step, total});  // as the trainer does
+    return v;
   }
 };
 

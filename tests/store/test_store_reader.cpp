@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "saelab/data/memory_reader.hpp"
 #include "store_test_util.hpp"
 
 using namespace saelab;
@@ -111,6 +112,43 @@ TEST(StoreReader, RestoredCursorContinuesWithTheOriginalBatches) {
   const torch::Tensor x = a->next_batch();
   const torch::Tensor y = torch::cat({b->next_batch(), b->next_batch()});
   EXPECT_TRUE(x.equal(y));
+}
+
+TEST(StoreReader, PartsOfABatchAreItsSlicesAndTheStreamMovesByWholeBatches) {
+  // A data-parallel rank's read: 3 readers each take one third of every 90-row batch (batches
+  // straddle windows and epochs), and together they give the whole reader's batches, with the
+  // provenance, and end at its cursor. The in-memory reader too.
+  auto whole = reader(17, 90, 200);
+  std::vector<std::unique_ptr<ActivationReader>> ranks;
+  for (int r = 0; r < 3; ++r) ranks.push_back(reader(17, 90, 200));
+  for (int i = 0; i < 25; ++i) {
+    const ActivationRows all = whole->next_rows();
+    for (int r = 0; r < 3; ++r) {
+      const ActivationRows part = ranks[r]->next_part(r, 3, /*with_provenance=*/i % 2 == 0);
+      ASSERT_EQ(part.activations.sizes(), (std::vector<std::int64_t>{30, kD}));
+      ASSERT_TRUE(part.activations.equal(all.activations.narrow(0, 30 * r, 30)))
+          << "batch " << i << " part " << r;
+      if (i % 2 == 0)
+        ASSERT_TRUE(part.sequence.equal(all.sequence.narrow(0, 30 * r, 30)) &&
+                    part.position.equal(all.position.narrow(0, 30 * r, 30)) &&
+                    part.tokens.equal(all.tokens.narrow(0, 30 * r, 30)));
+      else
+        EXPECT_FALSE(part.sequence.defined());
+    }
+  }
+  for (const auto& r : ranks) EXPECT_EQ(r->cursor(), whole->cursor());
+  const std::string msg = test::error_of([&] { ranks[0]->next_part(0, 4, false); });
+  std::printf("  error: %s\n", msg.c_str());
+  EXPECT_NE(msg.find("reading part 0 of 4 of a batch of 90 rows; parts must divide the batch"),
+            std::string::npos)
+      << msg;
+
+  const torch::Tensor rows = torch::randn({77, 4});
+  TensorActivationReader mem(rows, ReaderOptions{5, 1 << 19, 20}),
+      mem_part(rows, ReaderOptions{5, 1 << 19, 20});
+  for (int i = 0; i < 9; ++i)  // 20-row batches straddle the 77-row epochs
+    ASSERT_TRUE(mem_part.next_part(1, 2, false).activations.equal(mem.next_batch().narrow(0, 10, 10))) << i;
+  EXPECT_EQ(mem_part.cursor(), mem.cursor());
 }
 
 TEST(StoreReader, CursorFromOtherSettingsIsRefusedWithTheReason) {

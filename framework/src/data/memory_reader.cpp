@@ -67,11 +67,26 @@ torch::Tensor TensorActivationReader::next_batch() {
   return rows_.activations.index_select(0, next_indices()).to(opts_.device, torch::kFloat32);
 }
 
+ActivationRows TensorActivationReader::gather(const torch::Tensor& idx, bool with_provenance) const {
+  ActivationRows out{rows_.activations.index_select(0, idx).to(opts_.device, torch::kFloat32), {}, {}, {}};
+  if (!with_provenance) return out;
+  out.tokens = rows_.tokens.index_select(0, idx);
+  out.sequence = rows_.sequence.index_select(0, idx);
+  out.position = rows_.position.index_select(0, idx);
+  return out;
+}
+
 ActivationRows TensorActivationReader::next_rows() {
-  torch::Tensor idx = next_indices();
-  return ActivationRows{rows_.activations.index_select(0, idx).to(opts_.device, torch::kFloat32),
-                        rows_.tokens.index_select(0, idx), rows_.sequence.index_select(0, idx),
-                        rows_.position.index_select(0, idx)};
+  return gather(next_indices(), true);
+}
+
+ActivationRows TensorActivationReader::next_part(std::int64_t part, std::int64_t parts,
+                                                 bool with_provenance) {
+  SAELAB_CHECK(parts >= 1 && part >= 0 && part < parts && opts_.batch_rows % parts == 0, Error,
+               "TensorActivationReader: part ", part, " of ", parts, " of a batch of ", opts_.batch_rows,
+               " rows; parts must divide the batch, 0 ≤ part < parts");
+  const std::int64_t n = opts_.batch_rows / parts;
+  return gather(next_indices().narrow(0, part * n, n), with_provenance);
 }
 
 json TensorActivationReader::cursor() const {

@@ -4,6 +4,20 @@
 
 namespace saelab {
 
+ActivationRows ActivationReader::next_part(std::int64_t part, std::int64_t parts, bool with_provenance) {
+  ActivationRows all = with_provenance ? next_rows() : ActivationRows{next_batch(), {}, {}, {}};
+  const std::int64_t rows = all.activations.size(0);
+  SAELAB_CHECK(parts >= 1 && part >= 0 && part < parts && rows % parts == 0, Error, "reading part ", part,
+               " of ", parts, " of a batch of ", rows,
+               " rows: parts must divide the batch, 0 ≤ part < parts");
+  const std::int64_t n = rows / parts;
+  ActivationRows out;
+  for (auto [from, to] : {std::pair{&all.activations, &out.activations}, std::pair{&all.tokens, &out.tokens},
+                          std::pair{&all.sequence, &out.sequence}, std::pair{&all.position, &out.position}})
+    if (from->defined()) *to = from->narrow(0, part * n, n);
+  return out;
+}
+
 void ActivationStore::join_parts(const std::filesystem::path& dir,
                                  const std::vector<std::filesystem::path>&) {
   throw ConfigError(cat("this store plugin cannot join the parts of a data-parallel harvest into ",

@@ -3,6 +3,7 @@
 
 #include "saelab/core/error.hpp"
 #include "saelab/core/log.hpp"
+#include "saelab/core/sha256.hpp"
 #include "train/trainer_impl.hpp"
 
 namespace saelab {
@@ -26,6 +27,11 @@ double bit_checksum(const std::vector<torch::Tensor>& tensors) {
   return static_cast<double>(sum & ((std::int64_t(1) << 52) - 1));
 }
 
+// 52 bits of the SHA-256 of the state's JSON text (a double holds them exactly).
+double state_checksum(const nlohmann::json& state) {
+  return static_cast<double>(std::stoull(sha256_hex(state.dump()).substr(0, 13), nullptr, 16));
+}
+
 }  // namespace
 
 void Trainer::Impl::setup_parallel() {
@@ -36,20 +42,18 @@ void Trainer::Impl::setup_parallel() {
                " is the global batch of a data-parallel run; with ", w, " ranks",
                n > 1 ? cat(" and train.micro_batches = ", n) : std::string(), " it must be a multiple of ",
                w * n, " (each rank trains on batch_size / ", w, " rows)");
-  for (const auto& l : in.losses)
-    SAELAB_CHECK(l->state().is_null(), ConfigError, "loss '", l->name(),
-                 "' keeps state that it updates from its own batch's values, which would differ between "
-                 "ranks; it cannot be trained data-parallel yet. Train it in one process");
   SAELAB_CHECK(in.parallel.bucket_bytes >= 1, ConfigError, "distributed.bucket_mb must be > 0");
   reducer = std::make_unique<dist::GradientReducer>(*group, params, in.parallel.bucket_bytes,
                                                     in.parallel.overlap && n == 1);
 }
 
 void Trainer::Impl::reduce_over_ranks(StepSums& s, bool log) {
-  // One float64 vector: [counts (d_sae), terms, stop, (log:) residual, sq_norm, target_sum (d_out)].
+  // One float64 vector: [counts (d_sae), terms, stop, loss sums, (log:) residual, sq_norm,
+  // target_sum (d_out)].
   std::vector<torch::Tensor> parts{s.counts.to(torch::kCPU, torch::kFloat64)};
   std::vector<double> scalars = s.terms;
   scalars.push_back(stop_requested() ? 1.0 : 0.0);
+  for (const auto& l : s.loss_sums) scalars.insert(scalars.end(), l.begin(), l.end());
   if (log) {
     scalars.push_back(s.residual);
     scalars.push_back(s.sq_norm);
@@ -63,9 +67,12 @@ void Trainer::Impl::reduce_over_ranks(StepSums& s, bool log) {
   const torch::Tensor sc = packed.narrow(0, d_sae, scalars.size());
   for (std::int64_t i = 0; i < t; ++i) s.terms[i] = sc[i].item<double>();
   stop_voted = sc[t].item<double>() > 0;
+  std::int64_t at = t + 1;
+  for (auto& l : s.loss_sums)
+    for (double& v : l) v = sc[at++].item<double>();
   if (!log) return;
-  s.residual = sc[t + 1].item<double>();
-  s.sq_norm = sc[t + 2].item<double>();
+  s.residual = sc[at].item<double>();
+  s.sq_norm = sc[at + 1].item<double>();
   s.target_sum = packed.narrow(0, d_sae + static_cast<std::int64_t>(scalars.size()), s.target_sum.numel());
 }
 
@@ -79,6 +86,14 @@ void Trainer::Impl::check_ranks_agree(const std::string& when) {
       cat("the parameter checksum ", when,
           " (the ranks' SAEs have diverged; this is a bug, or the ranks resumed from different "
           "checkpoints: relaunch from one shared run directory)"));
+  for (const auto& l : in.losses) {
+    const nlohmann::json st = l->state();
+    if (st.is_null()) continue;
+    dist::check_same_on_all_ranks(
+        *group, state_checksum(st),
+        cat("the state of loss '", l->name(), "' ", when,
+            " (a loss that adapts inside compute() instead of in end_step() drifts apart on the ranks)"));
+  }
 }
 
 }  // namespace saelab

@@ -75,17 +75,24 @@ void Trainer::Impl::micro_step(const Batch& b, const torch::Tensor& dead_mask, b
   if (log) add_reconstruction(sums, target, out.reconstruction.detach());
 }
 
+void Trainer::Impl::end_loss_steps(const std::vector<std::vector<double>>& sums, std::int64_t parts) {
+  for (std::size_t i = 0; i < in.losses.size(); ++i)
+    in.losses[i]->end_step(sums[i], parts, TrainProgress{step, total_steps()});
+}
+
 void Trainer::Impl::train_step(bool log, StepMetrics& m) {
-  const Batch global = next_batch();  // [batch_size, d_in], the same rows on every rank
   const int world = group ? group->size() : 1;
-  const Batch mine = part_of(global, group ? group->rank() : 0, world);
-  const std::int64_t parts = cfg.micro_batches, rows = global.x.size(0);
+  // [batch_size / world, d_in]: this rank's slice of the global batch (every rank reads the same
+  // stream and takes its own rows of each batch).
+  const Batch mine = next_batch(group ? group->rank() : 0, world);
+  const std::int64_t parts = cfg.micro_batches, rows = cfg.batch_size;
   const torch::Tensor dead_mask = dead->dead_mask().to(device);
   for (auto& p : params) p.mutable_grad() = torch::Tensor();
   if (reducer) reducer->prepare(cat("the gradient all-reduce of step ", step + 1));
   StepSums sums;
   sums.terms.assign(in.losses.size(), 0.0);
   for (std::int64_t k = 0; k < parts; ++k) micro_step(part_of(mine, k, parts), dead_mask, log, sums);
+  for (const auto& loss : in.losses) sums.loss_sums.push_back(loss->step_sums());
   if (reducer) {
     reducer->finish(parts);
   } else if (parts > 1) {
@@ -110,6 +117,7 @@ void Trainer::Impl::train_step(bool log, StepMetrics& m) {
   const double lr = schedule.at(step);
   adam->step(lr);
   in.sae->after_optimizer_step();
+  end_loss_steps(sums.loss_sums, parts * world);
   dead->update(sums.counts, rows);
   density->update(step, sums.counts, rows);
   ++step;

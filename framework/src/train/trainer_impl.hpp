@@ -31,6 +31,7 @@ struct StepSums {
   double sq_norm = 0;         // Σ ‖y‖²
   torch::Tensor target_sum;   // [d_out] float64 Σ y
   bool stop = false;          // this rank was asked to stop (SIGINT/SIGTERM)
+  std::vector<std::vector<double>> loss_sums;  // each loss's step_sums() (Loss::end_step)
 };
 
 // 1 − Σ‖y − ŷ‖² / Σ‖y − ȳ‖² over a batch (SAELens's explained variance), from the sums above:
@@ -93,7 +94,7 @@ struct Trainer::Impl {
     torch::Tensor x;       // [batch, d_in] float32, scaled, on the SAE's device
     torch::Tensor target;  // [batch, d_out] the same for the target hook; undefined for an SAE
   };
-  Batch next_batch();
+  Batch next_batch(std::int64_t part = 0, std::int64_t parts = 1);  // rows [part·n, (part+1)·n)
   // Rows [part · n / parts, (part + 1) · n / parts) of a batch and of its target.
   static Batch part_of(const Batch& b, std::int64_t part, std::int64_t parts);
   // A batch on the SAE's device as float32, multiplied by `scale`.
@@ -105,8 +106,9 @@ struct Trainer::Impl {
 
   // train/parallel.cpp
   bool is_main() const { return group == nullptr || group->is_main(); }
-  void setup_parallel();                            // checks, the reducer
-  void reduce_over_ranks(StepSums& s, bool log);    // one all-reduce of counts, terms, metric sums
+  void setup_parallel();                          // checks, the reducer
+  void reduce_over_ranks(StepSums& s, bool log);  // one all-reduce of counts, terms, metric sums
+  void end_loss_steps(const std::vector<std::vector<double>>& sums, std::int64_t parts);
   void check_ranks_agree(const std::string& when);  // step, tokens and a parameter checksum
   bool advance_step();                              // Trainer::advance without its error translation
   void maybe_resample();

@@ -9,7 +9,8 @@ inline constexpr const char* kVersion = "0.1.0";
 // A plugin built against another value is refused before any of its C++ types is touched.
 // 2: SourceInfo::special_tokens; 3: SourceInfo::hook_layers, EvalContext/ReportContext::rows;
 // 4: EvalContext::corpus and cache; 5: ReportContext::run_dir and config_text,
-// ActivationSource::generate
-inline constexpr std::uint32_t kPluginAbiVersion = 6;
+// ActivationSource::generate; 6: PluginContext::group, ActivationStore::join_parts;
+// 7: Loss::step_sums and end_step
+inline constexpr std::uint32_t kPluginAbiVersion = 7;
 
 }  // namespace saelab

@@ -24,6 +24,7 @@ class SAELAB_API TensorActivationReader : public ActivationReader {
 
   torch::Tensor next_batch() override;
   ActivationRows next_rows() override;
+  ActivationRows next_part(std::int64_t part, std::int64_t parts, bool with_provenance) override;
   std::int64_t rows_per_epoch() const override { return n_; }
   std::int64_t d() const override { return rows_.activations.size(1); }
   nlohmann::json cursor() const override;
@@ -31,6 +32,7 @@ class SAELAB_API TensorActivationReader : public ActivationReader {
 
  private:
   torch::Tensor next_indices();  // [batch_rows] int64 rows of the next batch
+  ActivationRows gather(const torch::Tensor& idx, bool with_provenance) const;
   void start_epoch(std::int64_t epoch);
 
   ActivationRows rows_;

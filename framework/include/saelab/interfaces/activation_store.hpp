@@ -92,6 +92,11 @@ class SAELAB_API ActivationReader {
   virtual torch::Tensor next_batch() = 0;
   // Next batch with provenance (for reports); same order as next_batch.
   virtual ActivationRows next_rows() = 0;
+  // Rows [part·n, (part + 1)·n) of the next batch, n = batch_rows / parts (provenance only when
+  // asked); the stream moves on by the whole batch, as next_batch() does. A data-parallel rank
+  // takes its slice of each global batch this way without converting or moving the other ranks'
+  // rows. The default reads the whole batch and slices it.
+  virtual ActivationRows next_part(std::int64_t part, std::int64_t parts, bool with_provenance);
   virtual std::int64_t rows_per_epoch() const = 0;
   virtual std::int64_t d() const = 0;
   // Exact position in the stream: restoring it yields the batches the original would have produced.

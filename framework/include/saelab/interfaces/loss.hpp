@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -47,6 +48,16 @@ class SAELAB_API Loss {
   virtual void load_state(const nlohmann::json& state, const std::string& where) {}
   // Numbers worth logging besides the term's value (metrics.jsonl "loss.<name>.<key>").
   virtual std::map<std::string, double> metrics() const { return {}; }
+
+  // Adaptive terms must adapt to the step's whole batch, not to the micro-batch or the rank's slice
+  // one compute() call sees: otherwise train.micro_batches would change the run, and the ranks of a
+  // data-parallel run would drift apart. So compute() only adds what it saw to step_sums() (for
+  // example a batch mean), and the state moves on in end_step(), once per optimizer step, after
+  // the update: `sums` is step_sums() added over the step's `parts` compute() calls (micro-batches
+  // × ranks, each on an equal share of the batch), the same on every rank. step_sums() must have
+  // the same length on every rank (it may depend on the state, which every rank shares).
+  virtual std::vector<double> step_sums() const { return {}; }
+  virtual void end_step(const std::vector<double>& sums, std::int64_t parts, const TrainProgress& progress) {}
 };
 
 }  // namespace saelab
