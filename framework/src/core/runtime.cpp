@@ -1,5 +1,7 @@
 #include "saelab/core/runtime.hpp"
 
+#include <dlfcn.h>
+
 #include <chrono>
 #include <fstream>
 #include <thread>
@@ -30,10 +32,27 @@ torch::Device resolve_device(const std::string& spec) {
   throw ConfigError(cat("device '", spec, "' is not a device name; use auto, cpu, cuda or cuda:N"));
 }
 
+namespace {
+// OpenBLAS's own thread pool, found at run time: LibTorch links whichever BLAS the system provides.
+template <class F>
+F openblas_function(const char* name) {
+  return reinterpret_cast<F>(::dlsym(RTLD_DEFAULT, name));
+}
+}  // namespace
+
 void configure_threads(std::int64_t threads) {
   int n = threads > 0 ? static_cast<int>(threads)
                       : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(n);
+  // LibTorch sizes its own pool (and MKL's) but not OpenBLAS's, which otherwise runs one thread per
+  // core in every process: a run asked for 1 thread would still multiply matrices on all cores,
+  // and the ranks of a data-parallel run on one host would oversubscribe it.
+  if (auto set = openblas_function<void (*)(int)>("openblas_set_num_threads")) set(n);
+}
+
+int blas_threads() {
+  auto get = openblas_function<int (*)()>("openblas_get_num_threads");
+  return get ? get() : -1;
 }
 
 BlasInfo blas_info() {
@@ -86,8 +105,10 @@ double measure_sgemm_gflops(std::int64_t n, int reps) {
 namespace saelab {
 std::string blas_summary() {
   BlasInfo b = blas_info();
-  std::string s = cat("BLAS: ", b.kind, b.library.empty() ? "" : " (" + b.library + ")", ", ",
-                      at::get_num_threads(), " threads");
+  const int blas = blas_threads();
+  std::string s =
+      cat("BLAS: ", b.kind, b.library.empty() ? "" : " (" + b.library + ")", ", ", at::get_num_threads(),
+          " threads", blas > 0 ? cat(" (OpenBLAS ", blas, ")") : std::string());
   if (b.slow) s += " -- reference BLAS is ~10x slower: sudo apt-get install libopenblas0-pthread";
   return s;
 }

@@ -14,8 +14,10 @@ namespace saelab {
 // is asked for but this LibTorch has none (Debian's is CPU-only; official builds via CMAKE_PREFIX_PATH).
 SAELAB_API torch::Device resolve_device(const std::string& spec);
 
-// threads <= 0 means all cores.
+// LibTorch's intra-op threads and OpenBLAS's (when it is the BLAS); threads <= 0 means all cores.
 SAELAB_API void configure_threads(std::int64_t threads);
+// The threads OpenBLAS multiplies matrices with; -1 when the BLAS is not OpenBLAS.
+SAELAB_API int blas_threads();
 
 struct SAELAB_API BlasInfo {
   std::string library;  // resolved path of the loaded BLAS (from /proc/self/maps)
