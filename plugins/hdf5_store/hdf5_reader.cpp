@@ -97,10 +97,9 @@ void Hdf5Reader::load_window() {
 // Rows [lo, hi) of the next batch_rows of the stream are converted into the batch; the others are
 // skipped without conversion.
 ActivationRows Hdf5Reader::take(bool with_provenance, std::int64_t part, std::int64_t parts) {
-  SAELAB_CHECK(parts >= 1 && part >= 0 && part < parts && opts_.batch_rows % parts == 0, Error,
-               "activation store '", dir_.string(), "': reading part ", part, " of ", parts,
-               " of a batch of ", opts_.batch_rows, " rows; parts must divide the batch, 0 ≤ part < parts");
-  const std::int64_t n = opts_.batch_rows / parts, lo = part * n, hi = lo + n;
+  const std::int64_t n =
+      batch_part_rows(part, parts, opts_.batch_rows, cat("activation store '", dir_.string(), "'"));
+  const std::int64_t lo = part * n, hi = lo + n;
   const std::int64_t d = manifest_.meta.d;
   ActivationRows out;
   out.activations = staging_batch(n, d, opts_.device);

@@ -82,10 +82,7 @@ ActivationRows TensorActivationReader::next_rows() {
 
 ActivationRows TensorActivationReader::next_part(std::int64_t part, std::int64_t parts,
                                                  bool with_provenance) {
-  SAELAB_CHECK(parts >= 1 && part >= 0 && part < parts && opts_.batch_rows % parts == 0, Error,
-               "TensorActivationReader: part ", part, " of ", parts, " of a batch of ", opts_.batch_rows,
-               " rows; parts must divide the batch, 0 ≤ part < parts");
-  const std::int64_t n = opts_.batch_rows / parts;
+  const std::int64_t n = batch_part_rows(part, parts, opts_.batch_rows, "TensorActivationReader");
   return gather(next_indices().narrow(0, part * n, n), with_provenance);
 }
 

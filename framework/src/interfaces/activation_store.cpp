@@ -4,13 +4,17 @@
 
 namespace saelab {
 
+std::int64_t batch_part_rows(std::int64_t part, std::int64_t parts, std::int64_t batch_rows,
+                             const std::string& where) {
+  SAELAB_CHECK(parts >= 1 && part >= 0 && part < parts && batch_rows % parts == 0, Error, where,
+               ": reading part ", part, " of ", parts, " of a batch of ", batch_rows,
+               " rows; parts must divide the batch, 0 ≤ part < parts");
+  return batch_rows / parts;
+}
+
 ActivationRows ActivationReader::next_part(std::int64_t part, std::int64_t parts, bool with_provenance) {
   ActivationRows all = with_provenance ? next_rows() : ActivationRows{next_batch(), {}, {}, {}};
-  const std::int64_t rows = all.activations.size(0);
-  SAELAB_CHECK(parts >= 1 && part >= 0 && part < parts && rows % parts == 0, Error, "reading part ", part,
-               " of ", parts, " of a batch of ", rows,
-               " rows: parts must divide the batch, 0 ≤ part < parts");
-  const std::int64_t n = rows / parts;
+  const std::int64_t n = batch_part_rows(part, parts, all.activations.size(0), "activation reader");
   ActivationRows out;
   for (auto [from, to] : {std::pair{&all.activations, &out.activations}, std::pair{&all.tokens, &out.tokens},
                           std::pair{&all.sequence, &out.sequence}, std::pair{&all.position, &out.position}})

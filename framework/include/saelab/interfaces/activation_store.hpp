@@ -85,6 +85,11 @@ struct SAELAB_API ReaderOptions {
   bool shuffle = true;
 };
 
+// The rows of one part of a batch (ActivationReader::next_part): batch_rows / parts. Throws an
+// Error naming `where` unless parts divides the batch and 0 ≤ part < parts.
+SAELAB_API std::int64_t batch_part_rows(std::int64_t part, std::int64_t parts, std::int64_t batch_rows,
+                                        const std::string& where);
+
 class SAELAB_API ActivationReader {
  public:
   virtual ~ActivationReader() = default;
