@@ -158,15 +158,13 @@ torch::Tensor Trainer::Impl::scaled(const torch::Tensor& batch, double scale) co
 Trainer::Impl::Batch Trainer::Impl::next_batch(std::int64_t part, std::int64_t parts) {
   const SaeShape shape = in.sae->shape();
   const std::int64_t rows = cfg.batch_size / parts;
-  const auto read = [&](ActivationReader& r, bool provenance) {
-    return parts == 1 ? (provenance ? r.next_rows() : ActivationRows{r.next_batch(), {}, {}, {}})
-                      : r.next_part(part, parts, provenance);
-  };
   Batch b;
   if (!in.target_reader) {
-    b.x = checked_batch(read(*in.reader, false).activations, rows, shape.d_in, "activation", "d_in");
+    b.x = checked_batch(in.reader->next_part(part, parts, false).activations, rows, shape.d_in, "activation",
+                        "d_in");
   } else {
-    ActivationRows x = read(*in.reader, true), y = read(*in.target_reader, true);
+    ActivationRows x = in.reader->next_part(part, parts, true),
+                   y = in.target_reader->next_part(part, parts, true);
     check_aligned(x, y, step);
     b.x = checked_batch(x.activations, rows, shape.d_in, "input", "d_in");
     b.target = scaled(checked_batch(y.activations, rows, shape.out(), "target", "d_out"), output_scale);
